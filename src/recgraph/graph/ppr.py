@@ -1,0 +1,472 @@
+"""Top-k personalized PageRank neighbourhoods by forward push (RankGraph-2 construction stage).
+
+RankGraph-2 precomputes every node's multi-hop neighbourhood once, offline, so that a training
+example is *self-contained*: node ``s`` together with its row ``indices[s], scores[s]`` of a
+:class:`PPRNeighbourhoods` is everything a model needs to aggregate its multi-hop context. No
+graph service, no neighbour sampling and no message passing over the full graph happen at
+training or serving time, and every example has the same fixed size (``topk``).
+
+Algorithm
+---------
+Forward push of Andersen, Chung & Lang (2006, "Local graph partitioning using PageRank
+vectors"), non-lazy variant, with the same semantics as ``torch_geometric.utils.get_ppr`` so the
+two are directly comparable:
+
+* start with residual ``r = e_s`` and estimate ``p = 0``;
+* while some node ``u`` has ``r[u] >= eps * deg(u)``: move ``alpha * r[u]`` into ``p[u]`` and
+  spread ``(1 - alpha) * r[u] / deg(u)`` to each neighbour (the source is always pushed first);
+* ``p`` is then a lower bound of the exact PPR vector ``pi_s`` (teleport probability ``alpha``
+  back to ``s``), and on an undirected graph ``0 <= pi_s(v) - p(v) <= eps * deg(v)`` for every
+  node ``v``; ``sum(p) <= 1``.
+
+PyG states its residuals scaled by ``alpha`` (``r = alpha * e_s``, threshold
+``alpha * eps * deg``); that is the same process, so for the same ``alpha`` and ``eps`` both
+return the same vector up to push order (PyG uses a stack, we use a FIFO queue; both satisfy the
+bound above).
+
+Dangling nodes (degree 0)
+-------------------------
+A node without out-edges is treated as having an implicit self-loop: a walker that reaches it
+stays there until it teleports. Its push therefore moves the whole residual into ``p[u]`` in
+closed form, and its push threshold uses degree 1. This keeps PPR linear in the source (the
+invariant ``pi_s = p + sum_u r[u] * pi_u`` that the error bound rests on still holds) and makes
+an isolated source's PPR vector exactly ``e_s``. :func:`exact_ppr` uses the same convention.
+(PyG instead drops the ``(1 - alpha)`` share at a dangling node; in the user x item graphs built
+by :func:`homogeneous_csr` only isolated users/items are dangling, and only as sources.)
+
+Implementation
+--------------
+One numba kernel, ``parallel=True``, ``prange`` over the sources (visited in a random order so
+the static schedule stays balanced). Each thread owns dense work arrays of size ``n_nodes``
+(estimate, residual, flags, a touched list and a circular FIFO), allocated once per call and
+reset after each source through the touched list, so a source costs O(pushes + touched) and no
+O(n_nodes) work. The top-k of each estimate is taken with a size-k heap over the touched nodes.
+Per-call memory: ``~26 bytes * n_nodes * n_threads`` of workspace plus the ``[S, topk]`` output.
+The result does not depend on the number of threads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+import scipy.sparse as sp
+from numba import njit, prange
+
+__all__ = [
+    "PPRNeighbourhoods",
+    "bipartite_ppr",
+    "exact_ppr",
+    "homogeneous_csr",
+    "ppr_topk",
+]
+
+
+@dataclass(frozen=True)
+class PPRNeighbourhoods:
+    """Top-k personalized-PageRank neighbourhoods of a set of source nodes.
+
+    Row ``i`` describes source ``sources[i]``: its ``topk`` highest-PPR nodes in ``indices[i]``
+    (best first, ties by lower node id) with their PPR estimates in ``scores[i]``. Rows with fewer
+    than ``topk`` reachable nodes are padded with index ``-1`` and score ``0``.
+    """
+
+    sources: np.ndarray  # [S] int64 node ids
+    indices: np.ndarray  # [S, topk] int32 node ids, -1 padded
+    scores: np.ndarray  # [S, topk] float32, 0 padded, non-increasing along a row
+    alpha: float
+    eps: float
+    num_pushes: int = 0  # total push operations (cost measure)
+
+    def __post_init__(self) -> None:
+        if self.indices.ndim != 2 or self.indices.shape != self.scores.shape:
+            raise ValueError(
+                f"indices {self.indices.shape} and scores {self.scores.shape} must be equal [S, k]"
+            )
+        if self.sources.shape != (self.indices.shape[0],):
+            raise ValueError(
+                f"sources {self.sources.shape} must be [S] with S = {self.indices.shape[0]}"
+            )
+
+    @property
+    def topk(self) -> int:
+        return int(self.indices.shape[1])
+
+    def __len__(self) -> int:
+        return int(self.sources.shape[0])
+
+    def counts(self) -> np.ndarray:
+        """Number of real (non-padding) neighbours per row."""
+        return (self.indices >= 0).sum(axis=1)
+
+    def to_csr(self, n_nodes: int) -> sp.csr_matrix:
+        """Scores as a sparse ``[S, n_nodes]`` matrix (padding dropped)."""
+        mask = self.indices >= 0
+        rows = np.repeat(np.arange(len(self), dtype=np.int64), mask.sum(axis=1))
+        return sp.csr_matrix(
+            (self.scores[mask], (rows, self.indices[mask].astype(np.int64))),
+            shape=(len(self), n_nodes),
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# numba kernels
+# --------------------------------------------------------------------------------------------
+
+
+@njit(cache=True, inline="always")
+def _worse(s_a, i_a, s_b, i_b):
+    # ranking: higher score first, then lower node id; "worse" = ranks later
+    return s_a < s_b or (s_a == s_b and i_a > i_b)
+
+
+@njit(cache=True)
+def _sift_down(hs, hi, pos, size):
+    while True:
+        left = 2 * pos + 1
+        if left >= size:
+            return
+        child = left
+        right = left + 1
+        if right < size and _worse(hs[right], hi[right], hs[left], hi[left]):
+            child = right
+        if _worse(hs[child], hi[child], hs[pos], hi[pos]):
+            ts = hs[pos]
+            ti = hi[pos]
+            hs[pos] = hs[child]
+            hi[pos] = hi[child]
+            hs[child] = ts
+            hi[child] = ti
+            pos = child
+        else:
+            return
+
+
+@njit(cache=True)
+def _sift_up(hs, hi, pos):
+    while pos > 0:
+        parent = (pos - 1) // 2
+        if _worse(hs[pos], hi[pos], hs[parent], hi[parent]):
+            ts = hs[pos]
+            ti = hi[pos]
+            hs[pos] = hs[parent]
+            hi[pos] = hi[parent]
+            hs[parent] = ts
+            hi[parent] = ti
+            pos = parent
+        else:
+            return
+
+
+@njit(cache=True)
+def _push_one(s, indptr, indices, thr, alpha, eps, p, r, seen, inq, touched, queue):
+    """Forward push from source ``s``; returns (n_touched, n_pushes). Work arrays stay dirty
+    only at ``touched[:n_touched]`` (caller resets them)."""
+    n = queue.shape[0]
+    one_minus = 1.0 - alpha
+    nt = 0
+    head = 0
+    tail = 0
+    qlen = 0
+    r[s] = 1.0
+    seen[s] = 1
+    touched[nt] = s
+    nt += 1
+    queue[tail] = s
+    tail += 1
+    if tail == n:
+        tail = 0
+    qlen += 1
+    inq[s] = 1
+    pushes = 0
+    while qlen > 0:
+        u = queue[head]
+        head += 1
+        if head == n:
+            head = 0
+        qlen -= 1
+        inq[u] = 0
+        res = r[u]
+        r[u] = 0.0
+        pushes += 1
+        a = indptr[u]
+        b = indptr[u + 1]
+        if b == a:
+            # dangling: implicit self-loop, the walker stays until it teleports -> all of it
+            p[u] += res
+            continue
+        p[u] += alpha * res
+        w = one_minus * res / (b - a)
+        for k in range(a, b):
+            v = indices[k]
+            if seen[v] == 0:
+                seen[v] = 1
+                touched[nt] = v
+                nt += 1
+            rv = r[v] + w
+            r[v] = rv
+            if inq[v] == 0 and rv >= thr[v]:
+                inq[v] = 1
+                queue[tail] = v
+                tail += 1
+                if tail == n:
+                    tail = 0
+                qlen += 1
+    return nt, pushes
+
+
+@njit(cache=True)
+def _topk_from_touched(s, p, touched, nt, topk, exclude_self, hs, hi, out_idx, out_sc):
+    size = 0
+    for t in range(nt):
+        v = touched[t]
+        pv = p[v]
+        if pv <= 0.0:
+            continue
+        if exclude_self and v == s:
+            continue
+        if size < topk:
+            hs[size] = pv
+            hi[size] = v
+            _sift_up(hs, hi, size)
+            size += 1
+        elif _worse(hs[0], hi[0], pv, v):
+            hs[0] = pv
+            hi[0] = v
+            _sift_down(hs, hi, 0, size)
+    # pop worst first -> fill from the back so the row is best first
+    m = size
+    while size > 0:
+        size -= 1
+        out_idx[size] = hi[0]
+        out_sc[size] = hs[0]
+        hs[0] = hs[size]
+        hi[0] = hi[size]
+        _sift_down(hs, hi, 0, size)
+    for j in range(m, topk):
+        out_idx[j] = -1
+        out_sc[j] = 0.0
+
+
+@njit(parallel=True, cache=True)
+def _ppr_topk_kernel(indptr, indices, sources, order, alpha, eps, topk, exclude_self,
+                     out_idx, out_sc, n_threads):
+    # n_threads is passed in (numba.get_num_threads() inside the kernel defeats caching)
+    n = indptr.shape[0] - 1
+    thr = np.empty(n, dtype=np.float64)
+    for v in range(n):
+        d = indptr[v + 1] - indptr[v]
+        thr[v] = eps * (d if d > 0 else 1)
+    p = np.zeros((n_threads, n), dtype=np.float64)
+    r = np.zeros((n_threads, n), dtype=np.float64)
+    seen = np.zeros((n_threads, n), dtype=np.uint8)
+    inq = np.zeros((n_threads, n), dtype=np.uint8)
+    touched = np.empty((n_threads, n), dtype=np.int32)
+    queue = np.empty((n_threads, n), dtype=np.int32)
+    hs = np.empty((n_threads, max(topk, 1)), dtype=np.float64)
+    hi = np.empty((n_threads, max(topk, 1)), dtype=np.int64)
+    pushes = np.zeros(order.shape[0], dtype=np.int64)
+    for j in prange(order.shape[0]):
+        tid = numba.get_thread_id()
+        i = order[j]
+        s = sources[i]
+        pt = p[tid]
+        rt = r[tid]
+        st = seen[tid]
+        tt = touched[tid]
+        nt, npush = _push_one(s, indptr, indices, thr, alpha, eps, pt, rt, st, inq[tid], tt,
+                              queue[tid])
+        pushes[j] = npush
+        _topk_from_touched(s, pt, tt, nt, topk, exclude_self, hs[tid], hi[tid], out_idx[i],
+                           out_sc[i])
+        for t in range(nt):
+            v = tt[t]
+            pt[v] = 0.0
+            rt[v] = 0.0
+            st[v] = 0
+    return pushes.sum()
+
+
+# --------------------------------------------------------------------------------------------
+# public API
+# --------------------------------------------------------------------------------------------
+
+
+def _check_csr(indptr, indices) -> tuple[np.ndarray, np.ndarray, int]:
+    indptr = np.ascontiguousarray(indptr, dtype=np.int64)
+    indices = np.asarray(indices)
+    if indptr.ndim != 1 or indptr.shape[0] < 1:
+        raise ValueError("indptr must be a 1-d array of length n_nodes + 1")
+    n = indptr.shape[0] - 1
+    if indptr[0] != 0 or indptr[-1] != indices.shape[0]:
+        raise ValueError(
+            f"indptr must start at 0 and end at len(indices)={indices.shape[0]}, "
+            f"got {indptr[0]}..{indptr[-1]}"
+        )
+    if n > 0 and np.any(np.diff(indptr) < 0):
+        raise ValueError("indptr must be non-decreasing")
+    if n >= np.iinfo(np.int32).max:
+        raise ValueError(f"{n} nodes do not fit int32 node ids")
+    if indices.shape[0]:
+        lo, hi = int(indices.min()), int(indices.max())
+        if lo < 0 or hi >= n:
+            raise ValueError(f"indices must lie in [0, {n}), got [{lo}, {hi}]")
+    indices = np.ascontiguousarray(indices, dtype=np.int32)
+    return indptr, indices, n
+
+
+def ppr_topk(
+    indptr,
+    indices,
+    sources=None,
+    *,
+    alpha: float = 0.2,
+    eps: float = 1e-5,
+    topk: int = 32,
+    exclude_self: bool = False,
+    num_threads: int | None = None,
+    seed: int = 0,
+) -> PPRNeighbourhoods:
+    """Top-``topk`` personalized PageRank of each source by forward push.
+
+    Args:
+        indptr, indices: CSR adjacency of a graph on ``n_nodes = len(indptr) - 1`` nodes (row
+            ``u`` lists the out-neighbours of ``u``; for the guarantee below, symmetric).
+            Duplicate entries count as parallel edges; values are not used (unweighted).
+        sources: node ids to compute PPR for (default: all nodes, in order).
+        alpha: teleport (restart) probability, as in PyG's ``get_ppr`` (default 0.2).
+        eps: push threshold: push ``u`` while ``r[u] >= eps * deg(u)`` (PyG's default 1e-5).
+            Smaller = more accurate and more work (about ``1 / (alpha * eps)`` edge visits per
+            source at worst).
+        topk: neighbours kept per source.
+        exclude_self: drop the source itself from its neighbourhood.
+        num_threads: numba threads for this call (default: numba's current setting).
+        seed: only shuffles the order in which sources are scheduled (load balance); the
+            result does not depend on it.
+
+    Returns:
+        :class:`PPRNeighbourhoods`; ``scores[i, j] <= pi_{s_i}(indices[i, j])`` and, on an
+        undirected graph, the gap is at most ``eps * deg(indices[i, j])``.
+    """
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+    if not eps > 0.0:
+        raise ValueError(f"eps must be > 0, got {eps}")
+    if topk < 1:
+        raise ValueError(f"topk must be >= 1, got {topk}")
+    indptr, indices, n = _check_csr(indptr, indices)
+    if sources is None:
+        sources = np.arange(n, dtype=np.int64)
+    else:
+        sources = np.ascontiguousarray(sources, dtype=np.int64).reshape(-1)
+        if sources.size and (sources.min() < 0 or sources.max() >= n):
+            raise ValueError(f"sources must lie in [0, {n})")
+    S = sources.shape[0]
+    out_idx = np.full((S, topk), -1, dtype=np.int32)
+    out_sc = np.zeros((S, topk), dtype=np.float32)
+    if S == 0:
+        return PPRNeighbourhoods(sources, out_idx, out_sc, float(alpha), float(eps), 0)
+    order = np.random.default_rng(seed).permutation(S).astype(np.int64)
+    prev = numba.get_num_threads()
+    if num_threads is not None:
+        numba.set_num_threads(int(num_threads))
+    try:
+        pushes = _ppr_topk_kernel(indptr, indices, sources, order, float(alpha), float(eps),
+                                  int(topk), bool(exclude_self), out_idx, out_sc,
+                                  int(numba.get_num_threads()))
+    finally:
+        if num_threads is not None:
+            numba.set_num_threads(prev)
+    return PPRNeighbourhoods(sources, out_idx, out_sc, float(alpha), float(eps), int(pushes))
+
+
+def homogeneous_csr(R) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """Undirected graph of users and items from a user x item matrix ``R``.
+
+    Users are nodes ``0..N-1``, items ``N..N+M-1``; each stored non-zero ``R[u, i]`` becomes
+    the two arcs ``u -> N+i`` and ``N+i -> u``. Values are ignored (explicit zeros dropped,
+    duplicates merged). Vectorised, O(nnz). Returns ``(indptr, indices, N, M)``.
+    """
+    R = sp.csr_matrix(R)
+    if not R.has_canonical_format:
+        R = R.copy()
+        R.sum_duplicates()
+    if R.nnz and np.any(R.data == 0):
+        R = R.copy()
+        R.eliminate_zeros()
+    N, M = R.shape
+    Rt = R.T.tocsr()  # items x users, sorted
+    nnz = R.nnz
+    indptr = np.empty(N + M + 1, dtype=np.int64)
+    indptr[: N + 1] = R.indptr
+    indptr[N + 1:] = nnz + Rt.indptr[1:].astype(np.int64)
+    indices = np.empty(2 * nnz, dtype=np.int32)
+    indices[:nnz] = R.indices
+    indices[:nnz] += N
+    indices[nnz:] = Rt.indices
+    return indptr, indices, N, M
+
+
+def bipartite_ppr(
+    R,
+    user_sources=None,
+    item_sources=None,
+    **kwargs,
+) -> tuple[PPRNeighbourhoods, PPRNeighbourhoods]:
+    """PPR neighbourhoods of users and items on the homogeneous user+item graph of ``R``.
+
+    ``user_sources`` / ``item_sources`` are *local* ids (default: all users / all items). In the
+    results, ``sources`` and ``indices`` are homogeneous node ids: users ``0..N-1``, items
+    ``N..N+M-1`` (``indices >= N`` are items, subtract ``N`` for the item id). Keyword arguments
+    go to :func:`ppr_topk`. Both sets run in one kernel call.
+    """
+    indptr, indices, N, M = homogeneous_csr(R)
+    users = (np.arange(N, dtype=np.int64) if user_sources is None
+             else np.asarray(user_sources, dtype=np.int64).reshape(-1))
+    items = (np.arange(M, dtype=np.int64) if item_sources is None
+             else np.asarray(item_sources, dtype=np.int64).reshape(-1))
+    if users.size and (users.min() < 0 or users.max() >= N):
+        raise ValueError(f"user_sources must lie in [0, {N})")
+    if items.size and (items.min() < 0 or items.max() >= M):
+        raise ValueError(f"item_sources must lie in [0, {M})")
+    res = ppr_topk(indptr, indices, np.concatenate([users, items + N]), **kwargs)
+    nu = users.shape[0]
+    # pushes are reported for the joint call on both halves
+    half = dict(alpha=res.alpha, eps=res.eps, num_pushes=res.num_pushes)
+    user_nbrs = PPRNeighbourhoods(res.sources[:nu], res.indices[:nu], res.scores[:nu], **half)
+    item_nbrs = PPRNeighbourhoods(res.sources[nu:], res.indices[nu:], res.scores[nu:], **half)
+    return user_nbrs, item_nbrs
+
+
+def exact_ppr(indptr, indices, sources, alpha: float = 0.2, tol: float = 1e-10,
+              max_iter: int = 100_000) -> np.ndarray:
+    """Reference PPR by power iteration (scipy sparse), dense ``[S, n_nodes]`` float64.
+
+    ``pi_s = alpha * e_s + (1 - alpha) * pi_s P`` with ``P = D^-1 A`` and an implicit self-loop at
+    dangling nodes (the convention of :func:`ppr_topk`). Iterates until the largest per-source
+    L1 change is below ``tol`` (the remaining error is then below ``tol * (1 - alpha) / alpha``).
+    Dense over nodes for each source: meant for tests and benchmark references on a sample of
+    sources, not for production.
+    """
+    indptr, indices, n = _check_csr(indptr, indices)
+    sources = np.asarray(sources, dtype=np.int64).reshape(-1)
+    deg = np.diff(indptr)
+    dangling = deg == 0
+    A = sp.csr_matrix((np.ones(indices.shape[0]), indices.astype(np.int64), indptr),
+                      shape=(n, n))
+    At = A.T.tocsr()
+    inv = 1.0 / np.maximum(deg, 1).astype(np.float64)
+    E = np.zeros((n, sources.shape[0]))
+    E[sources, np.arange(sources.shape[0])] = 1.0
+    X = E.copy()
+    for _ in range(max_iter):
+        Y = At @ (X * inv[:, None])
+        if dangling.any():
+            Y[dangling] += X[dangling]
+        Xn = alpha * E + (1.0 - alpha) * Y
+        diff = np.abs(Xn - X).sum(axis=0).max()
+        X = Xn
+        if diff < tol:
+            break
+    return np.ascontiguousarray(X.T)

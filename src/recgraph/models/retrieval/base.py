@@ -1,0 +1,98 @@
+"""The contract every top-K retrieval model meets.
+
+``prepare(train)`` sees only the training split (statistics, graph, sampler state);
+``train_batches`` / ``loss`` are the trainer's hooks (trainable models only);
+``score(users) -> [B, n_items]`` is what the evaluator and the index consume.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Iterator
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from torch import nn
+
+from ...data.schema import Interactions
+
+
+def interaction_matrix(inter: Interactions, *, binary: bool = True) -> sp.csr_matrix:
+    """``[n_users, n_items]`` CSR of ``inter`` (duplicates summed, or set to 1 when ``binary``)."""
+    data = np.ones(len(inter), dtype=np.float32)
+    m = sp.csr_matrix((data, (inter.user, inter.item)), shape=(inter.n_users, inter.n_items))
+    m.sum_duplicates()
+    if binary:
+        m.data[:] = 1.0
+    return m
+
+
+class Recommender(nn.Module):
+    """Base class: a model over ``n_users`` × ``n_items`` that scores all items for a user batch."""
+
+    trainable: ClassVar[bool] = False
+    registry_name: ClassVar[str] = ""
+
+    def __init__(self, n_users: int, n_items: int):
+        super().__init__()
+        self.n_users, self.n_items = int(n_users), int(n_items)
+
+    def prepare(self, train: Interactions) -> None:
+        """Fit statistics / build the graph from the training split."""
+        if (train.n_users, train.n_items) != (self.n_users, self.n_items):
+            raise ValueError(f"model built for {self.n_users}×{self.n_items} but data is {train.n_users}×{train.n_items}")
+
+    def score(self, users: torch.Tensor) -> torch.Tensor:
+        """Scores ``[B, n_items]`` for users ``[B]``; higher is better."""
+        raise NotImplementedError
+
+    def train_batches(self, epoch: int, rng: np.random.Generator) -> Iterator:
+        raise NotImplementedError(f"{type(self).__name__} is not trained by gradient descent")
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        """Like ``nn.Module.load_state_dict``, but buffers whose size depends on the data (filled by
+        ``prepare``) are resized to the saved shape first, and derived caches are dropped."""
+        for name, buf in list(self.named_buffers()):
+            if name in state_dict and tuple(state_dict[name].shape) != tuple(buf.shape):
+                owner = self.get_submodule(name.rpartition(".")[0]) if "." in name else self
+                owner._buffers[name.rpartition(".")[2]] = torch.empty_like(state_dict[name], device=buf.device)
+        out = super().load_state_dict(state_dict, strict=strict, assign=assign)
+        self.clear_cache()
+        return out
+
+    def clear_cache(self) -> None:
+        """Drop values derived from parameters/buffers (e.g. propagated embeddings)."""
+        for attr in ("_sim", "_cache"):
+            if hasattr(self, attr):
+                setattr(self, attr, None)
+
+    def config(self) -> dict:
+        """Constructor arguments, for metrics.json and artifacts."""
+        return {"n_users": self.n_users, "n_items": self.n_items}
+
+
+class BPRSampler:
+    """Per epoch: every training edge once, in random order, each with ``n_neg`` uniform negatives
+    that are not among the user's training positives. Yields ``(users, pos, neg)`` LongTensors of
+    shapes ``[B]``, ``[B]``, ``[B]`` (or ``[B, n_neg]``)."""
+
+    def __init__(self, train: Interactions, batch_size: int, n_neg: int = 1):
+        self.positives = interaction_matrix(train)
+        coo = self.positives.tocoo()
+        self.users, self.items = coo.row.astype(np.int64), coo.col.astype(np.int64)
+        self.n_items, self.batch_size, self.n_neg = train.n_items, int(batch_size), int(n_neg)
+
+    def __len__(self) -> int:
+        return -(-len(self.users) // self.batch_size)
+
+    def __call__(self, epoch: int, rng: np.random.Generator) -> Iterator[tuple[torch.Tensor, ...]]:
+        from ...data.sampling import sample_negatives
+
+        order = rng.permutation(len(self.users))
+        users, pos = self.users[order], self.items[order]
+        neg = sample_negatives(users, self.n_items, self.positives, self.n_neg, rng=rng)
+        if self.n_neg == 1:
+            neg = neg[:, 0]
+        users, pos, neg = torch.from_numpy(users), torch.from_numpy(pos), torch.from_numpy(np.ascontiguousarray(neg))
+        for s in range(0, len(users), self.batch_size):
+            yield users[s:s + self.batch_size], pos[s:s + self.batch_size], neg[s:s + self.batch_size]

@@ -1,0 +1,64 @@
+"""ItemKNN: item-based collaborative filtering with cosine similarity on co-occurrence.
+
+``score(u, j) = Σ_{i ∈ items(u)} S[i, j]`` where ``S[i]`` keeps item ``i``'s ``k`` most similar items,
+``S[i, j] = |U_i ∩ U_j| / (sqrt|U_i| · sqrt|U_j| + shrink)`` (Deshpande & Karypis 2004).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from ...data.schema import Interactions
+from ...graph.cooccurrence import item_cosine_topk
+from ..registry import register
+from .base import Recommender, interaction_matrix
+
+
+@register("itemknn")
+class ItemKNN(Recommender):
+    """Args:
+        k: neighbours kept per item.
+        shrink: added to the cosine denominator (damps similarities from few co-occurrences).
+    """
+
+    def __init__(self, n_users: int, n_items: int, k: int = 100, shrink: float = 0.0):
+        super().__init__(n_users, n_items)
+        self.k, self.shrink = int(k), float(shrink)
+        self.register_buffer("nbr_index", torch.full((n_items, self.k), -1, dtype=torch.int32))
+        self.register_buffer("nbr_score", torch.zeros(n_items, self.k))
+        self.register_buffer("history_indptr", torch.zeros(n_users + 1, dtype=torch.int64))
+        self.register_buffer("history_items", torch.zeros(0, dtype=torch.int64))
+        self._sim = None
+
+    def prepare(self, train: Interactions) -> None:
+        super().prepare(train)
+        R = interaction_matrix(train)
+        idx, sc = item_cosine_topk(R, self.k, shrink=self.shrink)
+        self.nbr_index = torch.from_numpy(np.asarray(idx, dtype=np.int32))
+        self.nbr_score = torch.from_numpy(np.asarray(sc, dtype=np.float32))
+        self.history_indptr = torch.from_numpy(R.indptr.astype(np.int64))
+        self.history_items = torch.from_numpy(R.indices.astype(np.int64))
+        self._sim = None
+
+    def _matrices(self) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+        """Training history ``[n_users, n_items]`` and top-k similarity ``[n_items, n_items]`` as
+        scipy CSR, rebuilt once from the buffers (so a loaded artifact scores like a fitted one)."""
+        if self._sim is None:
+            idx, sc = self.nbr_index.numpy().astype(np.int64), self.nbr_score.numpy()
+            valid = idx >= 0
+            rows = np.broadcast_to(np.arange(self.n_items)[:, None], idx.shape)[valid]
+            sim = sp.csr_matrix((sc[valid], (rows, idx[valid])), shape=(self.n_items, self.n_items))
+            hist = sp.csr_matrix((np.ones(len(self.history_items), np.float32), self.history_items.numpy(),
+                                  self.history_indptr.numpy()), shape=(self.n_users, self.n_items))
+            self._sim = (hist, sim)
+        return self._sim
+
+    def score(self, users: torch.Tensor) -> torch.Tensor:
+        hist, sim = self._matrices()
+        out = (hist[users.cpu().numpy()] @ sim).toarray()
+        return torch.from_numpy(out.astype(np.float32)).to(users.device)
+
+    def config(self) -> dict:
+        return {**super().config(), "k": self.k, "shrink": self.shrink}

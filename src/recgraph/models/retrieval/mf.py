@@ -1,0 +1,76 @@
+"""Matrix factorisation trained with BPR (Rendle et al., UAI 2009)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ...data.schema import Interactions
+from ..registry import register
+from .base import BPRSampler, Recommender
+
+
+def bpr_loss(pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
+    """``mean(-log σ(pos − neg))`` over ``[B]`` (or ``[B, N]`` negatives broadcast against ``[B, 1]``)."""
+    if neg.dim() == 2 and pos.dim() == 1:
+        pos = pos.unsqueeze(1)
+    return F.softplus(neg - pos).mean()
+
+
+def l2_on_batch(*embs: torch.Tensor) -> torch.Tensor:
+    """The LightGCN-code regulariser: ``Σ ||e||² / 2 / B`` over the batch's ego embeddings."""
+    return sum(e.pow(2).sum() for e in embs) / 2 / embs[0].shape[0]
+
+
+@register("bpr")
+class MFBPR(Recommender):
+    """Args:
+        dim: embedding size.
+        reg: L2 weight on the batch's embeddings (LightGCN code convention).
+        batch_size: BPR triples per step.
+        init_std: N(0, init_std) initialisation.
+    """
+
+    trainable = True
+
+    def __init__(self, n_users: int, n_items: int, dim: int = 64, reg: float = 1e-4,
+                 batch_size: int = 2048, init_std: float = 0.1):
+        super().__init__(n_users, n_items)
+        self.dim, self.reg, self.batch_size, self.init_std = dim, reg, batch_size, init_std
+        self.user_emb = nn.Embedding(n_users, dim)
+        self.item_emb = nn.Embedding(n_items, dim)
+        self.sampler: BPRSampler | None = None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        nn.init.normal_(self.user_emb.weight, std=self.init_std)
+        nn.init.normal_(self.item_emb.weight, std=self.init_std)
+
+    def prepare(self, train: Interactions) -> None:
+        super().prepare(train)
+        self.sampler = BPRSampler(train, self.batch_size)
+
+    def train_batches(self, epoch, rng):
+        if self.sampler is None:
+            raise RuntimeError("call prepare(train) before training")
+        return self.sampler(epoch, rng)
+
+    def embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Final user ``[n_users, d]`` and item ``[n_items, d]`` embeddings."""
+        return self.user_emb.weight, self.item_emb.weight
+
+    def loss(self, batch) -> torch.Tensor:
+        users, pos, neg = batch
+        u_all, i_all = self.embeddings()
+        u, p, n = u_all[users], i_all[pos], i_all[neg]
+        loss = bpr_loss((u * p).sum(-1), (u.unsqueeze(-2) * n).sum(-1) if n.dim() == 3 else (u * n).sum(-1))
+        return loss + self.reg * l2_on_batch(self.user_emb(users), self.item_emb(pos), self.item_emb(neg))
+
+    def score(self, users: torch.Tensor) -> torch.Tensor:
+        u_all, i_all = self.embeddings()
+        return u_all[users] @ i_all.T
+
+    def config(self) -> dict:
+        return {**super().config(), "dim": self.dim, "reg": self.reg, "batch_size": self.batch_size,
+                "init_std": self.init_std}

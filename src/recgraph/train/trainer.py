@@ -1,0 +1,207 @@
+"""One training loop for every model.
+
+A model trains here when it has ``loss(batch) -> scalar tensor``; the batches come from a callable
+``batches(epoch, rng) -> Iterable[batch]`` (a batch is a tensor, or a tuple / dict of tensors; the
+trainer moves it to the device). Determinism: epoch ``e`` draws from ``numpy`` and ``torch``
+generators seeded with ``(seed, e)``, so a run resumed from the checkpoint of epoch ``e`` replays
+epochs ``e+1 …`` exactly as an uninterrupted run would.
+
+Early stopping watches a *validation* metric (``monitor``); the test set never enters here.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+import torch
+
+from .checkpoint import load_checkpoint, save_checkpoint
+
+Batches = Callable[[int, np.random.Generator], Iterable]
+Validate = Callable[[torch.nn.Module], dict]
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``"auto"``/None → CUDA when available, else CPU; explicit ``"cuda"`` without a GPU is an error."""
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda was asked for but torch sees no CUDA GPU; use --device cpu or auto")
+    return dev
+
+
+def to_device(batch, device: torch.device):
+    if torch.is_tensor(batch):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, dict):
+        return {k: to_device(v, device) for k, v in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(to_device(v, device) for v in batch)
+    return batch
+
+
+def seed_everything(seed: int) -> None:
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+@dataclass
+class TrainResult:
+    history: list[dict] = field(default_factory=list)
+    best_epoch: int | None = None
+    best_metrics: dict = field(default_factory=dict)
+    seconds: float = 0.0
+    stopped_early: bool = False
+
+    @property
+    def epochs_run(self) -> int:
+        return len(self.history)
+
+    def seconds_per_epoch(self) -> float:
+        times = [h["train_seconds"] for h in self.history]
+        return float(np.mean(times)) if times else float("nan")
+
+
+class Trainer:
+    """Args:
+        max_epochs: upper bound on epochs.
+        lr, weight_decay, optimizer: Adam (default) or SGD / AdamW.
+        monitor, mode: validation metric for early stopping and best-model selection.
+        patience: evaluations without improvement before stopping (None: never stop early).
+        eval_every: validate every N epochs (and at the last epoch).
+        checkpoint_dir: when set, ``last/`` is written after every epoch and ``best/`` on improvement.
+        resume: continue from ``checkpoint_dir/last`` when present.
+        device: "cpu", "cuda" or "auto".
+        seed: run seed.
+        progress: show rich progress bars.
+        grad_clip: max global grad norm (None: off).
+    """
+
+    def __init__(self, *, max_epochs: int = 100, lr: float = 1e-3, weight_decay: float = 0.0,
+                 optimizer: str = "adam", monitor: str | None = "ndcg@20", mode: str = "max",
+                 patience: int | None = 10, eval_every: int = 1, checkpoint_dir: str | Path | None = None,
+                 resume: bool = False, device: str | torch.device | None = "auto", seed: int = 0,
+                 progress: bool = True, grad_clip: float | None = None,
+                 log: Callable[[str], None] | None = None):
+        if mode not in ("max", "min"):
+            raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
+        self.max_epochs, self.lr, self.weight_decay = max_epochs, lr, weight_decay
+        self.optimizer_name, self.monitor, self.mode = optimizer, monitor, mode
+        self.patience, self.eval_every = patience, max(1, eval_every)
+        self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
+        self.resume, self.device, self.seed = resume, resolve_device(device), seed
+        self.progress, self.grad_clip = progress, grad_clip
+        self.log = log or (lambda s: None)
+
+    def make_optimizer(self, model: torch.nn.Module) -> torch.optim.Optimizer:
+        params = [p for p in model.parameters() if p.requires_grad]
+        name = self.optimizer_name.lower()
+        if name == "adam":
+            return torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay)
+        if name == "adamw":
+            return torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)
+        if name == "sgd":
+            return torch.optim.SGD(params, lr=self.lr, weight_decay=self.weight_decay)
+        raise ValueError(f"unknown optimizer {self.optimizer_name!r}: use adam, adamw or sgd")
+
+    def _better(self, value: float, best: float | None) -> bool:
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return False
+        return best is None or (value > best if self.mode == "max" else value < best)
+
+    def fit(self, model: torch.nn.Module, batches: Batches | None = None,
+            validate: Validate | None = None) -> TrainResult:
+        """Train ``model``; returns the history. With ``validate``, the model ends holding the
+        weights of its best validation epoch."""
+        batches = batches or model.train_batches
+        model.to(self.device)
+        opt = self.make_optimizer(model)
+        result, start_epoch, best_value, bad_evals = TrainResult(), 0, None, 0
+        best_state = None
+        if self.resume and self.checkpoint_dir and (self.checkpoint_dir / "last" / "meta.json").exists():
+            meta = load_checkpoint(self.checkpoint_dir / "last", model, opt, map_location=str(self.device))
+            start_epoch = meta["epoch"] + 1
+            result.history, best_value, bad_evals = meta["history"], meta["best_value"], meta["bad_evals"]
+            result.best_epoch, result.best_metrics = meta["best_epoch"], meta["best_metrics"]
+            if (self.checkpoint_dir / "best" / "meta.json").exists():
+                best_model = copy.deepcopy(model)
+                load_checkpoint(self.checkpoint_dir / "best", best_model, None, map_location=str(self.device))
+                best_state = best_model.state_dict()
+            self.log(f"resumed from epoch {meta['epoch']} ({self.checkpoint_dir / 'last'})")
+
+        t_start = time.perf_counter()
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TimeElapsedColumn(), TextColumn("{task.fields[info]}"))
+        with Progress(*columns, disable=not self.progress, transient=False) as bar:
+            task = bar.add_task(type(model).__name__, total=self.max_epochs, completed=start_epoch, info="")
+            for epoch in range(start_epoch, self.max_epochs):
+                rng = np.random.default_rng([self.seed, epoch])
+                torch.manual_seed(self.seed * 1_000_003 + epoch)
+                model.train()
+                t0 = time.perf_counter()
+                total, n = 0.0, 0
+                for batch in batches(epoch, rng):
+                    batch = to_device(batch, self.device)
+                    loss = model.loss(batch)
+                    if not torch.isfinite(loss):
+                        raise FloatingPointError(f"loss became {loss.item()} at epoch {epoch}; "
+                                                 "lower the learning rate or check the inputs for NaN")
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    if self.grad_clip:
+                        torch.nn.utils.clip_grad_norm_(model.parameters(), self.grad_clip)
+                    opt.step()
+                    total += float(loss.detach())
+                    n += 1
+                if n == 0:
+                    raise ValueError("the training data produced no batches: is the training split empty?")
+                row = {"epoch": epoch, "loss": total / n, "train_seconds": time.perf_counter() - t0}
+                last = epoch == self.max_epochs - 1
+                if validate is not None and ((epoch + 1) % self.eval_every == 0 or last):
+                    model.eval()
+                    t1 = time.perf_counter()
+                    with torch.no_grad():
+                        metrics = validate(model)
+                    row.update({f"valid_{k}": v for k, v in metrics.items()})
+                    row["eval_seconds"] = time.perf_counter() - t1
+                    value = metrics.get(self.monitor) if self.monitor else None
+                    if self.monitor and self.monitor not in metrics:
+                        raise KeyError(f"monitor {self.monitor!r} not among validation metrics {sorted(metrics)}")
+                    if self._better(value, best_value):
+                        best_value, bad_evals = value, 0
+                        result.best_epoch, result.best_metrics = epoch, dict(metrics)
+                        best_state = copy.deepcopy(model.state_dict())
+                        if self.checkpoint_dir:
+                            save_checkpoint(self.checkpoint_dir / "best", model, None,
+                                            {"epoch": epoch, "metrics": metrics})
+                    else:
+                        bad_evals += 1
+                result.history.append(row)
+                info = f"loss {row['loss']:.4f}"
+                if self.monitor and f"valid_{self.monitor}" in row:
+                    info += f"  {self.monitor} {row[f'valid_{self.monitor}']:.4f} (best {best_value:.4f})"
+                bar.update(task, advance=1, info=info)
+                self.log(f"epoch {epoch}: {info}")
+                stop = self.patience is not None and bad_evals >= self.patience
+                if self.checkpoint_dir:
+                    save_checkpoint(self.checkpoint_dir / "last", model, opt,
+                                    {"epoch": epoch, "history": result.history, "best_value": best_value,
+                                     "bad_evals": bad_evals, "best_epoch": result.best_epoch,
+                                     "best_metrics": result.best_metrics, "seed": self.seed})
+                if stop:
+                    result.stopped_early = True
+                    break
+        if best_state is not None:
+            model.load_state_dict(best_state)
+        model.eval()
+        result.seconds = time.perf_counter() - t_start
+        return result
