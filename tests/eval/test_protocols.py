@@ -108,9 +108,20 @@ def test_rank_topk_tie_order_matches_lexsort():
     s[5] = 1.0  # a fully tied row
     s[6, :] = -np.inf
     s[6, 50] = 2.0
+    s[7] = 0.0
+    s[7, [90, 3, 61, 42]] = [1.0, 1.0, 2.0, 1.0]  # 4 items above the cut, 6 slots for the tied zeros
     top = rank_topk(torch.from_numpy(s), 10).numpy()
     for r in range(len(s)):
         np.testing.assert_array_equal(top[r], np.lexsort((np.arange(100), -s[r]))[:10])
+    np.testing.assert_array_equal(top[7], [61, 3, 42, 90, 0, 1, 2, 4, 5, 6])
+
+
+def test_full_sort_float64_and_numpy_scores():
+    scores, train, test = _random_case(6, ties=True)
+    ref = evaluate_full_sort(_score_fn(scores), test, train, ks=[5])
+    f64 = evaluate_full_sort(lambda u: torch.from_numpy(scores.astype(np.float64))[u], test, train, ks=[5])
+    npy = evaluate_full_sort(lambda u: scores[u.numpy()], test, train, ks=[5])
+    assert ref == f64 == npy
 
 
 def test_full_sort_matches_sklearn_ndcg():
@@ -153,7 +164,7 @@ def test_full_sort_excluded_items_never_hit():
     np.testing.assert_allclose(res["per_user"]["hit@1"], [1, 1])
     np.testing.assert_allclose(res["per_user"]["recall@20"], [1, 1])
     np.testing.assert_allclose(res["per_user"]["precision@20"], [1 / 20, 1 / 20])
-    assert scores[0, 2] == 9  # the score table was not modified in place
+    assert scores[1, 2] == 9  # user 1's excluded item: the score table was not modified in place
 
 
 def test_full_sort_skips_users_without_test_items():
@@ -169,6 +180,10 @@ def test_full_sort_bad_inputs():
         evaluate_full_sort(lambda u: torch.zeros(len(u), 3), test, train)
     with pytest.raises(ValueError, match="NaN"):
         evaluate_full_sort(lambda u: torch.full((len(u), test.shape[1]), float("nan")), test, train)
+    one_nan = scores.copy()
+    one_nan[7, 4] = np.nan
+    with pytest.raises(ValueError, match="user 7, item 4"):
+        evaluate_full_sort(_score_fn(one_nan), test, None, batch_size=5)
     with pytest.raises(ValueError, match="exclude has shape"):
         evaluate_full_sort(_score_fn(scores), test, train[:, :5])
     with pytest.raises(ValueError, match="sparse"):

@@ -96,10 +96,12 @@ def rank_topk(scores: torch.Tensor, k: int) -> torch.Tensor:
     """Indices ``[B, k]`` of the top ``k`` items per row, ordered by score descending and, among
     equal scores, by item index ascending — deterministic, whatever ``torch.topk`` does with ties.
 
-    ``torch.topk`` gives the ``k``-th value ``v`` per row; items scored ``> v`` are always in the
-    top ``k``; among items scored exactly ``v``, the lowest indices fill the remaining slots (only
-    rows where more items tie at ``v`` than slots remain need that extra pass). The ``k`` chosen
-    items are then sorted by (score desc, index asc) with two stable sorts.
+    One ``torch.topk`` of ``k + 1`` gives the ``k``-th value ``v`` and tells which rows have a tie
+    across the cut (the ``(k+1)``-th value equals ``v``). In the other rows the top-``k`` set is
+    unique. In tie rows, items scored ``> v`` are kept and the remaining slots go to the lowest
+    indices scored exactly ``v`` (a second ``topk`` over the negated indices of the tied items,
+    run on those rows only). The chosen items are then ordered by (score desc, index asc) with
+    two stable sorts. NaN scores must be rejected by the caller (``torch.topk`` ranks NaN first).
     """
     if scores.ndim != 2:
         raise ValueError(f"scores must be [B, n_items], got {tuple(scores.shape)}")
@@ -107,26 +109,37 @@ def rank_topk(scores: torch.Tensor, k: int) -> torch.Tensor:
     k = int(min(k, n))
     if b == 0 or k == 0:
         return torch.zeros((b, k), dtype=torch.long, device=scores.device)
-    vals, idx = torch.topk(scores, k, dim=1, largest=True, sorted=True)
-    kth = vals[:, -1:]                                    # [B, 1]
-    n_gt = (scores > kth).sum(1)                          # items surely in the top k (< k)
-    n_eq = (scores == kth).sum(1)
-    need = k - n_gt                                       # slots left for items tied at kth
-    tie_rows = torch.nonzero(n_eq > need).flatten()
-    if tie_rows.numel():
-        sub = scores[tie_rows]
-        ar = torch.arange(n, device=scores.device, dtype=torch.int32 if n < 2**31 - 1 else torch.int64)
-        key = torch.where(sub == kth[tie_rows], ar, torch.full_like(ar, n))   # tied items' own index
-        lowest = torch.topk(key, k, dim=1, largest=False, sorted=True).values.long()  # [T, k] asc
-        col = torch.arange(k, device=scores.device)
-        ng = n_gt[tie_rows].unsqueeze(1)
-        # topk's sorted output lists the n_gt strictly-greater items first; keep them, refill the rest
-        from_eq = lowest.gather(1, (col - ng).clamp(min=0))
-        idx[tie_rows] = torch.where(col < ng, idx[tie_rows], from_eq)
-    idx, _ = torch.sort(idx, dim=1)                       # index ascending
+    vals, idx = torch.topk(scores, min(k + 1, n), dim=1, largest=True, sorted=True)
+    kth = vals[:, k - 1:k]                                 # [B, 1]
+    idx = idx[:, :k]
+    if k < n:
+        tie_rows = torch.nonzero(vals[:, k] == vals[:, k - 1]).flatten()
+        if tie_rows.numel():
+            all_rows = tie_rows.numel() == b
+            sub = scores if all_rows else scores[tie_rows]
+            kt = kth if all_rows else kth[tie_rows]
+            fdt = torch.float32 if n <= 2**24 else torch.float64   # exact negated indices
+            neg_ar = -torch.arange(n, device=scores.device, dtype=fdt)
+            key = torch.where(sub == kt, neg_ar, torch.tensor(float("-inf"), dtype=fdt, device=scores.device))
+            lowest = (-torch.topk(key, k, dim=1, largest=True, sorted=True).values).long()  # [T, k] asc
+            # topk's sorted output lists the items scored > kth first; keep them, refill the rest
+            n_gt = (vals[tie_rows, :k] > kt).sum(1, keepdim=True)
+            col = torch.arange(k, device=scores.device)
+            from_eq = lowest.gather(1, (col - n_gt).clamp(min=0))
+            idx[tie_rows] = torch.where(col < n_gt, idx[tie_rows], from_eq)
+    idx, _ = torch.sort(idx, dim=1)                        # index ascending
     v = scores.gather(1, idx)
     order = torch.sort(v, dim=1, descending=True, stable=True).indices
     return idx.gather(1, order)
+
+
+def _check_nan_rows(s: torch.Tensor, rows: np.ndarray) -> None:
+    # torch.max propagates NaN, so one reduction per row finds them without a [B, n_items] mask
+    row_max = s.amax(dim=1)
+    if torch.isnan(row_max).any():
+        r = int(torch.nonzero(torch.isnan(row_max))[0])
+        item = int(torch.nonzero(torch.isnan(s[r]))[0])
+        raise ValueError(f"score_fn returned NaN scores (first: user {int(rows[r])}, item {item})")
 
 
 def _progress(done: int, total: int, t0: float, what: str) -> None:
@@ -152,7 +165,8 @@ def evaluate_full_sort(score_fn: Callable[[torch.Tensor], torch.Tensor], test, e
 
     Args:
         score_fn: ``score_fn(users: LongTensor [B]) -> Tensor [B, n_items]`` (higher = better);
-            the users tensor is on ``device``. The returned tensor is copied, never modified.
+            the users tensor is on ``device``. The returned tensor is never modified (it is copied
+            before excluded items are masked).
         test: sparse ``[n_users, n_items]``; stored non-zero entries are the ground-truth items.
         exclude: sparse ``[n_users, n_items]`` or None; items masked to ``-inf`` before top-K
             (training items; at test time also validation items).
@@ -202,10 +216,9 @@ def evaluate_full_sort(score_fn: Callable[[torch.Tensor], torch.Tensor], test, e
                 raise ValueError(f"score_fn returned shape {tuple(s.shape)} for {len(rows)} users; "
                                  f"expected ({len(rows)}, {n_items})")
             dtype = torch.float64 if s.dtype == torch.float64 else torch.float32
-            s = s.to(device=device, dtype=dtype, copy=True)
-            if torch.isnan(s).any():
-                bad = torch.nonzero(torch.isnan(s))[0].tolist()
-                raise ValueError(f"score_fn returned NaN scores (first: user {int(rows[bad[0]])}, item {bad[1]})")
+            # the caller's tensor may be a view of a score table: copy before masking in place
+            s = s.to(device=device, dtype=dtype, copy=excl is not None)
+            _check_nan_rows(s, rows)
             if excl is not None:
                 sub = excl[rows]
                 if sub.nnz:
