@@ -116,17 +116,31 @@ def datasets(data_dir: Optional[Path] = DataDirOpt):
 
     root = resolve_data_dir(data_dir)
     table = Table(title=f"datasets (data dir: {root})", header_style="bold")
-    for col in ("name", "available", "events", "users", "items", "time range", "behaviours", "notes"):
-        table.add_column(col, justify="right" if col in ("events", "users", "items") else "left")
+    table.add_column("name", no_wrap=True, style="bold")
+    table.add_column("here", no_wrap=True)
+    for col in ("events", "users", "items"):
+        table.add_column(col, justify="right", no_wrap=True)
+    table.add_column("time range")
+    table.add_column("behaviours")
+    table.add_column("notes")
+    fmt = lambda v: "–" if v is None else f"{v:,}" if isinstance(v, int) else str(v)  # noqa: E731
+    day = lambda t: time.strftime("%Y-%m-%d", time.gmtime(t))  # noqa: E731
     for row in list_datasets(data_dir):
         st = row.get("stats") or {}
-        fmt = lambda v: "–" if v is None else f"{v:,}" if isinstance(v, int) else str(v)  # noqa: E731
         tr = "–"
-        if st.get("time_min") is not None:
-            tr = f"{time.strftime('%Y-%m-%d', time.gmtime(st['time_min']))} → {time.strftime('%Y-%m-%d', time.gmtime(st['time_max']))}"
+        if st.get("time_min") is not None:  # order-only datasets store positions, not epoch seconds
+            tr = (f"{day(st['time_min'])} → {day(st['time_max'])}" if st["time_max"] > 10**8
+                  else f"order only ({st['time_min']}–{st['time_max']})")
         beh = ", ".join(st["behaviors"]) if st.get("behaviors") else "–"
+        notes = []
+        if row.get("partial"):
+            notes.append("[yellow]partial[/]")
+        if row.get("stats_source") == "README":
+            notes.append("stats from README")
+        if not row["available"]:
+            notes.append("downloadable" if row.get("downloadable") else "place files manually")
         table.add_row(row["name"], "[green]yes[/]" if row["available"] else "[red]no[/]", fmt(st.get("events")),
-                      fmt(st.get("users")), fmt(st.get("items")), tr, beh, row.get("notes", ""))
+                      fmt(st.get("users")), fmt(st.get("items")), tr, beh, ", ".join(notes))
     console.print(table)
 
 

@@ -27,13 +27,6 @@ from ..models.retrieval.base import Recommender, interaction_matrix
 from .checkpoint import atomic_write_json
 from .trainer import Trainer, resolve_device, seed_everything
 
-# Training defaults per model (overridable from the CLI / API). Chosen on MovieLens-100K validation
-# and the LightGCN paper's protocol; see BENCHMARKS.md.
-TRAIN_DEFAULTS: dict[str, dict] = {
-    "bpr": {"lr": 5e-3, "epochs": 200, "patience": 10, "eval_every": 2},
-    "lightgcn": {"lr": 5e-3, "epochs": 200, "patience": 10, "eval_every": 2},
-}
-
 
 @dataclass
 class ExperimentConfig:
@@ -101,13 +94,13 @@ def run_experiment(cfg: ExperimentConfig, *, dataset=None, split: Split | None =
                    log: Callable[[str], None] | None = None) -> dict:
     """Train and evaluate one model; writes ``cfg.out/metrics.json`` (+ config and model artifact)
     when ``cfg.out`` is set. Returns the metrics record."""
-    from ..data.datasets import load_dataset
-
     log = log or (lambda s: None)
     seed_everything(cfg.seed)
     device = resolve_device(cfg.device)
     t0 = time.perf_counter()
     if split is None:
+        from ..data.datasets import load_dataset
+
         dataset = dataset or load_dataset(cfg.dataset, cfg.data_dir)
         split = make_split(dataset, cfg.split, cfg.seed)
     load_seconds = time.perf_counter() - t0
@@ -117,7 +110,7 @@ def run_experiment(cfg: ExperimentConfig, *, dataset=None, split: Split | None =
     model.to(device)
     train_info: dict = {}
     if model.trainable:
-        d = TRAIN_DEFAULTS.get(cfg.model, {})
+        d = getattr(model, "train_defaults", {})  # per-model defaults; CLI / API values win
         pick = lambda k, default: getattr(cfg, k) if getattr(cfg, k) is not None else d.get(k, default)  # noqa: E731
         has_valid = split.valid is not None and len(split.valid) > 0
         if not has_valid and not cfg.select_on_test:

@@ -1,0 +1,78 @@
+"""MacGNN (WWW 2024): CTR with a macro graph.
+
+Inputs per sample (from :class:`recgraph.data.ctr.CTRData`, snapshot strictly before the sample):
+user 1-hop (item-macro counts), user 2-hop (user-macro counts), item 1-hop (user-macro counts),
+item 2-hop (item-macro counts), the user's last 20 positive items and the item's last 20 positive
+users. Macro embeddings are free parameters. Each macro neighbourhood is aggregated by target-aware
+attention (query: the target item for user-side neighbourhoods, the target user for item-side ones)
+whose logits add the count weight ``log(n + 1) / τ``; recent behaviours likewise (no count bias).
+Readout ``[e_u, u1, u2, u_rec, e_i, i1, i2, i_rec]`` (14·d with attention outputs of 2·d), MLP
+200 → 80 → 1 with Dice, BCE.
+
+Defaults fix the defects of the official code; each can be switched back on by name
+(``variant="official"`` switches on all three; the fourth official behaviour — best checkpoint
+chosen on the test set — is ``select_on_test`` of :func:`recgraph.train.ctr_experiment.run_ctr_experiment`):
+
+* ``official_attention_noop``: softmax over a length-1 axis → attention weights are all 1, only
+  the count weights ``softmax(log(n + 1) / τ)`` remain;
+* ``official_unmasked_slots``: zero-count macro slots and recent-list padding take softmax weight;
+* ``official_dice_batch_stats``: Dice normalises with the evaluated batch's statistics, so scores
+  depend on the batch size.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ...nn.attention import SlotAttention
+from ...nn.mlp import MLP
+from ..registry import register
+from .base import CTRModel
+
+DEFECTS = ("official_attention_noop", "official_unmasked_slots", "official_dice_batch_stats")
+
+
+@register("macgnn")
+class MacGNN(CTRModel):
+    needs = frozenset({"macro", "recent"})
+    train_defaults = {"lr": 3e-3, "weight_decay": 5e-5, "batch_size": 128}
+
+    def __init__(self, n_users: int, n_items: int, n_user_macros: int = 1, n_item_macros: int = 1, dim: int = 10,
+                 tau: float = 1.9, hidden: tuple[int, ...] = (200, 80), variant: str = "fixed",
+                 official_attention_noop: bool = False, official_unmasked_slots: bool = False,
+                 official_dice_batch_stats: bool = False):
+        super().__init__()
+        if variant not in ("fixed", "official"):
+            raise ValueError(f"variant must be 'fixed' or 'official', got {variant!r}")
+        if variant == "official":
+            official_attention_noop = official_unmasked_slots = official_dice_batch_stats = True
+        self._save_config(locals())
+        self.n_users, self.n_items, self.tau = n_users, n_items, float(tau)
+        self.n_um, self.n_im = n_user_macros, n_item_macros
+        self.user = nn.Embedding(n_users + 1, dim)   # + padding row (recent users)
+        self.item = nn.Embedding(n_items + 1, dim)   # + padding row (recent items)
+        self.umacro = nn.Embedding(n_user_macros + 1, dim)  # + padding slot
+        self.imacro = nn.Embedding(n_item_macros + 1, dim)
+        for e in (self.user, self.item, self.umacro, self.imacro):
+            nn.init.normal_(e.weight, std=0.01)
+        att = dict(official_noop_softmax=official_attention_noop, attend_masked=official_unmasked_slots)
+        self.att = nn.ModuleDict({k: SlotAttention(dim, dim, 2 * dim, **att)
+                                  for k in ("u1", "u2", "ur", "i1", "i2", "ir")})
+        self.mlp = MLP(14 * dim, tuple(hidden), activation="dice", dice_batch_stats_at_eval=official_dice_batch_stats)
+
+    def _macro(self, name: str, query, ids, cnt, table):
+        bias = torch.log1p(cnt) / self.tau
+        return self.att[name](query, table(ids), cnt > 0, bias)
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        eu, ei = self.user(batch["user"]), self.item(batch["item"])
+        u1 = self._macro("u1", ei, batch["u1_ids"], batch["u1_cnt"], self.imacro)
+        u2 = self._macro("u2", ei, batch["u2_ids"], batch["u2_cnt"], self.umacro)
+        i1 = self._macro("i1", eu, batch["i1_ids"], batch["i1_cnt"], self.umacro)
+        i2 = self._macro("i2", eu, batch["i2_ids"], batch["i2_cnt"], self.imacro)
+        ur_ids, ir_ids = batch["u_rec"], batch["i_rec"]
+        ur = self.att["ur"](ei, self.item(ur_ids), ur_ids != self.n_items)
+        ir = self.att["ir"](eu, self.user(ir_ids), ir_ids != self.n_users)
+        x = torch.cat([eu, u1, u2, ur, ei, i1, i2, ir], dim=-1)
+        return self.mlp(x).squeeze(-1)

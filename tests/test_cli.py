@@ -1,0 +1,46 @@
+"""The command line, end to end on real data (small models so it stays quick)."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from recgraph.cli import app
+from recgraph.config import resolve_data_dir
+
+runner = CliRunner()
+needs_ml100k = pytest.mark.skipif(not (resolve_data_dir() / "movielens-100k").is_dir(),
+                                  reason="MovieLens-100K not in the data dir (set RECGRAPH_DATA)")
+
+
+@needs_ml100k
+def test_train_writes_metrics_json_and_eval_reproduces_it(tmp_path):
+    out = tmp_path / "run"
+    res = runner.invoke(app, ["train", "itemknn", "--dataset", "movielens-100k", "--seed", "3", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    rec = json.loads((out / "metrics.json").read_text())
+    for key in ("model", "dataset", "protocol", "metrics", "seconds", "peak_memory_bytes", "seed", "version",
+                "git_commit"):
+        assert key in rec
+    assert rec["model"] == "itemknn" and rec["seed"] == 3
+    assert rec["protocol"]["split"] == "random-ratio" and rec["protocol"]["ks"] == [10, 20]
+    assert "training items" in rec["protocol"]["excluded"]
+    assert 0.2 < rec["metrics"]["recall@20"] < 0.6
+    res = runner.invoke(app, ["eval", str(out)])
+    assert res.exit_code == 0, res.output
+    assert f"{rec['metrics']['recall@20']:.4f}" in res.output
+
+
+@needs_ml100k
+def test_datasets_lists_known_datasets():
+    res = runner.invoke(app, ["datasets"])
+    assert res.exit_code == 0, res.output
+    for name in ("movielens-100k", "lightgcn-gowalla", "taobao-userbehavior-sample"):
+        assert name in res.output
+
+
+def test_unknown_model_and_dataset_give_clear_errors(tmp_path):
+    res = runner.invoke(app, ["train", "nosuchmodel", "--dataset", "movielens-100k", "--out", str(tmp_path)])
+    assert res.exit_code == 2 and "unknown model" in res.output
+    res = runner.invoke(app, ["train", "pop", "--dataset", "nosuchdata", "--out", str(tmp_path)])
+    assert res.exit_code == 2 and "nosuchdata" in res.output
