@@ -15,10 +15,12 @@
 Cost (``E`` edges after deduplication, ``E0`` input events, ``N`` users, ``M`` items):
 
 * Build: O(E0 + N + M) time -- two stable counting sorts (LSD radix on ``(user, item)``), one
-  linear dedupe scan and one counting sort for the item side, each a compiled numba loop over
-  edges (no Python loop, no comparison sort). ``order="time"`` adds a per-row stable sort,
-  O(Σ d log d). Peak extra memory during the build is about ``8·E0`` bytes on top of the input and
-  the final graph (one int32 permutation plus one gather buffer).
+  sequential dedupe/compaction pass and one counting sort for the item side, each a compiled numba
+  loop over edges (no Python loop, no comparison sort, no dense matrix). ``order="time"`` adds a
+  per-row stable sort, O(Σ d log d). Peak memory beyond the input is about
+  ``max(16·E0, final size)`` bytes with int64 timestamps: the user side is gathered through one
+  int32 permutation (4 B/event) that is freed before the item side is allocated; measured peak
+  growth is within a few % of the final graph (benchmarks/bench_graph_build.py).
 * Final memory, with int32 ids (when ``max(E, N, M) < 2**31``; int64 otherwise):
   ``4·(N+M+2)`` for the two indptrs plus, per edge,
   ``4`` (u_indices) + ``4`` (i_indices) + ``4`` (i_edge) = **12 bytes/edge** without attributes,
@@ -97,37 +99,41 @@ def _counting_order_after(keys, indptr, prev, out):  # pragma: no cover - compil
 
 
 @numba.njit(cache=True, nogil=True)
-def _dedupe_sorted(perm, user, item, ts, has_ts, counts, want_counts):  # pragma: no cover - compiled
-    """Collapse runs of equal ``(user, item)`` in ``perm`` (sorted by that pair, stable) in place.
+def _dedupe_rows(indptr, items, ts, has_ts, beh, has_beh, counts, want_counts, new_indptr):  # pragma: no cover
+    """Collapse runs of equal item within each CSR row (rows item-sorted, stable), compacting in place.
 
-    Keeps, per run, the event with the largest timestamp (the last one in input order among ties, or
-    the last one when there are no timestamps). Returns the number of kept edges ``n``; ``perm[:n]``
-    holds the kept input positions and ``counts[:n]`` the run lengths (if ``want_counts``)."""
-    n_in = perm.shape[0]
+    Keeps, per run, the attributes of the event with the largest timestamp (the last one in input
+    order among ties, or the last one when there are no timestamps). Sequential reads and writes
+    only. Returns the number of kept edges ``n``; ``new_indptr`` receives the compacted indptr."""
     n = 0
-    j = 0
-    while j < n_in:
-        e = perm[j]
-        u = user[e]
-        it = item[e]
-        best = e
-        c = 1
-        j += 1
-        while j < n_in:
-            f = perm[j]
-            if user[f] != u or item[f] != it:
-                break
-            if has_ts:
-                if ts[f] >= ts[best]:
-                    best = f
-            else:
-                best = f
-            c += 1
+    n_rows = indptr.shape[0] - 1
+    for r in range(n_rows):
+        new_indptr[r] = n
+        j = indptr[r]
+        b = indptr[r + 1]
+        while j < b:
+            it = items[j]
+            best = j
+            c = 1
             j += 1
-        perm[n] = best  # n < j: never overwrites an unread entry
-        if want_counts:
-            counts[n] = c
-        n += 1
+            while j < b and items[j] == it:
+                if has_ts:
+                    if ts[j] >= ts[best]:
+                        best = j
+                else:
+                    best = j
+                c += 1
+                j += 1
+            # n <= run start <= best: never overwrites an unread entry
+            items[n] = it
+            if has_ts:
+                ts[n] = ts[best]
+            if has_beh:
+                beh[n] = beh[best]
+            if want_counts:
+                counts[n] = c
+            n += 1
+    new_indptr[n_rows] = n
     return n
 
 
@@ -138,8 +144,9 @@ def _gather(src, perm, out):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True)
-def _transpose(u_indptr, u_indices, i_indptr, i_indices, i_edge):  # pragma: no cover - compiled
-    """Item-side CSR from the user side: stable in user order, so each item row is user-sorted."""
+def _transpose(u_indptr, u_indices, i_indptr, i_indices, i_edge, u_ts, i_ts, has_ts, u_beh, i_beh,
+               has_beh):  # pragma: no cover - compiled
+    """Item-side CSR (and attributes) from the user side, stable in user order (item rows user-sorted)."""
     pos = i_indptr[:-1].copy()
     n_rows = u_indptr.shape[0] - 1
     for r in range(n_rows):
@@ -148,7 +155,20 @@ def _transpose(u_indptr, u_indices, i_indptr, i_indices, i_edge):  # pragma: no 
             q = pos[k]
             i_indices[q] = r
             i_edge[q] = p
+            if has_ts:
+                i_ts[q] = u_ts[p]
+            if has_beh:
+                i_beh[q] = u_beh[p]
             pos[k] += 1
+
+
+@numba.njit(cache=True, nogil=True)
+def _sym_norm_values(indptr, indices, d_row, d_col, out, offset):  # pragma: no cover - compiled
+    """``out[offset + p] = d_row[r] * d_col[indices[p]]`` for each edge ``p`` of row ``r``."""
+    for r in range(indptr.shape[0] - 1):
+        dr = d_row[r]
+        for p in range(indptr[r], indptr[r + 1]):
+            out[offset + p] = dr * d_col[indices[p]]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -196,6 +216,21 @@ def _take(src: np.ndarray | None, perm: np.ndarray) -> np.ndarray | None:
     out = np.empty(perm.shape[0], dtype=src.dtype)
     _gather(src, perm, out)
     return out
+
+
+def _or_dummy(a: np.ndarray | None) -> np.ndarray:
+    return np.zeros(1, np.int64) if a is None else a
+
+
+def _shrink(a: np.ndarray | None, n: int) -> np.ndarray | None:
+    """First ``n`` entries of a freshly allocated array, releasing the tail (in place when possible)."""
+    if a is None or a.shape[0] == n:
+        return a
+    try:
+        a.resize(n, refcheck=False)
+        return a
+    except ValueError:
+        return a[:n].copy()
 
 
 def _inv_sqrt(deg: np.ndarray) -> np.ndarray:
@@ -285,26 +320,26 @@ class BipartiteGraph:
         # user-major, item-minor order: LSD radix = counting sort by item, then stable by user
         p1 = np.empty(e0, idx)
         _counting_order(item, _indptr_of(item, n_items), p1)
+        u_indptr = _indptr_of(user, n_users)
         perm = np.empty(e0, idx)
-        _counting_order_after(user, _indptr_of(user, n_users), p1, perm)
+        _counting_order_after(user, u_indptr, p1, perm)
         del p1
-        counts = None
-        if dedupe:
-            want = bool(keep_counts)
-            cbuf = np.empty(e0 if want else 1, np.int32)
-            n = _dedupe_sorted(perm, user, item, ts if ts is not None else np.zeros(1, np.int64), ts is not None,
-                               cbuf, want)
-            if n < e0:
-                perm = perm[:n].copy()
-            if want:
-                counts = cbuf[:n].copy() if n < e0 else cbuf
-            del cbuf
-        u_indptr = _indptr_of_perm(user, perm, n_users).astype(idx, copy=False)
-        u_indices = np.empty(perm.shape[0], idx)
+        u_indices = np.empty(e0, idx)
         _gather(item, perm, u_indices)
         u_ts = _take(ts, perm)
         u_beh = _take(beh, perm)
         del perm
+        counts = None
+        if dedupe:  # runs of a repeated pair are now adjacent: one sequential compaction pass
+            want = bool(keep_counts)
+            counts = np.empty(e0 if want else 1, np.int32)
+            new_indptr = np.empty(n_users + 1, np.int64)
+            n = _dedupe_rows(u_indptr, u_indices, _or_dummy(u_ts), u_ts is not None, _or_dummy(u_beh),
+                             u_beh is not None, counts, want, new_indptr)
+            u_indptr = new_indptr
+            u_indices, u_ts, u_beh = _shrink(u_indices, n), _shrink(u_ts, n), _shrink(u_beh, n)
+            counts = _shrink(counts, n) if want else None
+        u_indptr = u_indptr.astype(idx, copy=False)
         if order == "time" and u_indices.shape[0]:
             rp = np.empty(u_indices.shape[0], idx)
             _row_time_order(u_indptr, u_ts, rp)
@@ -316,14 +351,16 @@ class BipartiteGraph:
         i_indptr = _indptr_of(u_indices, n_items).astype(idx, copy=False)
         i_indices = np.empty(e, idx)
         i_edge = np.empty(e, idx)
-        _transpose(u_indptr, u_indices, i_indptr, i_indices, i_edge)
-        i_ts = _take(u_ts, i_edge)
+        i_ts = None if u_ts is None else np.empty(e, u_ts.dtype)
+        i_beh = None if u_beh is None else np.empty(e, u_beh.dtype)
+        _transpose(u_indptr, u_indices, i_indptr, i_indices, i_edge, _or_dummy(u_ts), _or_dummy(i_ts),
+                   u_ts is not None, _or_dummy(u_beh), _or_dummy(i_beh), u_beh is not None)
         if order == "time" and e:
             rp = np.empty(e, idx)
             _row_time_order(i_indptr, i_ts, rp)
             i_indices, i_ts, i_edge = i_indices[rp], i_ts[rp], i_edge[rp]
+            i_beh = None if i_beh is None else i_beh[rp]
             del rp
-        i_beh = _take(u_beh, i_edge)
         return cls(n_users=n_users, n_items=n_items, u_indptr=u_indptr, u_indices=u_indices, i_indptr=i_indptr,
                    i_indices=i_indices, i_edge=i_edge, u_timestamp=u_ts, i_timestamp=i_ts, u_behavior=u_beh,
                    i_behavior=i_beh, u_count=counts, order=order, deduped=bool(dedupe),
@@ -462,9 +499,10 @@ class BipartiteGraph:
             deg_i = np.asarray(r.sum(axis=0)).ravel()
         du, di = _inv_sqrt(deg_u), _inv_sqrt(deg_i)
         e = u_idx.shape[0]
-        vals = np.empty(2 * e, np.float64)
-        vals[:e] = np.repeat(du, np.diff(u_ptr)) * di[u_idx]
-        vals[e:] = np.repeat(di, np.diff(i_ptr)) * du[i_idx]
+        np_dtype = np.float32 if dtype == torch.float32 else np.float64
+        vals = np.empty(2 * e, np_dtype)  # written in place by a compiled pass: no per-edge temporaries
+        _sym_norm_values(u_ptr, u_idx, du, di, vals, 0)
+        _sym_norm_values(i_ptr, i_idx, di, du, vals, e)
         if w_u is not None:
             vals[:e] *= w_u
             vals[e:] *= w_i
@@ -478,7 +516,7 @@ class BipartiteGraph:
         col[:e] = u_idx
         col[:e] += n
         col[e:] = i_idx
-        values = torch.from_numpy(vals).to(dtype)
+        values = torch.from_numpy(vals).to(dtype)  # zero copy for float32 / float64
         del vals
         size = (n + m, n + m)
         if layout == "coo":
@@ -518,8 +556,8 @@ class BipartiteGraph:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as fh:
-                np.savez(fh, _meta=meta, _order=np.array(self.order), _behavior_names=np.array(self.behavior_names, dtype=str),
-                         **arrays)
+                np.savez(fh, _meta=meta, _order=np.array(self.order),
+                         _behavior_names=np.array(self.behavior_names, dtype=str), **arrays)
             os.replace(tmp, path)
         except BaseException:
             if os.path.exists(tmp):
