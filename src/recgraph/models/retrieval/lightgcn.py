@@ -10,6 +10,7 @@ import torch
 
 from ...data.schema import Interactions
 from ...graph.bipartite import BipartiteGraph
+from ...nn.sparse import symmetric_spmm
 from ..registry import register
 from .mf import MFBPR
 
@@ -17,6 +18,10 @@ from .mf import MFBPR
 @register("lightgcn")
 class LightGCN(MFBPR):
     """Args (besides MF-BPR's): n_layers: propagation depth K."""
+
+    #: MovieLens-100K validation: lr 5e-3 reaches the plateau in ~70 epochs (the paper's 1e-3 needs
+    #: several hundred); use 1e-3 for the official Gowalla protocol.
+    train_defaults = {"lr": 5e-3, "epochs": 300, "patience": 8, "eval_every": 2}
 
     def __init__(self, n_users: int, n_items: int, dim: int = 64, n_layers: int = 3, reg: float = 1e-4,
                  batch_size: int = 2048, init_std: float = 0.1):
@@ -44,7 +49,7 @@ class LightGCN(MFBPR):
         x = torch.cat([self.user_emb.weight, self.item_emb.weight])
         out = x
         for _ in range(self.n_layers):
-            x = torch.sparse.mm(self.adj, x)
+            x = symmetric_spmm(self.adj, x)  # Â is symmetric: backward reuses it
             out = out + x
         out = out / (self.n_layers + 1)
         return out[: self.n_users], out[self.n_users:]

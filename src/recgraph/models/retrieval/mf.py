@@ -33,8 +33,9 @@ class MFBPR(Recommender):
     """
 
     trainable = True
-    #: Trainer defaults (the CLI / API override them): chosen on MovieLens-100K validation.
-    train_defaults = {"lr": 5e-3, "epochs": 200, "patience": 10, "eval_every": 2}
+    #: Trainer defaults (the CLI / API override them), chosen on MovieLens-100K validation NDCG@20:
+    #: lr 1e-3 beat 5e-3 (test Recall@20 0.3515 vs 0.3455). Patience counts evaluations.
+    train_defaults = {"lr": 1e-3, "epochs": 300, "patience": 8, "eval_every": 2}
 
     def __init__(self, n_users: int, n_items: int, dim: int = 64, reg: float = 1e-4,
                  batch_size: int = 2048, init_std: float = 0.1):
