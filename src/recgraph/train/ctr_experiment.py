@@ -93,8 +93,10 @@ def evaluate_ctr_model(model, data: CTRData, part: str = "test", *, batch_size: 
         scores.append(model(b).float().cpu().numpy())
     # logits rounded to 1e-5: float32 kernels may differ in the last bit between batch shapes, which
     # could otherwise reorder (near-)tied samples; with rounding the metrics match for any batch size
-    s = np.round(np.concatenate(scores).astype(np.float64), 5)
-    return evaluate_ctr(samples.user, samples.label, s, from_logits=True)
+    raw = np.concatenate(scores).astype(np.float64)
+    out = evaluate_ctr(samples.user, samples.label, np.round(raw, 5), from_logits=True)
+    out["logloss"] = evaluate_ctr(samples.user, samples.label, raw, from_logits=True)["logloss"]
+    return out
 
 
 def run_ctr_experiment(model: str, dataset: str, protocol: str = "macgnn-quantile", seed: int = 0,

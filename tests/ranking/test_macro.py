@@ -1,0 +1,62 @@
+"""Macro graph: sparse products equal dense definitions, recent lists, assignment."""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from recgraph.graph.macro import (assign_item_macros, assign_user_macros, build_macro_graph, macro_counts,
+                                  positive_matrix, recent_lists)
+
+
+def _random(seed=0, e=400, nu=30, ni=50):
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, nu, e), rng.integers(0, ni, e), rng.integers(0, 1000, e), nu, ni
+
+
+def test_macro_counts_match_dense_definition():
+    u, i, t, nu, ni = _random()
+    R = positive_matrix(u, i, nu, ni)
+    im = np.random.default_rng(1).integers(0, 6, ni)
+    um = np.random.default_rng(2).integers(0, 4, nu)
+    mc = macro_counts(R, im, 6, um, 4)
+    Rd = R.toarray()
+    C, U = np.eye(6)[im], np.eye(4)[um]
+    for got, want in ((mc.user1, Rd @ C), (mc.item1, Rd.T @ U), (mc.user2, Rd @ (Rd.T @ U)),
+                      (mc.item2, Rd.T @ (Rd @ C))):
+        assert sp.issparse(got)
+        np.testing.assert_allclose(got.toarray(), want)
+        assert got.shape[1] <= 6  # never users×users or items×items
+
+
+def test_recent_lists_are_last_events_most_recent_first():
+    u, i, t, nu, ni = _random(3)
+    ids, times, cnt = recent_lists(u, i, t, nu, 5, pad=ni)
+    for node in range(nu):
+        idx = np.flatnonzero(u == node)
+        order = idx[np.lexsort((idx, t[idx]))][::-1][:5]
+        assert ids[node, :len(order)].tolist() == i[order].tolist()
+        assert np.all(ids[node, len(order):] == ni)
+        assert cnt[node] == len(order)
+
+
+def test_item_macro_methods_and_unknown():
+    u, i, t, nu, ni = _random(4)
+    R = positive_matrix(u, i, nu, ni)
+    cat = np.where(np.arange(ni) % 7 == 0, -1, np.arange(ni) % 3)
+    a, n = assign_item_macros("category", n_items=ni, category=cat)
+    assert n == 4 and np.all(a[cat == -1] == 3)
+    a, n = assign_item_macros("kmeans-rows", n_items=ni, R=R, k=5)
+    assert a.max() < n and n <= 6
+    emb = np.random.default_rng(0).normal(size=(ni, 8)).astype(np.float32)
+    a, n = assign_item_macros("kmeans-embeddings", n_items=ni, embeddings=emb, k=4)
+    assert n == 5 and a.max() <= 3
+    um, nm = assign_user_macros(R, a, n, k=3)
+    assert nm == 4 and um.max() <= 3
+
+
+def test_build_macro_graph_small():
+    u, i, t, nu, ni = _random(5)
+    g = build_macro_graph(u, i, t, nu, ni, category=np.arange(ni) % 4)
+    assert g.n_item_macros == 5 and g.counts.user1.shape == (nu, 5)
+    assert g.user_recent.shape == (nu, 20)
