@@ -45,7 +45,8 @@ def metrics_table(records: list[dict], keys: list[str], title: str) -> Table:
         table.add_column(k, justify="right")
     for col in ("epochs", "s/epoch", "fit s", "peak MB"):
         table.add_column(col, justify="right")
-    best = {k: max(r["metrics"].get(k, float("-inf")) for r in records) for k in keys}
+    lower_is_better = {"logloss"}
+    best = {k: (min if k in lower_is_better else max)(r["metrics"].get(k, float("nan")) for r in records) for k in keys}
     for r in records:
         tr = r.get("train", {})
         cells = []
@@ -150,7 +151,9 @@ def train(model: str = typer.Argument(..., help="model name (see `recgraph model
           epochs: Optional[int] = typer.Option(None, help="max epochs (default: the model's)"),
           seed: int = 0, device: str = typer.Option("auto", help="cpu | cuda | auto"),
           out: Optional[Path] = typer.Option(None, help="run folder (default runs/MODEL-DATASET-SEED)"),
-          split: str = typer.Option("auto", help="auto | predefined | random-ratio | leave-last-out | time-quantile"),
+          split: str = typer.Option("auto", help="retrieval models: auto | predefined | random-ratio | leave-last-out | "
+                                                 "time-quantile"),
+          protocol: str = typer.Option("macgnn-quantile", help="ranking (CTR) models: macgnn-quantile | leave-last-out"),
           lr: Optional[float] = None, patience: Optional[int] = None,
           eval_every: Optional[int] = None,
           select_on_test: bool = typer.Option(False, help="official LightGCN protocol: select the epoch on the test "
@@ -158,9 +161,27 @@ def train(model: str = typer.Argument(..., help="model name (see `recgraph model
           set_: List[str] = typer.Option([], "--set", help="model argument KEY=VALUE (repeatable)"),
           data_dir: Optional[Path] = DataDirOpt):
     """Train and evaluate one model; writes OUT/metrics.json and the model artifact."""
+    from .models.registry import get_model_class
     from .train.experiment import ExperimentConfig, run_experiment
 
     out = out or Path("runs") / f"{model}-{dataset}-{seed}"
+    try:
+        task = getattr(get_model_class(model), "task", "retrieval")
+    except KeyError as exc:
+        _fail(str(exc.args[0]))
+    if task == "ctr":
+        from .train.ctr_experiment import run_ctr_experiment
+
+        try:
+            rec = run_ctr_experiment(model, dataset, protocol=protocol, seed=seed, epochs=epochs, device=device,
+                                     out=str(out), lr=lr, patience=patience if patience is not None else 5,
+                                     model_args=_parse_model_args(set_), select_on_test=select_on_test,
+                                     data_dir=None if data_dir is None else str(data_dir), progress=True)
+        except (FileNotFoundError, KeyError, ValueError, RuntimeError) as exc:
+            _fail(str(exc))
+        console.print(metrics_table([rec], ["auc", "gauc", "logloss"], f"{model} on {dataset} ({protocol})"))
+        console.print(f"metrics: {out / 'metrics.json'}")
+        return
     cfg = ExperimentConfig(model=model, dataset=dataset, split=split, seed=seed, epochs=epochs, lr=lr,
                            patience=patience, eval_every=eval_every, device=device, out=str(out),
                            data_dir=None if data_dir is None else str(data_dir),
