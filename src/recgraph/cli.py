@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -38,13 +39,22 @@ def _parse_model_args(pairs: List[str]) -> dict:
     return out
 
 
+SHORT = {"recall": "R", "ndcg": "N", "hit": "HR", "mrr": "MRR", "precision": "P"}
+
+
+def _short(key: str) -> str:
+    name, _, k = key.partition("@")
+    return f"{SHORT.get(name, name)}@{k}" if k else name
+
+
 def metrics_table(records: list[dict], keys: list[str], title: str) -> Table:
-    table = Table(title=title, header_style="bold")
-    table.add_column("model", style="bold")
+    """Compact metrics table (fits 80 columns): best value per column in green."""
+    table = Table(title=title, header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1, 0, 0), collapse_padding=True)
+    table.add_column("model", style="bold", no_wrap=True)
     for k in keys:
-        table.add_column(k, justify="right")
-    for col in ("epochs", "s/epoch", "fit s", "peak MB"):
-        table.add_column(col, justify="right")
+        table.add_column(_short(k), justify="right", no_wrap=True)
+    for col in ("epochs", "s/ep", "fit s"):
+        table.add_column(col, justify="right", no_wrap=True)
     lower_is_better = {"logloss"}
     best = {k: (min if k in lower_is_better else max)(r["metrics"].get(k, float("nan")) for r in records) for k in keys}
     for r in records:
@@ -56,7 +66,7 @@ def metrics_table(records: list[dict], keys: list[str], title: str) -> Table:
             cells.append(f"[green]{s}[/]" if v == best[k] else s)
         spe = tr.get("seconds_per_epoch")
         table.add_row(r["model"], *cells, str(tr.get("epochs_run", "–")), "–" if spe is None else f"{spe:.2f}",
-                      f"{r['seconds']['fit']:.1f}", f"{r['peak_memory_bytes'] / 2**20:.0f}")
+                      f"{r['seconds']['fit']:.1f}")
     return table
 
 
@@ -96,7 +106,7 @@ def quickstart(dataset: str = typer.Option("movielens-100k", help="dataset name 
                       f"({rec['seconds']['total']:.1f} s)")
         records.append(rec)
     keys = ["recall@10", "ndcg@10", "recall@20", "ndcg@20", "hit@20", "mrr@20"]
-    console.print(metrics_table(records, keys, f"{dataset} · test split · full ranking, train/valid items excluded"))
+    console.print(metrics_table(records, keys, f"{dataset} · test · full ranking, train+valid items excluded"))
     graph = BipartiteGraph.from_interactions(split.train)
     report = write_report(out / "report.html", title=f"recgraph quickstart · {dataset}", records=records,
                           metric_keys=keys, images=[("training curves", training_curves_png(records)),
