@@ -51,7 +51,7 @@ from torch import nn
 from ...data.schema import Interactions
 from ...graph.ppr import bipartite_ppr
 from ...graph.subsample import popularity_subsample
-from ...index.base import topk_over_candidates
+from ...index.base import filter_excluded, topk_over_candidates
 from ...index.rq import RQIndex
 from ...nn.quantizer import ResidualQuantizer
 from ..registry import register
@@ -99,14 +99,14 @@ class RankGraph2(Recommender):
 
     trainable = True
     #: Trainer defaults, chosen on MovieLens-100K validation (read by run_experiment).
-    train_defaults = {"lr": 2e-3, "epochs": 60, "patience": 4, "eval_every": 2}
+    train_defaults = {"lr": 5e-3, "epochs": 30, "patience": 3, "eval_every": 1}
 
-    def __init__(self, n_users: int, n_items: int, dim: int = 64, ppr_k: int = 32, ppr_alpha: float = 0.15,
+    def __init__(self, n_users: int, n_items: int, dim: int = 64, ppr_k: int = 16, ppr_alpha: float = 0.15,
                  ppr_eps: float = 1e-4, temperature: float = 0.1, w_u2u: float = 0.1, w_i2i: float = 0.1,
                  w_commit: float = 0.05, keep_rate: float = 1.0, subsample_beta: float = 0.5,
                  subsample_correction: bool = True, logq_correction: bool = True, use_ppr: bool = True,
                  cotrain_index: bool = True, rq_levels: int = 2, rq_items_k: int = 32, rq_users_k: int = 32,
-                 rq_nprobe: int = 4, batch_size: int = 1024, n_recent: int = 10, init_std: float = 0.1,
+                 rq_nprobe: int = 4, batch_size: int = 2048, n_recent: int = 10, init_std: float = 0.1,
                  seed: int = 0):
         super().__init__(n_users, n_items)
         if not 0 < keep_rate <= 1:
@@ -210,8 +210,9 @@ class RankGraph2(Recommender):
             u2, u_ok = self._draw_partners(u, 0, rng)
             i2, i_ok = self._draw_partners(i, 1, rng)
             nodes = np.stack([u, i, u2, i2])  # [4, B] homogeneous ids
-            yield {"nodes": torch.from_numpy(nodes), "nbr_idx": torch.from_numpy(idx[nodes]),
-                   "nbr_w": torch.from_numpy(w[nodes]), "item": torch.from_numpy(self.edge_item[b]),
+            uniq, inv = np.unique(nodes, return_inverse=True)  # encode each distinct node once
+            yield {"nodes": torch.from_numpy(uniq), "inv": torch.from_numpy(inv.reshape(nodes.shape)),
+                   "nbr_idx": torch.from_numpy(idx[uniq]), "nbr_w": torch.from_numpy(w[uniq]), "item": torch.from_numpy(self.edge_item[b]),
                    "weight": torch.from_numpy(self.edge_weight[b]),
                    "log_q": torch.from_numpy(self.item_log_q[self.edge_item[b]]),
                    "u2u_ok": torch.from_numpy(u_ok), "i2i_ok": torch.from_numpy(i_ok)}
@@ -223,12 +224,15 @@ class RankGraph2(Recommender):
         if not self.use_ppr:
             return F.normalize(ego, dim=-1)
         mask = nbr_idx >= 0
-        nb = self.node_emb(nbr_idx.clamp_min(0))  # [*, k, d]
-        logits = (self.w_q(ego).unsqueeze(-2) * self.w_k(nb)).sum(-1) / math.sqrt(self.dim)
-        logits = logits + torch.log(nbr_w.clamp_min(1e-12))
-        logits = logits.masked_fill(~mask, -1e9)
-        att = torch.softmax(logits, -1) * mask.any(-1, keepdim=True)
-        return F.normalize(ego + (att.unsqueeze(-1) * nb).sum(-2), dim=-1)
+        shape = ego.shape
+        ego, mask, w = ego.reshape(-1, self.dim), mask.reshape(-1, mask.shape[-1]), nbr_w.reshape(-1, mask.shape[-1])
+        nb = self.node_emb(nbr_idx.clamp_min(0).reshape(mask.shape))  # [n, k, d]
+        # (W_q e_s)·(W_k e_j) = e_j·(W_kᵀ W_q e_s): transform the query once, not the k neighbours
+        q = self.w_q(ego) @ self.w_k.weight / math.sqrt(self.dim)
+        logits = torch.bmm(nb, q.unsqueeze(-1)).squeeze(-1) + torch.log(w.clamp_min(1e-12))
+        att = torch.softmax(logits.masked_fill(~mask, -1e9), -1) * mask.any(-1, keepdim=True)
+        agg = torch.bmm(att.unsqueeze(1), nb).squeeze(1)
+        return F.normalize(ego + agg, dim=-1).reshape(shape)
 
     def encode_nodes(self, nodes: torch.Tensor, chunk: int = 8192) -> torch.Tensor:
         """``h`` of homogeneous node ids using the stored PPR tables (serving / evaluation)."""
@@ -257,8 +261,9 @@ class RankGraph2(Recommender):
 
     # ------------------------------------------------------------------ loss
     def loss(self, batch) -> torch.Tensor:
-        nodes, nbr_idx, nbr_w = batch["nodes"], batch["nbr_idx"], batch["nbr_w"]
-        h = self.encode(nodes, nbr_idx, nbr_w)  # [4, B, d]
+        inv = batch["inv"]  # [4, B]: rows user, item, user partner, item partner into "nodes"
+        h = self.encode(batch["nodes"], batch["nbr_idx"], batch["nbr_w"])[inv]  # [4, B, d]
+        nodes = inv
         hu, hi, hu2, hi2 = h[0], h[1], h[2], h[3]
         item = batch["item"]
         same = item.unsqueeze(0) == item.unsqueeze(1)
@@ -300,22 +305,6 @@ class RankGraph2(Recommender):
             self._indexes[kind] = self.export_index(kind)
         return self._indexes[kind]
 
-    def _drop_seen(self, users: np.ndarray, scores: np.ndarray, ids: np.ndarray, k: int):
-        """Remove training items from ranked ``ids [B, K']``, keep the first ``k``."""
-        seen = self.seen
-        key_seen = np.repeat(np.arange(seen.shape[0], dtype=np.int64), np.diff(seen.indptr)) * self.n_items + seen.indices
-        key = users[:, None].astype(np.int64) * self.n_items + np.maximum(ids, 0)
-        pos = np.searchsorted(key_seen, key).clip(0, max(len(key_seen) - 1, 0))
-        bad = (ids < 0) | ((len(key_seen) > 0) & (key_seen[pos] == key))
-        order = np.argsort(bad, axis=1, kind="stable")[:, :k]
-        ids_out = np.take_along_axis(np.where(bad, -1, ids), order, 1)
-        sc_out = np.take_along_axis(np.where(bad, -np.inf, scores), order, 1)
-        if ids_out.shape[1] < k:
-            pad = k - ids_out.shape[1]
-            ids_out = np.pad(ids_out, ((0, 0), (0, pad)), constant_values=-1)
-            sc_out = np.pad(sc_out, ((0, 0), (0, pad)), constant_values=-np.inf)
-        return sc_out.astype(np.float32), ids_out
-
     @torch.no_grad()
     def retrieve(self, users, k: int = 20, mode: str = "u2i", n_neighbours: int = 50):
         """Top-``k`` unseen items ``(scores [B, k], ids [B, k])`` for ``users [B]`` (−1 padded) and
@@ -334,19 +323,19 @@ class RankGraph2(Recommender):
             s = q @ i_all.T
             D, I = s.topk(kk, dim=1)
             self.last_candidates = float(self.n_items)
-            return self._drop_seen(users, D.numpy(), I.numpy(), k)
+            return filter_excluded(users, D.numpy(), I.numpy(), self.seen, k)
         if mode == "u2i-index":
             index = self._index("items")
             D, I = index.search(q, kk)
             self.last_candidates = index.n_candidates_last
-            return self._drop_seen(users, D, I, k)
+            return filter_excluded(users, D, I, self.seen, k)
         if mode == "u2i2i":
             index = self._index("items")
             recent = self.recent[users]
             clusters = np.where(recent >= 0, index.cluster_of(np.maximum(recent, 0).ravel()).reshape(recent.shape), -1)
             D, I = index.search_clusters(q, clusters, kk)
             self.last_candidates = index.n_candidates_last
-            return self._drop_seen(users, D, I, k)
+            return filter_excluded(users, D, I, self.seen, k)
         # u2u2i: similar users from the user RQ index, then their training items (unseen), scored
         uindex = self._index("users")
         _, nb = uindex.search(q, n_neighbours + 1)
