@@ -1,12 +1,17 @@
 """CTR benchmark: AUC / GAUC / Logloss (mean ± std over seeds) for LR, DeepFM, DIN, the sampled-
-neighbour GNN (sage) and MacGNN under one protocol; MacGNN ablation (each official defect alone);
-training throughput and single-user scoring latency (1 user × 1,000 candidates) on CPU.
+neighbour GNN (sage) and MacGNN under one protocol; MacGNN ablation (the fixed default, each
+official defect alone — attention no-op, unmasked slots, Dice batch statistics at evaluation,
+checkpoint selected on test — and all four together); training throughput and single-user scoring
+latency (1 user × 1,000 candidates, feature gather / neighbour sampling and forward timed apart,
+neighbour rows looked up per request) on CPU.
 
     nice -n 10 python benchmarks/bench_ctr.py --datasets movielens-100k --seeds 5
-    nice -n 10 python benchmarks/bench_ctr.py --ablation --datasets movielens-100k
-    nice -n 10 python benchmarks/bench_ctr.py --latency --datasets movielens-100k
+    nice -n 10 python benchmarks/bench_ctr.py --ablation --datasets movielens-100k --seeds 5
+    nice -n 10 python benchmarks/bench_ctr.py --ablation --datasets movielens-100k --seeds 3 \
+        --protocol leave-last-out --epochs 10 --patience 2
+    nice -n 10 python benchmarks/bench_ctr.py --latency --datasets movielens-100k --threads 1
 
-Writes benchmarks/results/ctr_<what>.json.
+Writes benchmarks/results/ctr_<datasets>.json, ctr_ablation[_<protocol>].json, ctr_latency.json.
 """
 
 from __future__ import annotations
@@ -26,11 +31,13 @@ from recgraph.data.ctr import CTRSamples  # noqa: E402
 from recgraph.train.ctr_experiment import build_ctr_model, ctr_data, run_ctr_experiment  # noqa: E402
 
 MODELS = ("lr", "deepfm", "din", "sage", "macgnn")
-ABLATION = {"fixed (default)": {}, "official_attention_noop": {"official_attention_noop": True},
-            "official_unmasked_slots": {"official_unmasked_slots": True},
-            "official_dice_batch_stats": {"official_dice_batch_stats": True},
-            "official (all three)": {"variant": "official"}}
-
+# name → (model_args, select_on_test): the fixed default, each official defect alone, all together
+ABLATION = {"fixed (default)": ({}, False),
+            "official_attention_noop": ({"official_attention_noop": True}, False),
+            "official_unmasked_slots": ({"official_unmasked_slots": True}, False),
+            "official_dice_batch_stats": ({"official_dice_batch_stats": True}, False),
+            "select_on_test": ({}, True),
+            "official (all four)": ({"variant": "official"}, True)}
 
 def _agg(vals):
     a = np.asarray(vals, float)
@@ -60,51 +67,88 @@ def table(datasets, seeds, epochs, protocol):
     return out
 
 
-def ablation(ds, seeds, epochs, protocol):
-    out, rows = {}, []
+def ablation(ds, seeds, epochs, protocol, patience=5):
+    out, best, rows = {}, {}, []
     for seed in range(seeds):
         data = ctr_data(ds, protocol, seed)
-        for name, args in ABLATION.items():
+        for name, (args, on_test) in ABLATION.items():
             r = run_ctr_experiment("macgnn", ds, protocol, seed=seed, epochs=epochs, data=data, device="cpu",
-                                   model_args=args)
+                                   model_args=args, select_on_test=on_test, patience=patience)
             out.setdefault(name, []).append(r["metrics"])
-        r = run_ctr_experiment("macgnn", ds, protocol, seed=seed, epochs=epochs, data=data, device="cpu",
-                               select_on_test=True)
-        out.setdefault("official_select_on_test", []).append(r["metrics"])
+            best.setdefault(name, []).append(r["train"]["best_epoch"])
+            print(ds, seed, name, {k: round(r["metrics"][k], 4) for k in ("auc", "gauc", "logloss")}, flush=True)
     res = {}
     for name, ms in out.items():
         res[name] = {k: _agg([m[k] for m in ms]) for k in ("auc", "gauc", "logloss")}
-        rows.append([name] + [f"{res[name][k]['mean']:.4f} ± {res[name][k]['std']:.4f}" for k in ("auc", "gauc", "logloss")])
-    print_table(f"MacGNN ablation on {ds}", ["variant", "AUC", "GAUC", "Logloss"], rows)
+        res[name]["best_epoch"] = best[name]
+        res[name]["model_args"], res[name]["select_on_test"] = ABLATION[name]
+        rows.append([name] + [f"{res[name][k]['mean']:.4f} ± {res[name][k]['std']:.4f}"
+                              for k in ("auc", "gauc", "logloss")])
+    res["_protocol"] = {"name": protocol, "epochs": epochs, "patience": patience,
+                        "parts": {k: data.part(k).describe() for k in ("train", "valid", "test")},
+                        "note": "official_dice_batch_stats is evaluated at eval batch size 1024"}
+    print_table(f"MacGNN ablation on {ds} ({protocol})", ["variant", "AUC", "GAUC", "Logloss"], rows)
     return res
 
 
-def latency(ds, protocol, n_candidates=1000, repeats=200):
-    torch.set_num_threads(2)
+def _neighbour_rows(model_name: str, b: dict, f) -> dict:
+    """Neighbour look-ups one request makes (non-padding ids gathered; ``lookups`` counts every
+    candidate's copy, ``distinct`` the unique (table, id) rows)."""
+    if model_name == "macgnn":
+        groups = {"macro_item": [("u1_ids", "u1_cnt", f.n_item_macros), ("i2_ids", "i2_cnt", f.n_item_macros)],
+                  "macro_user": [("u2_ids", "u2_cnt", f.n_user_macros), ("i1_ids", "i1_cnt", f.n_user_macros)]}
+        out = {}
+        for g, parts in groups.items():
+            ids = [b[k][b[c] > 0].numpy() for k, c, _ in parts]
+            out[g] = (sum(len(x) for x in ids), int(np.unique(np.concatenate(ids)).size))
+        ur, ir = b["u_rec"].numpy(), b["i_rec"].numpy()
+        out["recent_items_of_user"] = (int((ur != f.n_items).sum()), int(np.unique(ur[ur != f.n_items]).size))
+        out["recent_users_of_items"] = (int((ir != f.n_users).sum()), int(np.unique(ir[ir != f.n_users]).size))
+    elif model_name == "sage":
+        out = {}
+        for k, pad in (("u_nb", f.n_items), ("u_nb2", f.n_users), ("i_nb", f.n_users), ("i_nb2", f.n_items)):
+            x = b[k].numpy()
+            out[k] = (int((x != pad).sum()), int(np.unique(x[x != pad]).size))
+    elif model_name == "din":
+        ur = b["u_rec"].numpy()
+        out = {"recent_items_of_user": (int((ur != f.n_items).sum()), int(np.unique(ur[ur != f.n_items]).size))}
+    else:
+        out = {}
+    total = (sum(v[0] for v in out.values()), sum(v[1] for v in out.values()))
+    return {"lookups": total[0], "distinct_rows": total[1],
+            "by_group": {k: {"lookups": v[0], "distinct_rows": v[1]} for k, v in out.items()}}
+
+
+def latency(ds, protocol, n_candidates=1000, repeats=200, threads=1, min_train_samples=20000):
+    """Training throughput (batch 1024, feature gathering / neighbour sampling included) and the
+    latency of scoring one user against ``n_candidates`` items (feature gather or sampling +
+    forward, split into the two), on CPU with ``threads`` intra-op threads."""
+    torch.set_num_threads(threads)
     data = ctr_data(ds, protocol, 0)
     res, rows = {}, []
-    rng = np.random.default_rng(0)
     f = data.features
     snap = int(data.test.snapshot.max())
     warm_items = np.flatnonzero(f.item_deg[snap * data.n_items:(snap + 1) * data.n_items] > 0)
     users = data.test.user
     for m in ("macgnn", "sage", "din"):
+        torch.manual_seed(0)
         model = build_ctr_model(m, data)
-        # throughput: one epoch of training, batch 1024, 2 threads, feature gathering/sampling included
         opt = torch.optim.Adam(model.parameters(), 1e-3)
         model.train()
         loader = data.loader("train", 1024, model.needs, shuffle=True)
-        t0, n = time.perf_counter(), 0
-        for _ in range(3):
-            for b in loader(0, np.random.default_rng(0)):
+        t0, n, ep = time.perf_counter(), 0, 0
+        while n < min_train_samples:
+            for b in loader(ep, np.random.default_rng(ep)):
                 loss = model.loss(b)
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
                 n += len(b["label"])
+            ep += 1
         tput = n / (time.perf_counter() - t0)
         model.eval()
-        times = []
+        rng = np.random.default_rng(0)
+        t_feat, t_fwd, touched = [], [], []
         with torch.no_grad():
             for r in range(repeats):
                 u = int(users[r % len(users)])
@@ -112,13 +156,35 @@ def latency(ds, protocol, n_candidates=1000, repeats=200):
                 s = CTRSamples(np.full(n_candidates, u), items, np.zeros(n_candidates, np.float32),
                                np.zeros(n_candidates, np.int64), np.full(n_candidates, snap))
                 t = time.perf_counter()
-                model(data.batch(s, None, model.needs, salt=0))  # features / sampling + forward
-                times.append(time.perf_counter() - t)
-        ms = np.asarray(times[10:]) * 1e3
-        res[m] = {"train_samples_per_second": tput, "p50_ms": float(np.percentile(ms, 50)),
-                  "p99_ms": float(np.percentile(ms, 99)), "candidates": n_candidates, "threads": 2}
-        rows.append([m, f"{tput:,.0f}", f"{res[m]['p50_ms']:.2f}", f"{res[m]['p99_ms']:.2f}"])
-    print_table(f"throughput / latency on {ds} (2 threads)", ["model", "train samples/s", "p50 ms", "p99 ms"], rows)
+                b = data.batch(s, None, model.needs, salt=0)  # feature gather / neighbour sampling
+                t1 = time.perf_counter()
+                model(b)
+                t2 = time.perf_counter()
+                t_feat.append(t1 - t), t_fwd.append(t2 - t1)
+                if r < 20:
+                    touched.append(_neighbour_rows(m, b, f))
+        feat, fwd = np.asarray(t_feat[10:]) * 1e3, np.asarray(t_fwd[10:]) * 1e3
+        tot = feat + fwd
+        nb = {"lookups_mean": float(np.mean([x["lookups"] for x in touched])),
+              "distinct_rows_mean": float(np.mean([x["distinct_rows"] for x in touched])),
+              "by_group_first_request": touched[0]["by_group"]}
+        res[m] = {"train_samples_per_second": tput, "train_samples_timed": n,
+                  "p50_ms": float(np.percentile(tot, 50)), "p99_ms": float(np.percentile(tot, 99)),
+                  "features_p50_ms": float(np.percentile(feat, 50)), "forward_p50_ms": float(np.percentile(fwd, 50)),
+                  "neighbour_rows_per_request": nb, "parameters": int(sum(p.numel() for p in model.parameters())),
+                  "candidates": n_candidates, "repeats": repeats - 10, "threads": threads}
+        rows.append([m, f"{tput:,.0f}", f"{res[m]['p50_ms']:.2f}", f"{res[m]['p99_ms']:.2f}",
+                     f"{res[m]['features_p50_ms']:.2f}", f"{res[m]['forward_p50_ms']:.2f}",
+                     f"{nb['lookups_mean']:,.0f}", f"{nb['distinct_rows_mean']:,.0f}"])
+        print(rows[-1], flush=True)
+    res["_setup"] = {"protocol": protocol, "train_samples": len(data.train), "n_users": data.n_users,
+                     "n_items": data.n_items, "n_item_macros": f.n_item_macros, "n_user_macros": f.n_user_macros,
+                     "slot_width": {"u1": int(f.u1_ids.shape[1]), "u2": int(f.u2_ids.shape[1]),
+                                    "i1": int(f.i1_ids.shape[1]), "i2": int(f.i2_ids.shape[1])},
+                     "sage_fanouts": [10, 5], "recent": int(f.u_rec.shape[1])}
+    print_table(f"throughput / latency on {ds} ({threads} thread(s), 1 user x {n_candidates} candidates)",
+                ["model", "train samples/s", "p50 ms", "p99 ms", "feat p50", "fwd p50", "nb lookups", "nb distinct"],
+                rows)
     return res
 
 
@@ -129,17 +195,18 @@ def main():
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--protocol", default="macgnn-quantile")
     ap.add_argument("--ablation", action="store_true")
+    ap.add_argument("--patience", type=int, default=5, help="early-stopping patience (ablation)")
     ap.add_argument("--latency", action="store_true")
     ap.add_argument("--threads", type=int, default=1)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     t0 = time.perf_counter()
     if a.latency:
-        res = {ds: latency(ds, a.protocol) for ds in a.datasets}
+        res = {ds: latency(ds, a.protocol, threads=a.threads) for ds in a.datasets}
         name = "ctr_latency"
     elif a.ablation:
-        res = {ds: ablation(ds, a.seeds, a.epochs, a.protocol) for ds in a.datasets}
-        name = "ctr_ablation"
+        res = {ds: ablation(ds, a.seeds, a.epochs, a.protocol, a.patience) for ds in a.datasets}
+        name = "ctr_ablation" + ("" if a.protocol == "macgnn-quantile" else "_" + a.protocol)
     else:
         res = table(a.datasets, a.seeds, a.epochs, a.protocol)
         name = "ctr_" + "_".join(d.split("-")[0] for d in a.datasets)

@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import torch
 
-from recgraph.config import resolve_data_dir
 from recgraph.data.schema import Interactions
 from recgraph.index import ExactIndex, RQIndex
 from recgraph.models.registry import get_model_class

@@ -12,6 +12,16 @@ from recgraph.train.ctr_experiment import (build_ctr_model, evaluate_ctr_model, 
                                            run_ctr_experiment)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """One intra-op thread: on a shared, loaded machine OpenMP spin-waiting makes small-batch
+    scoring 10-50x slower with more threads (and results are then thread-count independent)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="module")
 def ml():
     return load_interactions("movielens-100k")
@@ -35,7 +45,6 @@ def test_registered_as_ctr_models():
 def test_macgnn_and_din_beat_lr_on_movielens_auc(llo):
     """Leave-last-out on MovieLens-100K (16.9k training samples; the macgnn-quantile training window
     of ML-100K holds only ~1.2k warm samples, too few for DIN — see the benchmark note)."""
-    torch.set_num_threads(1)
     auc = {}
     for m in ("lr", "din", "macgnn"):
         r = run_ctr_experiment(m, "movielens-100k", "leave-last-out", seed=0, epochs=4, patience=2, data=llo,

@@ -16,6 +16,7 @@ code (best checkpoint chosen on the test set) and is stamped into the record.
 
 from __future__ import annotations
 
+import copy
 import platform
 import time
 from pathlib import Path
@@ -79,20 +80,24 @@ def build_ctr_model(name: str, data: CTRData, **model_args):
 def evaluate_ctr_model(model, data: CTRData, part: str = "test", *, batch_size: int = 1024,
                        device: torch.device | str = "cpu") -> dict:
     """AUC / GAUC / Logloss of ``model`` on ``part``; metrics do not depend on ``batch_size``
-    (per-sample features, Dice with running statistics, deterministic neighbour sampling; logits
-    rounded to 1e-5 so last-bit differences of batched kernels cannot reorder ties)."""
+    (per-sample features, Dice with running statistics, deterministic neighbour sampling).
+
+    Scoring runs on a float64 copy of the model (``model`` itself is left untouched): float32
+    kernels accumulate in an order that depends on the batch shape (GEMV for one row, blocked GEMM
+    for many), which moves logits by ~1e-6 and the mean Logloss by ~1e-6; in float64 that noise is
+    ~1e-15, so AUC, GAUC and Logloss agree across batch sizes to ~1e-12. Logits are additionally
+    rounded to 1e-5 for AUC / GAUC so that near-ties cannot be reordered by the last bits."""
     model.eval()
     samples = data.part(part)
     if len(samples) == 0:
         raise ValueError(f"the {part} part of the CTR data is empty")
     needs = getattr(model, "needs", frozenset())
+    scorer = copy.deepcopy(model).to(torch.float64).eval()
     scores = []
     for a in range(0, len(samples), batch_size):
         b = data.batch(samples, np.arange(a, min(a + batch_size, len(samples))), needs, salt=0)
-        b = {k: v.to(device) for k, v in b.items()}
-        scores.append(model(b).float().cpu().numpy())
-    # logits rounded to 1e-5: float32 kernels may differ in the last bit between batch shapes, which
-    # could otherwise reorder (near-)tied samples; with rounding the metrics match for any batch size
+        b = {k: v.to(device, torch.float64) if v.is_floating_point() else v.to(device) for k, v in b.items()}
+        scores.append(scorer(b).cpu().numpy())
     raw = np.concatenate(scores).astype(np.float64)
     out = evaluate_ctr(samples.user, samples.label, np.round(raw, 5), from_logits=True)
     out["logloss"] = evaluate_ctr(samples.user, samples.label, raw, from_logits=True)["logloss"]
