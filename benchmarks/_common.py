@@ -41,20 +41,24 @@ REPO_ROOT = BENCH_DIR.parent
 def pin_malloc_thresholds(mmap_threshold: int = 1 << 18) -> bool:
     """Make glibc serve every allocation >= ``mmap_threshold`` with its own mmap, returned to the OS
     on free. By default glibc raises that threshold dynamically (up to 32 MiB) after the first large
-    free, so later arrays reuse heap memory the RSS already counts and peaks read too low. Called on
-    import; returns whether it took effect (glibc only)."""
+    free, so later arrays reuse heap memory the RSS already counts and peaks read too low. Memory
+    benchmarks call it before measuring; returns whether it took effect (glibc only)."""
     try:
         import ctypes
 
         libc = ctypes.CDLL("libc.so.6")
+        global MALLOC_PINNED
         m_trim_threshold, m_mmap_threshold = -1, -3
         ok = libc.mallopt(m_mmap_threshold, int(mmap_threshold)) == 1
-        return ok and libc.mallopt(m_trim_threshold, int(2 * mmap_threshold)) == 1
+        MALLOC_PINNED = ok and libc.mallopt(m_trim_threshold, int(2 * mmap_threshold)) == 1
+        return MALLOC_PINNED
     except (OSError, AttributeError):
         return False
 
 
-MALLOC_PINNED = pin_malloc_thresholds()
+# Opt-in (memory benchmarks call it first thing): per-allocation mmap makes torch training ~1.7x
+# slower, which would distort timing benchmarks.
+MALLOC_PINNED = False
 
 
 def _status_kb(field: str) -> int | None:

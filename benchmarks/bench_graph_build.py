@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import (current_rss, fmt_bytes, growth_exponent, measure, peak_rss, powerlaw_edges,  # noqa: E402
+from _common import (pin_malloc_thresholds, current_rss, fmt_bytes, growth_exponent, measure, peak_rss, powerlaw_edges,  # noqa: E402
                      print_table, write_result)
 
 from recgraph.graph import BipartiteGraph  # noqa: E402
@@ -102,6 +102,7 @@ def run_size(n_edges: int, args) -> dict:
 
 
 def main(argv=None) -> int:
+    pin_malloc_thresholds()  # exact per-call peak RSS (see benchmarks/_common.py)
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="1M,10M", help="comma-separated edge counts, e.g. 1M,10M,100M")
     ap.add_argument("--edges-per-user", type=int, default=10, help="n_users = E / this")

@@ -17,12 +17,13 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import fmt_bytes, growth_exponent, machine_info, measure, powerlaw_edges, print_table, write_result  # noqa: E402
+from _common import pin_malloc_thresholds, fmt_bytes, growth_exponent, machine_info, measure, powerlaw_edges, print_table, write_result  # noqa: E402
 
 from recgraph.graph.macro import build_macro_graph  # noqa: E402
 
 
 def main():
+    pin_malloc_thresholds()  # exact per-call peak RSS (see benchmarks/_common.py)
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", nargs="+", type=float, default=[1e6, 1e7])
     ap.add_argument("--categories", type=int, default=500)

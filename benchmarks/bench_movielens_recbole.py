@@ -70,7 +70,7 @@ def run_recbole_model(py: Path, model: str, data_root: Path, name: str, seed: in
         "eval_args": {"split": {"RS": [0.8, 0.1, 0.1]}, "order": "RO", "group_by": "user", "mode": "full"},
         "train_neg_sample_args": {"distribution": "uniform", "sample_num": 1},
         "learning_rate": 5e-3 if model in ("BPR", "LightGCN") else 1e-3,
-        "eval_step": 2, "show_progress": False, "checkpoint_dir": str(data_root / "saved"),
+        "eval_step": 2 if model in ("BPR", "LightGCN") else 1, "show_progress": False, "checkpoint_dir": str(data_root / "saved"),
         "log_wandb": False, "reproducibility": True, "use_gpu": False,
     }
     env = {**os.environ, "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1", "CUDA_VISIBLE_DEVICES": ""}
@@ -127,7 +127,7 @@ def main() -> None:
                                   "total_seconds": rb["wall_seconds"], "peak_rss_bytes": rb["peak_rss_bytes"]}
             rows.append(row)
             print(json.dumps(row), flush=True)
-    print(f"\n| model | lib | Recall@20 | NDCG@20 | s/epoch | epochs | total s | peak RSS MB |\n|---|---|---|---|---|---|---|---|")
+    print("\n| model | lib | Recall@20 | NDCG@20 | s/epoch | epochs | total s | peak RSS MB |\n|---|---|---|---|---|---|---|---|")
     for row in rows:
         for lib in ("recgraph", "recbole"):
             if lib in row:

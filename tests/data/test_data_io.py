@@ -1,5 +1,4 @@
 import gzip
-import warnings
 
 import numpy as np
 import pyarrow as pa

@@ -5,7 +5,6 @@ import pytest
 import torch
 
 from recgraph.data.schema import Interactions
-from recgraph.data.split import random_ratio
 from recgraph.models.retrieval.itemknn import ItemKNN
 from recgraph.models.retrieval.lightgcn import LightGCN
 from recgraph.models.retrieval.pop import Pop

@@ -45,7 +45,7 @@ Per-sample work is vectorised: features are per-(snapshot, node) tables, a batch
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp

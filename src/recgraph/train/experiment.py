@@ -14,12 +14,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import torch
 
 from .. import __version__
 from ..config import git_commit
-from ..data.schema import Interactions, concat
+from ..data.schema import concat
 from ..data.split import SPLITTERS, Split
 from ..eval.protocols import evaluate_full_sort
 from ..models.registry import get_model_class

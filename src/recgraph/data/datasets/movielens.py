@@ -11,7 +11,6 @@ import pyarrow.csv as pa_csv
 
 from ..errors import DataError, SkipReport
 from ..io import read_bytes, read_interactions
-from ..schema import Vocab
 from ..split import Split
 from ._util import need
 from .spec import Dataset
