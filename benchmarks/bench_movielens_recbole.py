@@ -61,7 +61,8 @@ def write_atomic_files(split, folder: Path, name: str) -> None:
         (folder / f"{name}.{part}.inter").write_text("\n".join(lines) + "\n")
 
 
-def run_recbole_model(py: Path, model: str, data_root: Path, name: str, seed: int, epochs: int) -> dict:
+def run_recbole_model(py: Path, model: str, data_root: Path, name: str, seed: int, epochs: int,
+                      lr: float = 1e-3) -> dict:
     config = {
         "data_path": str(data_root), "benchmark_filename": ["train", "valid", "test"],
         "load_col": {"inter": ["user_id", "item_id", "timestamp"]},
@@ -69,7 +70,7 @@ def run_recbole_model(py: Path, model: str, data_root: Path, name: str, seed: in
         "valid_metric": "NDCG@20", "stopping_step": 10, "epochs": epochs, "seed": seed,
         "eval_args": {"split": {"RS": [0.8, 0.1, 0.1]}, "order": "RO", "group_by": "user", "mode": "full"},
         "train_neg_sample_args": {"distribution": "uniform", "sample_num": 1},
-        "learning_rate": 5e-3 if model in ("BPR", "LightGCN") else 1e-3,
+        "learning_rate": lr,
         "eval_step": 2 if model in ("BPR", "LightGCN") else 1, "show_progress": False, "checkpoint_dir": str(data_root / "saved"),
         "log_wandb": False, "reproducibility": True, "use_gpu": False,
     }
@@ -121,7 +122,9 @@ def main() -> None:
                     "peak_rss_bytes": rec["peak_memory_bytes"]}
             row = {"model": m, "recgraph": ours}
             if py is not None:
-                rb = run_recbole_model(py, RECBOLE_NAMES[m], root, name, args.seed, args.epochs)
+                # the same learning rate on both sides: recgraph's default for that model
+                rb = run_recbole_model(py, RECBOLE_NAMES[m], root, name, args.seed, args.epochs,
+                                       lr=rec["train"].get("lr") or 1e-3)
                 row["recbole"] = {"recall@20": rb["test"]["recall@20"], "ndcg@20": rb["test"]["ndcg@20"],
                                   "seconds_per_epoch": rb["seconds_per_epoch"], "epochs_run": rb["epochs_run"],
                                   "total_seconds": rb["wall_seconds"], "peak_rss_bytes": rb["peak_rss_bytes"]}

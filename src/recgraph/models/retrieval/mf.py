@@ -68,7 +68,11 @@ class MFBPR(Recommender):
         u_all, i_all = self.embeddings()
         u, p, n = u_all[users], i_all[pos], i_all[neg]
         loss = bpr_loss((u * p).sum(-1), (u.unsqueeze(-2) * n).sum(-1) if n.dim() == 3 else (u * n).sum(-1))
-        return loss + self.reg * l2_on_batch(self.user_emb(users), self.item_emb(pos), self.item_emb(neg))
+        if u_all is self.user_emb.weight:  # plain MF: the final embeddings are the ego embeddings
+            ego = (u, p, n)
+        else:
+            ego = (self.user_emb(users), self.item_emb(pos), self.item_emb(neg))
+        return loss + self.reg * l2_on_batch(*ego)
 
     def score(self, users: torch.Tensor) -> torch.Tensor:
         u_all, i_all = self.embeddings()
