@@ -29,7 +29,9 @@ class MFBPR(Recommender):
         dim: embedding size.
         reg: L2 weight on the batch's embeddings (LightGCN code convention).
         batch_size: BPR triples per step.
-        init_std: N(0, init_std) initialisation.
+        init_std: N(0, init_std) initialisation. 0.01 was chosen on MovieLens-100K validation
+            NDCG@20 (0.2712 vs 0.2698 / 0.2659 / 0.2513 for 0.02 / 0.04 / 0.1; test Recall@20
+            0.3729 vs 0.3515 at 0.1). LightGCN keeps the official 0.1, which its validation prefers.
     """
 
     trainable = True
@@ -38,7 +40,7 @@ class MFBPR(Recommender):
     train_defaults = {"lr": 1e-3, "epochs": 300, "patience": 8, "eval_every": 2}
 
     def __init__(self, n_users: int, n_items: int, dim: int = 64, reg: float = 1e-4,
-                 batch_size: int = 2048, init_std: float = 0.1):
+                 batch_size: int = 2048, init_std: float = 0.01):
         super().__init__(n_users, n_items)
         self.dim, self.reg, self.batch_size, self.init_std = dim, reg, batch_size, init_std
         self.user_emb = nn.Embedding(n_users, dim)
