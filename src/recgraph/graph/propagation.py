@@ -37,6 +37,8 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
+from ..train.checkpoint import read_checked_json
+
 __all__ = ["PropagatedFeatures", "relation_operators", "propagate", "FORMAT"]
 
 FORMAT = "recgraph.propagation/1"
@@ -110,12 +112,7 @@ class PropagatedFeatures:
     def load(cls, path: str | Path) -> "PropagatedFeatures":
         """Open a directory written by :func:`propagate` lazily (memory-mapped, read-only)."""
         path = Path(path)
-        meta_path = path / "meta.json"
-        if not meta_path.exists():
-            raise FileNotFoundError(f"{meta_path} not found: is {path} a propagation directory?")
-        meta = json.loads(meta_path.read_text())
-        if meta.get("format") != FORMAT:
-            raise ValueError(f"{meta_path}: format {meta.get('format')!r}, expected {FORMAT!r}")
+        meta = read_checked_json(path / "meta.json", fmt=FORMAT, what="a propagation directory")
         user = np.load(path / "user.npy", mmap_mode="r", allow_pickle=False)
         item = np.load(path / "item.npy", mmap_mode="r", allow_pickle=False)
         for name, arr, n in (("user", user, meta["n_users"]), ("item", item, meta["n_items"])):

@@ -14,7 +14,6 @@ On disk an index is a folder: ``index.json`` (type, description, parameters; wri
 
 from __future__ import annotations
 
-import json
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import ClassVar
@@ -22,7 +21,7 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from ..train.checkpoint import atomic_write_json
+from ..train.checkpoint import atomic_write_json, read_checked_json
 
 __all__ = ["Index", "INDEX_TYPES", "as_queries", "filter_excluded", "load_index", "topk_over_candidates"]
 
@@ -218,11 +217,7 @@ def load_index(directory: str | Path) -> Index:
     """Load any index saved by :meth:`Index.save` (dispatch on the stored type)."""
     directory = Path(directory)
     meta_path = directory / "index.json"
-    if not meta_path.exists():
-        raise FileNotFoundError(f"{meta_path} not found: not a saved recgraph index")
-    meta = json.loads(meta_path.read_text())
-    if meta.get("format") != FORMAT:
-        raise ValueError(f"{meta_path}: format {meta.get('format')!r} is not {FORMAT!r}")
+    meta = read_checked_json(meta_path, fmt=FORMAT, what="a saved recgraph index")
     if meta.get("version", 0) > FORMAT_VERSION:
         raise ValueError(f"{meta_path}: version {meta['version']} is newer than this library ({FORMAT_VERSION})")
     if meta["type"] not in INDEX_TYPES:

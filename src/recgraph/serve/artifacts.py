@@ -3,14 +3,13 @@ provenance). Written atomically, loaded without pickle."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from safetensors.torch import load_file
 
 from .. import __version__
 from ..config import git_commit
-from ..train.checkpoint import atomic_save_tensors, atomic_write_json
+from ..train.checkpoint import atomic_save_tensors, atomic_write_json, read_checked_json
 
 ARTIFACT_FORMAT = 1
 
@@ -26,16 +25,8 @@ def save_model(directory: str | Path, model, meta: dict | None = None) -> Path:
 
 
 def read_artifact_meta(directory: str | Path) -> dict:
-    path = Path(directory) / "artifact.json"
-    if not path.exists():
-        raise FileNotFoundError(f"{path} not found: is {directory} a model folder written by `recgraph train --out`?")
-    try:
-        meta = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path} is not valid JSON ({exc}); the artifact is corrupt — retrain or restore it") from exc
-    if meta.get("format") != ARTIFACT_FORMAT:
-        raise ValueError(f"{path}: artifact format {meta.get('format')!r}, this recgraph reads {ARTIFACT_FORMAT}")
-    return meta
+    return read_checked_json(Path(directory) / "artifact.json", fmt=ARTIFACT_FORMAT,
+                             what="a model folder written by `recgraph train --out`")
 
 
 def load_model(directory: str | Path, train=None):

@@ -39,6 +39,24 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=2, default=_json_default) + "\n").encode())
 
 
+def read_checked_json(path: str | os.PathLike, *, fmt, what: str, key: str = "format") -> dict:
+    """Read a metadata JSON written by one of our savers and check its ``format`` tag.
+
+    Errors say which file and what to do: missing (``what`` names the expected folder),
+    unreadable JSON (corrupt: restore or rewrite it), or a foreign / unknown format."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: is {path.parent} {what}?")
+    try:
+        meta = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path} is not valid JSON ({exc}); the file is corrupt — rewrite or restore it") from exc
+    if not isinstance(meta, dict) or meta.get(key) != fmt:
+        found = meta.get(key) if isinstance(meta, dict) else type(meta).__name__
+        raise ValueError(f"{path}: {key} {found!r}, this recgraph reads {fmt!r}")
+    return meta
+
+
 def _json_default(o):
     if hasattr(o, "item"):
         return o.item()
