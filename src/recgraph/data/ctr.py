@@ -235,30 +235,54 @@ class CTRData:
         """Tensors for ``samples[idx]``: always user/item/label/umacro/imacro; ``"macro"``: the four
         slot tables; ``"recent"``: recent lists; ``"sage"``: sampled 2-hop neighbourhoods."""
         s = samples if idx is None else samples.select(idx)
-        f = self.features
-        ur = s.snapshot * f.n_users + s.user
-        ir = s.snapshot * f.n_items + s.item
-        out = {"user": s.user, "item": s.item, "label": s.label.astype(np.float32),
-               "umacro": f.user_macro[s.user], "imacro": f.item_macro[s.item]}
-        if "macro" in needs:
-            out.update(u1_ids=f.u1_ids[ur], u1_cnt=f.u1_cnt[ur], u2_ids=f.u2_ids[ur], u2_cnt=f.u2_cnt[ur],
-                       i1_ids=f.i1_ids[ir], i1_cnt=f.i1_cnt[ir], i2_ids=f.i2_ids[ir], i2_cnt=f.i2_cnt[ir])
-        if "recent" in needs:
-            out.update(u_rec=f.u_rec[ur], i_rec=f.i_rec[ir])
-        if "sage" in needs:
-            f1, f2 = fanouts
-            u_nb = sample_neighbors(f.u_adj, ur, f1, f.n_items, salt)              # items
-            u_nb2 = sample_neighbors(f.i_adj, (s.snapshot[:, None] * f.n_items + np.minimum(u_nb, f.n_items - 1)),
-                                     f2, f.n_users, salt + 1)                      # users
-            u_nb2 = np.where((u_nb == f.n_items)[..., None], f.n_users, u_nb2)
-            i_nb = sample_neighbors(f.i_adj, ir, f1, f.n_users, salt + 2)          # users
-            i_nb2 = sample_neighbors(f.u_adj, (s.snapshot[:, None] * f.n_users + np.minimum(i_nb, f.n_users - 1)),
-                                     f2, f.n_items, salt + 3)                      # items
-            i_nb2 = np.where((i_nb == f.n_users)[..., None], f.n_items, i_nb2)
-            out.update(u_nb=u_nb, u_nb2=u_nb2, i_nb=i_nb, i_nb2=i_nb2)
+        out = {"label": s.label.astype(np.float32),
+               **self._user_side(s.user, s.snapshot, needs, salt, fanouts),
+               **self._item_side(s.item, s.snapshot, needs, salt, fanouts)}
         return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in out.items()}
 
-    def loader(self, part: str, batch_size: int, needs: frozenset, *, shuffle: bool):
+    def request(self, user: int, items: np.ndarray, snapshot: int, needs: frozenset = frozenset(), *,
+                salt: int = 0, fanouts: tuple[int, int] = (10, 5)) -> dict:
+        """One user against ``B`` candidate items, as a model batch whose user-side tensors have
+        batch size 1 (gathered or sampled once, not once per candidate); models broadcast them.
+        Same values as :meth:`batch` on the ``B`` (user, item) samples."""
+        items = np.asarray(items, np.int64)
+        one = np.array([snapshot], np.int64)
+        out = {**self._user_side(np.array([user], np.int64), one, needs, salt, fanouts),
+               **self._item_side(items, np.full(len(items), snapshot, np.int64), needs, salt, fanouts)}
+        return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in out.items()}
+
+    def _user_side(self, user, snapshot, needs, salt, fanouts) -> dict:
+        f = self.features
+        ur = snapshot * f.n_users + user
+        out = {"user": user, "umacro": f.user_macro[user]}
+        if "macro" in needs:
+            out.update(u1_ids=f.u1_ids[ur], u1_cnt=f.u1_cnt[ur], u2_ids=f.u2_ids[ur], u2_cnt=f.u2_cnt[ur])
+        if "recent" in needs:
+            out["u_rec"] = f.u_rec[ur]
+        if "sage" in needs:
+            u_nb = sample_neighbors(f.u_adj, ur, fanouts[0], f.n_items, salt)       # items
+            u_nb2 = sample_neighbors(f.i_adj, (snapshot[:, None] * f.n_items + np.minimum(u_nb, f.n_items - 1)),
+                                     fanouts[1], f.n_users, salt + 1)               # users
+            out.update(u_nb=u_nb, u_nb2=np.where((u_nb == f.n_items)[..., None], f.n_users, u_nb2))
+        return out
+
+    def _item_side(self, item, snapshot, needs, salt, fanouts) -> dict:
+        f = self.features
+        ir = snapshot * f.n_items + item
+        out = {"item": item, "imacro": f.item_macro[item]}
+        if "macro" in needs:
+            out.update(i1_ids=f.i1_ids[ir], i1_cnt=f.i1_cnt[ir], i2_ids=f.i2_ids[ir], i2_cnt=f.i2_cnt[ir])
+        if "recent" in needs:
+            out["i_rec"] = f.i_rec[ir]
+        if "sage" in needs:
+            i_nb = sample_neighbors(f.i_adj, ir, fanouts[0], f.n_users, salt + 2)   # users
+            i_nb2 = sample_neighbors(f.u_adj, (snapshot[:, None] * f.n_users + np.minimum(i_nb, f.n_users - 1)),
+                                     fanouts[1], f.n_items, salt + 3)               # items
+            out.update(i_nb=i_nb, i_nb2=np.where((i_nb == f.n_users)[..., None], f.n_items, i_nb2))
+        return out
+
+    def loader(self, part: str, batch_size: int, needs: frozenset, *, shuffle: bool,
+               fanouts: tuple[int, int] = (10, 5)):
         """``batches(epoch, rng)`` for :class:`~recgraph.train.trainer.Trainer`."""
         samples = self.part(part)
 
@@ -266,7 +290,7 @@ class CTRData:
             order = rng.permutation(len(samples)) if shuffle else np.arange(len(samples))
             salt = int(rng.integers(1, 2**62)) if shuffle else 0
             for a in range(0, len(order), batch_size):
-                yield self.batch(samples, order[a:a + batch_size], needs, salt=salt + a)
+                yield self.batch(samples, order[a:a + batch_size], needs, salt=salt + a, fanouts=fanouts)
 
         return batches
 

@@ -33,19 +33,56 @@ class SlotAttention(nn.Module):
 
     def forward(self, query: torch.Tensor, keys: torch.Tensor, mask: torch.Tensor,
                 bias: torch.Tensor | None = None) -> torch.Tensor:
-        """query [B, Dq], keys [B, L, D], mask [B, L] (True = real slot), bias [B, L] or None → [B, out]."""
-        v = self.v(keys)
-        bias = torch.zeros(mask.shape, dtype=keys.dtype, device=keys.device) if bias is None else bias
-        use = torch.ones_like(mask) if self.attend_masked else mask
-        neg = torch.finfo(keys.dtype).min
+        """query [B, Dq], keys [B, L, D], mask [B, L] (True = real slot), bias [B, L] or None → [B, out].
+
+        Either side may have batch size 1 and is then shared by all rows (one user's neighbourhood
+        scored against B candidate items, or one user as the query of B items' neighbourhoods).
+        Keys are never projected: ``(W_k k)·(W_q q) = k·(W_kᵀ W_q q)`` and ``Σ w_l W_v k_l =
+        W_v Σ w_l k_l``, so the query is mapped into key space once and the weighted sum of raw
+        keys is projected once per row — O(L·D) per row instead of O(L·D²)."""
+        qk = self._query_in_key_space(query)
+        logits = None
         if self.official_noop_softmax:
-            w = torch.softmax(bias.masked_fill(~use, neg), dim=1)  # count weights only; attention ≡ 1
-            w = w * use.any(dim=1, keepdim=True)
-            return (w.unsqueeze(-1) * v).sum(dim=1)
-        logits = (self.k(keys) @ self.q(query).unsqueeze(-1)).squeeze(-1) * self.scale + bias
-        logits = logits.masked_fill(~use, neg)
-        w = torch.softmax(logits, dim=1) * use.any(dim=1, keepdim=True)  # rows with no slot → 0
-        return (w.unsqueeze(-1) * v).sum(dim=1)
+            pass
+        elif keys.shape[0] == 1:  # shared keys: [B, D] x [D, L]
+            logits = qk @ keys[0].T
+        elif qk.shape[0] == 1:    # shared query: [B, L, D] x [D]
+            logits = keys @ qk[0]
+        else:
+            logits = torch.matmul(keys, qk.unsqueeze(-1)).squeeze(-1)
+        w = self._weights(logits, mask, bias)
+        agg = w @ keys[0] if keys.shape[0] == 1 else torch.matmul(w.unsqueeze(-2), keys).squeeze(-2)
+        return self.v(agg)
+
+    def forward_table(self, query: torch.Tensor, table: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor,
+                      bias: torch.Tensor | None = None) -> torch.Tensor:
+        """``forward(query, table[ids], mask, bias)`` for keys from a small table ``[T, D]`` (macro
+        embeddings; slot ids distinct within a row except masked ones): logits against the whole
+        table ``[B, T]`` are gathered per slot and the weights scattered back to ``[B, T]``, so the
+        work is two ``[B, T] × [T, D]`` matmuls and no ``[B, L, D]`` gather."""
+        n = max(query.shape[0], ids.shape[0])
+        ids_b = ids.expand(n, ids.shape[1])
+        logits = None
+        if not self.official_noop_softmax:
+            logits = torch.gather((self._query_in_key_space(query) @ table.T).expand(n, table.shape[0]), 1, ids_b)
+        w = self._weights(logits, mask, bias)
+        dense = torch.zeros(n, table.shape[0], dtype=w.dtype, device=w.device).scatter_add_(1, ids_b, w.expand(n, -1))
+        return self.v(dense @ table)
+
+    def _query_in_key_space(self, query: torch.Tensor) -> torch.Tensor:
+        """``W_kᵀ W_q q / √D`` ``[B, D]``."""
+        return (self.q(query) @ self.k.weight) * self.scale
+
+    def _weights(self, logits, mask: torch.Tensor, bias) -> torch.Tensor:
+        """Softmax over the slots of ``logits + bias`` with masked slots excluded (rows without a
+        slot get all-zero weights); official no-op: softmax of ``bias`` alone."""
+        use = torch.ones_like(mask) if self.attend_masked else mask
+        if logits is None:  # official: the attention term is constant
+            logits = torch.zeros(mask.shape, dtype=self.v.weight.dtype, device=mask.device)
+        if bias is not None:
+            logits = logits + bias
+        neg = torch.finfo(logits.dtype).min
+        return torch.softmax(logits.masked_fill(~use, neg), dim=-1) * use.any(dim=-1, keepdim=True)
 
 
 class DINAttention(nn.Module):
@@ -59,7 +96,10 @@ class DINAttention(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, query: torch.Tensor, keys: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        q = query.unsqueeze(1).expand_as(keys)
-        w = self.net(torch.cat([q, keys, q - keys, q * keys], dim=-1)).squeeze(-1)
+        """query [B, d], keys [B or 1, L, d], mask [B or 1, L] → [B, d] (keys of batch size 1 are
+        one user's behaviours shared by B candidates)."""
+        shape = (query.shape[0], keys.shape[1], keys.shape[2])
+        q, k = query.unsqueeze(1).expand(shape), keys.expand(shape)
+        w = self.net(torch.cat([q, k, q - k, q * k], dim=-1)).squeeze(-1)
         w = w * mask
-        return (w.unsqueeze(-1) * keys).sum(dim=1)
+        return torch.matmul(w.unsqueeze(-2), keys).squeeze(-2)

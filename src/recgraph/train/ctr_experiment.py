@@ -95,7 +95,8 @@ def evaluate_ctr_model(model, data: CTRData, part: str = "test", *, batch_size: 
     scorer = copy.deepcopy(model).to(torch.float64).eval()
     scores = []
     for a in range(0, len(samples), batch_size):
-        b = data.batch(samples, np.arange(a, min(a + batch_size, len(samples))), needs, salt=0)
+        b = data.batch(samples, np.arange(a, min(a + batch_size, len(samples))), needs, salt=0,
+                       **getattr(model, "batch_kwargs", {}))
         b = {k: v.to(device, torch.float64) if v.is_floating_point() else v.to(device) for k, v in b.items()}
         scores.append(scorer(b).cpu().numpy())
     raw = np.concatenate(scores).astype(np.float64)
@@ -131,7 +132,7 @@ def run_ctr_experiment(model: str, dataset: str, protocol: str = "macgnn-quantil
     trainer = Trainer(max_epochs=epochs, lr=lr, weight_decay=weight_decay, monitor="auc", mode="max",
                       patience=patience, device=dev, seed=seed, progress=progress, log=log)
     t1 = time.perf_counter()
-    result = trainer.fit(m, data.loader("train", batch_size, m.needs, shuffle=True), validate=validate)
+    result = trainer.fit(m, data.loader("train", batch_size, m.needs, shuffle=True, **m.batch_kwargs), validate=validate)
     fit_seconds = time.perf_counter() - t1
     train_seconds = sum(h["train_seconds"] for h in result.history)
     t2 = time.perf_counter()

@@ -3,7 +3,8 @@
 A ranking model is an ``nn.Module`` with ``task = "ctr"``, built from plain typed arguments
 ``(n_users, n_items, n_user_macros, n_item_macros, dim, ...)``; ``needs`` names the feature groups
 its batches must carry (see :meth:`recgraph.data.ctr.CTRData.batch`: ``"macro"``, ``"recent"``,
-``"sage"``); ``forward(batch) -> logits [B]``; ``loss(batch)`` = BCE with logits (the
+``"sage"``); ``forward(batch) -> logits [B]``, where the user-side inputs may have batch size 1
+(one user against ``B`` candidates: :meth:`~recgraph.data.ctr.CTRData.request`); ``loss(batch)`` = BCE with logits (the
 :class:`~recgraph.train.trainer.Trainer` contract).
 """
 
@@ -16,6 +17,13 @@ import torch.nn.functional as F
 from torch import nn
 
 
+def broadcast_rows(*xs: torch.Tensor) -> list[torch.Tensor]:
+    """Expand ``[1, ...]`` tensors to the largest leading size among ``xs`` (views, no copy), for
+    concatenating a request's shared user-side parts with its per-candidate parts."""
+    n = max(x.shape[0] for x in xs)
+    return [x.expand(n, *x.shape[1:]) if x.shape[0] != n else x for x in xs]
+
+
 class CTRModel(nn.Module):
     task = "ctr"
     needs: frozenset = frozenset()
@@ -23,6 +31,12 @@ class CTRModel(nn.Module):
 
     def forward(self, batch: dict) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    @property
+    def batch_kwargs(self) -> dict:
+        """Extra arguments for :meth:`~recgraph.data.ctr.CTRData.batch` / ``loader`` / ``request``
+        (e.g. the sampled GNN's ``fanouts``)."""
+        return {}
 
     def loss(self, batch: dict) -> torch.Tensor:
         return F.binary_cross_entropy_with_logits(self(batch), batch["label"].float())

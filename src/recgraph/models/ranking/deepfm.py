@@ -8,7 +8,7 @@ from torch import nn
 
 from ...nn.mlp import MLP
 from ..registry import register
-from .base import CTRModel
+from .base import CTRModel, broadcast_rows
 
 
 @register("deepfm")
@@ -30,7 +30,7 @@ class DeepFM(CTRModel):
 
     def forward(self, batch: dict) -> torch.Tensor:
         ids = (batch["user"], batch["item"], batch["umacro"], batch["imacro"])
-        v = torch.stack([e(i) for e, i in zip(self.emb, ids)], dim=1)  # [B, F, d]
-        first = sum(l(i) for l, i in zip(self.lin, ids)).squeeze(-1)
+        v = torch.stack(broadcast_rows(*(e(i) for e, i in zip(self.emb, ids))), dim=1)  # [B, F, d]
+        first = sum(broadcast_rows(*(l(i) for l, i in zip(self.lin, ids)))).squeeze(-1)
         fm = 0.5 * ((v.sum(1) ** 2) - (v ** 2).sum(1)).sum(-1)
         return self.bias + first + fm + self.mlp(v.flatten(1)).squeeze(-1)

@@ -10,7 +10,7 @@ from torch import nn
 from ...nn.attention import DINAttention
 from ...nn.mlp import MLP
 from ..registry import register
-from .base import CTRModel
+from .base import CTRModel, broadcast_rows
 
 
 @register("din")
@@ -36,5 +36,5 @@ class DIN(CTRModel):
         ei = self.item(batch["item"])
         rec = batch["u_rec"]
         interest = self.att(ei, self.item(rec), (rec != self.n_items).float())
-        x = torch.cat([self.user(batch["user"]), ei, self.im(batch["imacro"]), interest, ei * interest], -1)
+        x = torch.cat(broadcast_rows(self.user(batch["user"]), ei, self.im(batch["imacro"]), interest, ei * interest), -1)
         return self.mlp(x).squeeze(-1)

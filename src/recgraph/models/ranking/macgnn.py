@@ -28,7 +28,7 @@ from torch import nn
 from ...nn.attention import SlotAttention
 from ...nn.mlp import MLP
 from ..registry import register
-from .base import CTRModel
+from .base import CTRModel, broadcast_rows
 
 DEFECTS = ("official_attention_noop", "official_unmasked_slots", "official_dice_batch_stats")
 
@@ -63,9 +63,12 @@ class MacGNN(CTRModel):
 
     def _macro(self, name: str, query, ids, cnt, table):
         bias = torch.log1p(cnt) / self.tau
-        return self.att[name](query, table(ids), cnt > 0, bias)
+        return self.att[name].forward_table(query, table.weight, ids, cnt > 0, bias)
 
     def forward(self, batch: dict) -> torch.Tensor:
+        """Logits ``[B]``. User-side inputs (``user``, ``u1_*``, ``u2_*``, ``u_rec``) may have batch
+        size 1 — one user scored against B candidates (:meth:`recgraph.data.ctr.CTRData.request`):
+        the user's neighbourhoods are then projected once and shared."""
         eu, ei = self.user(batch["user"]), self.item(batch["item"])
         u1 = self._macro("u1", ei, batch["u1_ids"], batch["u1_cnt"], self.imacro)
         u2 = self._macro("u2", ei, batch["u2_ids"], batch["u2_cnt"], self.umacro)
@@ -74,5 +77,5 @@ class MacGNN(CTRModel):
         ur_ids, ir_ids = batch["u_rec"], batch["i_rec"]
         ur = self.att["ur"](ei, self.item(ur_ids), ur_ids != self.n_items)
         ir = self.att["ir"](eu, self.user(ir_ids), ir_ids != self.n_users)
-        x = torch.cat([eu, u1, u2, ur, ei, i1, i2, ir], dim=-1)
+        x = torch.cat(broadcast_rows(eu, u1, u2, ur, ei, i1, i2, ir), dim=-1)
         return self.mlp(x).squeeze(-1)

@@ -14,7 +14,7 @@ from torch import nn
 
 from ...nn.mlp import MLP
 from ..registry import register
-from .base import CTRModel
+from .base import CTRModel, broadcast_rows
 
 
 def _masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -39,6 +39,10 @@ class SAGECTR(CTRModel):
         self.l2_user, self.l2_item = nn.Linear(2 * dim, dim), nn.Linear(2 * dim, dim)
         self.mlp = MLP(3 * dim, tuple(hidden), activation="relu")
 
+    @property
+    def batch_kwargs(self) -> dict:
+        return {"fanouts": self.fanouts}
+
     def _tower(self, root, nb, nb2, root_emb, nb_emb, n_root, n_nb, l1_root, l1_nb, l2):
         # hop-1 nodes aggregate their own sampled neighbours (same type as root)
         h_nb = torch.relu(l1_nb(torch.cat([nb_emb(nb), _masked_mean(root_emb(nb2), nb2 != n_root)], -1)))
@@ -50,4 +54,5 @@ class SAGECTR(CTRModel):
                          self.n_items, self.l1_user, self.l1_item, self.l2_user)
         hi = self._tower(batch["item"], batch["i_nb"], batch["i_nb2"], self.item, self.user, self.n_items,
                          self.n_users, self.l1_item, self.l1_user, self.l2_item)
+        hu, hi = broadcast_rows(hu, hi)  # a request's user tower runs once, for all its candidates
         return self.mlp(torch.cat([hu, hi, hu * hi], -1)).squeeze(-1)
