@@ -50,11 +50,13 @@ def test_exact_pads_when_k_exceeds_ntotal():
     assert sorted(I[0, :3]) == [0, 1, 2]
 
 
-def test_topk_over_candidates_matches_numpy():
+@pytest.mark.parametrize("sizes", [(0, 3, 50, 7, 120),                     # few queries: one by one
+                                   (0, 3, 50, 7, 120, 1, 9, 64, 2, 33, 0, 5)])  # many: padded blocks
+def test_topk_over_candidates_matches_numpy(sizes):
     rng = np.random.default_rng(2)
     x = torch.from_numpy(rng.normal(size=(200, 8)).astype(np.float32))
-    q = torch.from_numpy(rng.normal(size=(5, 8)).astype(np.float32))
-    lists = [rng.choice(200, size=n, replace=False) for n in (0, 3, 50, 7, 120)]
+    q = torch.from_numpy(rng.normal(size=(len(sizes), 8)).astype(np.float32))
+    lists = [rng.choice(200, size=n, replace=False) for n in sizes]
     indptr = np.concatenate([[0], np.cumsum([len(c) for c in lists])])
     D, I = topk_over_candidates(q, x, indptr, np.concatenate(lists), 4, max_elements=300)
     for r, cand in enumerate(lists):

@@ -116,8 +116,6 @@ def test_dcgnn_contract_and_memmap_equivalence(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=False, reason=(
-    'issue 4 open: against MF-BPR with its validation-chosen init (std 0.01, Recall@20 0.3729) DC-GNN reaches 0.3702 — it beat the earlier under-initialised BPR (0.3515) only'))
 def test_dcgnn_beats_pop_and_bpr_on_movielens(ml100k_split, ml100k_baselines):
     """Against Pop and MF-BPR trained with their default schedules on the same split (tests/conftest.py)."""
     from recgraph.train.experiment import ExperimentConfig, run_experiment

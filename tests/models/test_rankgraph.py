@@ -169,8 +169,6 @@ def test_bad_arguments():
 # ---------------------------------------------------------------------- acceptance (real data)
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=False, reason=(
-    'issue 4 open: against MF-BPR with its validation-chosen init (std 0.01, Recall@20 0.3729) RankGraph-2 reaches 0.3569 — it beat the earlier under-initialised BPR (0.3515) only'))
 def test_beats_pop_and_mf_bpr_on_movielens_100k(ml100k_split, ml100k_baselines):
     """Same split, same evaluator, each model with its default schedule (validation early stop);
     Pop and MF-BPR come from the shared session fixtures (tests/conftest.py)."""

@@ -51,6 +51,9 @@ def _check_k(k: int) -> int:
     return int(k)
 
 
+_FEW_QUERIES = 8  # up to this many queries, candidates are scored query by query
+
+
 def topk_over_candidates(queries: torch.Tensor, vectors: torch.Tensor, indptr: np.ndarray,
                          cand: np.ndarray, k: int, max_elements: int = 1 << 24
                          ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -67,6 +70,14 @@ def topk_over_candidates(queries: torch.Tensor, vectors: torch.Tensor, indptr: n
     ids_out = torch.full((Q, k), -1, dtype=torch.long)
     indptr = np.asarray(indptr, dtype=np.int64)
     lens = np.diff(indptr)
+    if Q <= _FEW_QUERIES:  # serving-sized calls: a gather, a GEMV and a top-k per query (no padding)
+        for j in range(Q):
+            c = torch.from_numpy(np.ascontiguousarray(cand[indptr[j]:indptr[j + 1]], dtype=np.int64))
+            if c.numel():
+                kk = min(k, c.numel())
+                top, pos = (vectors[c] @ queries[j]).topk(kk)
+                scores_out[j, :kk], ids_out[j, :kk] = top, c[pos]
+        return scores_out, ids_out
     s = 0
     while s < Q:
         # grow the chunk while it fits the element budget

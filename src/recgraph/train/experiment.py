@@ -90,9 +90,10 @@ def evaluate_model(model: Recommender, split: Split, part: str = "test", *, ks=(
 
 
 def run_experiment(cfg: ExperimentConfig, *, dataset=None, split: Split | None = None,
-                   log: Callable[[str], None] | None = None) -> dict:
+                   log: Callable[[str], None] | None = None, return_model: bool = False) -> dict:
     """Train and evaluate one model; writes ``cfg.out/metrics.json`` (+ config and model artifact)
-    when ``cfg.out`` is set. Returns the metrics record."""
+    when ``cfg.out`` is set. Returns the metrics record (plus the trained model under ``"model"``
+    with ``return_model``)."""
     log = log or (lambda s: None)
     seed_everything(cfg.seed)
     device = resolve_device(cfg.device)
@@ -162,4 +163,6 @@ def run_experiment(cfg: ExperimentConfig, *, dataset=None, split: Split | None =
                                           "seed": cfg.seed, "data_dir": cfg.data_dir})
         atomic_write_json(out / "config.json", asdict(cfg))
         atomic_write_json(out / "metrics.json", record)
+    if return_model:
+        return {**record, "model": model}
     return record

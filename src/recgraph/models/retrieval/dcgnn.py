@@ -24,7 +24,7 @@ Three stages, each usable alone:
 3. **Dual tower** (:class:`DCGNN`): user tower and item tower read only their node's
    ``[K+1, d]`` hop features: a learned softmax over hops (initialised uniform, i.e. the
    LightGCN mean) plus an MLP over the concatenated hops (last layer initialised to zero, so
-   training starts from the pretrained encoder), BPR or sampled-softmax loss; score = dot product.
+   training starts from the pretrained encoder), BPR loss with a dot-product score, or sampled softmax with a cosine score.
    A training step touches ``B`` rows of the feature arrays, never the graph: the cost per
    example depends on ``K`` and ``d``, not on the number of nodes or edges
    (benchmarks/bench_dcgnn_scaling.py).
@@ -343,12 +343,16 @@ class DCGNN(Recommender):
         dim: pretrained embedding size ``d``.
         n_hops: propagation depth ``K`` (towers read hops ``0..K``).
         hidden, out_dim: tower MLP width and output size.
-        loss: "bpr" (uniform negatives) or "softmax" (in-batch + ``n_neg`` uniform negatives per batch,
-            temperature ``temperature``, accidental hits masked).
+        loss: "bpr" (uniform negatives, dot-product score) or "softmax" (cosine score: tower outputs
+            L2-normalised; each row's positive against the batch's other positives and all ``B · n_neg``
+            uniform negatives, temperature ``temperature``, accidental hits masked; memory ``B² (1 + n_neg)``).
         batch_size, n_neg, dropout, temperature: tower training.
         samples_per_epoch: training edges drawn (with replacement) per epoch; None: every edge once.
-        pretrain_epochs, pretrain_*: :class:`DCGNNPretrainer` arguments (``pretrain_epochs=0``: random
-            features, i.e. SIGN/SGC on random projections).
+        pretrain_epochs, pretrain_*: :class:`DCGNNPretrainer` arguments (``pretrain_epochs=0``: the
+            spectral start only). Defaults chosen on MovieLens-100K validation NDCG@20 (0.2680 with the
+            first defaults — 3 epochs at lr 1e-2, 2 layers, contrastive weight 0.1 — vs 0.2789 now:
+            at lr 1e-2 pretraining scored below its own spectral start, at 1e-3 it improves on it; the
+            encoder depth now equals ``n_hops``, so the hop-mean features reproduce the encoder).
         feature_dtype: "float32" or "float16" storage of the hop features.
         memory_budget: bytes; larger hop features are memory-mapped from ``feature_dir`` (or a temp dir).
         seed: pretraining seed.
@@ -361,9 +365,9 @@ class DCGNN(Recommender):
     def __init__(self, n_users: int, n_items: int, dim: int = 64, n_hops: int = 3, hidden: int = 256,
                  out_dim: int = 64, loss: str = "bpr", batch_size: int = 2048, n_neg: int = 1,
                  dropout: float = 0.1, temperature: float = 0.1, samples_per_epoch: int | None = None,
-                 pretrain_epochs: int = 3, pretrain_layers: int = 2, pretrain_lr: float = 1e-2,
+                 pretrain_epochs: int = 20, pretrain_layers: int = 3, pretrain_lr: float = 1e-3,
                  pretrain_batch_size: int = 2048, pretrain_reg: float = 1e-4,
-                 pretrain_neg_weights: tuple = (1.0, 0.5, 0.5), pretrain_cl_weight: float = 0.1,
+                 pretrain_neg_weights: tuple = (1.0, 0.5, 0.5), pretrain_cl_weight: float = 0.01,
                  pretrain_max_steps: int | None = None, pretrain_init: str = "svd", feature_dtype: str = "float32",
                  memory_budget: int | None = 1 << 30, feature_dir: str | None = None, seed: int = 0):
         super().__init__(n_users, n_items)
@@ -465,11 +469,16 @@ class DCGNN(Recommender):
         for s in range(0, len(u), self.batch_size):
             yield u[s:s + self.batch_size], p[s:s + self.batch_size], neg[s:s + self.batch_size]
 
+    def _tower(self, side: str, index: torch.Tensor) -> torch.Tensor:
+        tower = self.user_tower if side == "user" else self.item_tower
+        out = tower(self._hops(side, index))
+        return F.normalize(out, dim=-1) if self.loss_name == "softmax" else out
+
     def loss(self, batch) -> torch.Tensor:
         users, pos, neg = batch
-        u = self.user_tower(self._hops("user", users))
+        u = self._tower("user", users)
         items = torch.cat([pos, neg.reshape(-1)])
-        it = self.item_tower(self._hops("item", items))
+        it = self._tower("item", items)
         p, n = it[: len(pos)], it[len(pos):]
         if self.loss_name == "bpr":
             n = n.view(len(pos), -1, n.shape[-1])
@@ -486,14 +495,14 @@ class DCGNN(Recommender):
         if not self.training and not torch.is_grad_enabled() and self._cache is not None:
             return self._cache
         device = self.user_tower.proj.weight.device
-        out = torch.cat([self.item_tower(self._hops("item", torch.arange(s, min(s + 65536, self.n_items), device=device)))
+        out = torch.cat([self._tower("item", torch.arange(s, min(s + 65536, self.n_items), device=device))
                          for s in range(0, self.n_items, 65536)])
         if not self.training and not torch.is_grad_enabled():
             self._cache = out
         return out
 
     def user_embeddings(self, users: torch.Tensor) -> torch.Tensor:
-        return self.user_tower(self._hops("user", users))
+        return self._tower("user", users)
 
     def score(self, users: torch.Tensor) -> torch.Tensor:
         return self.user_embeddings(users) @ self.item_embeddings().T

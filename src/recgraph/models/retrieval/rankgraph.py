@@ -83,7 +83,8 @@ class RankGraph2(Recommender):
     """Args:
         dim: embedding size d.
         ppr_k, ppr_alpha, ppr_eps: PPR neighbourhood size, teleport probability, push threshold.
-        temperature: τ of the InfoNCE losses.
+        temperature: τ of the InfoNCE losses (0.2: MovieLens-100K validation NDCG@20 0.2340 / 0.2575 /
+            0.2782 / 0.2817 / 0.2688 at τ = 0.05 / 0.1 / 0.15 / 0.2 / 0.3).
         w_u2u, w_i2i, w_commit: weights of the auxiliary losses.
         keep_rate, subsample_beta: popularity-corrected subsampling (``keep_rate=1``: off).
         subsample_correction: weight kept edges by ``1/π_e`` (ablation switch).
@@ -102,7 +103,7 @@ class RankGraph2(Recommender):
     train_defaults = {"lr": 5e-3, "epochs": 30, "patience": 3, "eval_every": 1}
 
     def __init__(self, n_users: int, n_items: int, dim: int = 64, ppr_k: int = 16, ppr_alpha: float = 0.15,
-                 ppr_eps: float = 1e-4, temperature: float = 0.1, w_u2u: float = 0.1, w_i2i: float = 0.1,
+                 ppr_eps: float = 1e-4, temperature: float = 0.2, w_u2u: float = 0.1, w_i2i: float = 0.1,
                  w_commit: float = 0.05, keep_rate: float = 1.0, subsample_beta: float = 0.5,
                  subsample_correction: bool = True, logq_correction: bool = True, use_ppr: bool = True,
                  cotrain_index: bool = True, rq_levels: int = 2, rq_items_k: int = 32, rq_users_k: int = 32,
