@@ -180,3 +180,29 @@ def test_sage_fanouts_reach_the_sampler(quantile):
     r = run_ctr_experiment("sage", "movielens-100k", "macgnn-quantile", seed=0, epochs=1, data=quantile,
                            device="cpu", model_args={"fanouts": (4, 3)})
     assert r["model_config"]["fanouts"] in ((4, 3), [4, 3])
+
+
+@pytest.mark.parametrize("flags", [{}, {"official_noop_softmax": True}, {"attend_masked": True}])
+def test_slot_attention_table_path_and_broadcast_match_the_plain_path(flags):
+    """``forward_table`` (macro table projected once) and batch-1 sides (shared user) give the
+    plain per-row attention, for every official switch; checked against a direct computation."""
+    from recgraph.nn.attention import SlotAttention
+
+    torch.manual_seed(0)
+    att = SlotAttention(6, 6, 12, **flags)
+    table, ids = torch.randn(7, 6), torch.randint(0, 7, (40, 5))
+    mask, bias, q = torch.rand(40, 5) > 0.3, torch.randn(40, 5), torch.randn(40, 6)
+    keys = table[ids]
+    # direct definition: softmax over real slots of (W_k k)·(W_q q)/√d + bias, output Σ w W_v k
+    logits = (att.k(keys) * att.q(q).unsqueeze(1)).sum(-1) / 6 ** 0.5
+    if flags.get("official_noop_softmax"):
+        logits = torch.zeros_like(logits)
+    use = torch.ones_like(mask) if flags.get("attend_masked") else mask
+    w = torch.softmax((logits + bias).masked_fill(~use, -1e30), -1) * use.any(-1, keepdim=True)
+    want = (w.unsqueeze(-1) * att.v(keys)).sum(1)
+    torch.testing.assert_close(att(q, keys, mask, bias), want, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(att.forward_table(q, table, ids, mask, bias), want, rtol=1e-5, atol=1e-6)
+    # one shared key set (a user's neighbourhood) against many queries, and one query against many
+    torch.testing.assert_close(att(q, keys[:1], mask[:1], bias[:1]),
+                               torch.stack([att(q[j:j + 1], keys[:1], mask[:1], bias[:1])[0] for j in range(40)]))
+    torch.testing.assert_close(att(q[:1], keys, mask, bias), att(q[:1].expand(40, -1), keys, mask, bias))

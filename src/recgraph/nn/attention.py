@@ -52,7 +52,8 @@ class SlotAttention(nn.Module):
             logits = torch.matmul(keys, qk.unsqueeze(-1)).squeeze(-1)
         w = self._weights(logits, mask, bias)
         agg = w @ keys[0] if keys.shape[0] == 1 else torch.matmul(w.unsqueeze(-2), keys).squeeze(-2)
-        return self.v(agg)
+        out = self.v(agg)
+        return out.expand(max(query.shape[0], keys.shape[0]), out.shape[-1])  # official no-op: query-free
 
     def forward_table(self, query: torch.Tensor, table: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor,
                       bias: torch.Tensor | None = None) -> torch.Tensor:
