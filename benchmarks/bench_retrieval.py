@@ -26,6 +26,7 @@ Writes benchmarks/results/retrieval_<dataset>[_ablation].json.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -88,7 +89,7 @@ def compare(args, ds, split) -> dict:
     for m in args.models:
         runs = []
         for seed in args.seeds:
-            rec = _run(m, args.dataset, split, seed, args.epochs)
+            rec = _run(m, args.dataset, split, seed, args.epochs, args.model_args.get(m))
             runs.append({"seed": seed, "metrics": rec["metrics"], "seconds": rec["seconds"],
                          "peak_memory_bytes": rec["peak_memory_bytes"], "model_config": rec["model_config"],
                          "train": {k: v for k, v in (rec.get("train") or {}).items() if k != "history"},
@@ -109,7 +110,8 @@ def ablation(args, ds, split) -> dict:
     for name, kw in ABLATION.items():
         runs = []
         for seed in args.seeds:
-            rec = _run("rankgraph", args.dataset, split, seed, args.epochs, kw, keep=True)
+            rec = _run("rankgraph", args.dataset, split, seed, args.epochs,
+                       {**args.model_args.get("rankgraph", {}), **kw}, keep=True)
             model = rec.pop("model")
             idx = index_recall(model.eval(), split)
             runs.append({"seed": seed, "metrics": rec["metrics"], "index": idx, "fit_seconds": rec["seconds"]["fit"],
@@ -132,6 +134,8 @@ def main(argv=None):
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--epochs", type=int, default=None, help="cap on epochs (default: each model's schedule)")
     ap.add_argument("--ablation", action="store_true", help="RankGraph-2 ablation instead of the comparison")
+    ap.add_argument("--model-args", type=json.loads, default={},
+                    help='per-model argument overrides, e.g. \'{"dcgnn": {"pretrain_epochs": 5}}\'')
     args = ap.parse_args(argv)
     args.models = [m for m in args.models.split(",") if m]
     args.seeds = [int(s) for s in args.seeds.split(",") if s]

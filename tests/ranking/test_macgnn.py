@@ -206,3 +206,16 @@ def test_slot_attention_table_path_and_broadcast_match_the_plain_path(flags):
     torch.testing.assert_close(att(q, keys[:1], mask[:1], bias[:1]),
                                torch.stack([att(q[j:j + 1], keys[:1], mask[:1], bias[:1])[0] for j in range(40)]))
     torch.testing.assert_close(att(q[:1], keys, mask, bias), att(q[:1].expand(40, -1), keys, mask, bias))
+
+
+def test_cosine_attention_weights_ignore_key_scale():
+    """Cosine attention: scaling every key by 100 scales the output by 100 (weights unchanged);
+    dot-product attention changes its weights."""
+    from recgraph.nn.attention import SlotAttention
+
+    torch.manual_seed(0)
+    q, keys, mask = torch.randn(4, 6), torch.randn(4, 5, 6), torch.ones(4, 5, dtype=torch.bool)
+    cos = SlotAttention(6, 6, 6, cosine=True)
+    torch.testing.assert_close(cos(q, 100 * keys, mask), 100 * cos(q, keys, mask), rtol=1e-4, atol=1e-4)
+    dot = SlotAttention(6, 6, 6)
+    assert not torch.allclose(dot(q, 100 * keys, mask), 100 * dot(q, keys, mask), rtol=1e-3, atol=1e-3)

@@ -18,18 +18,21 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
 class SlotAttention(nn.Module):
     def __init__(self, query_dim: int, key_dim: int, out_dim: int, *, official_noop_softmax: bool = False,
-                 attend_masked: bool = False):
+                 attend_masked: bool = False, cosine: bool = False):
         super().__init__()
         self.q = nn.Linear(query_dim, key_dim, bias=False)
         self.k = nn.Linear(key_dim, key_dim, bias=False)
         self.v = nn.Linear(key_dim, out_dim, bias=False)
         self.scale = 1.0 / math.sqrt(key_dim)
-        self.official_noop_softmax, self.attend_masked = official_noop_softmax, attend_masked
+        self.official_noop_softmax, self.attend_masked, self.cosine = official_noop_softmax, attend_masked, cosine
+        if cosine:  # logits = s · cos(k, W_kᵀ W_q q), s learned (log-parametrised, starts at 1)
+            self.log_scale = nn.Parameter(torch.zeros(()))
 
     def forward(self, query: torch.Tensor, keys: torch.Tensor, mask: torch.Tensor,
                 bias: torch.Tensor | None = None) -> torch.Tensor:
@@ -41,15 +44,16 @@ class SlotAttention(nn.Module):
         W_v Σ w_l k_l``, so the query is mapped into key space once and the weighted sum of raw
         keys is projected once per row — O(L·D) per row instead of O(L·D²)."""
         qk = self._query_in_key_space(query)
+        kn = F.normalize(keys, dim=-1) if self.cosine else keys
         logits = None
         if self.official_noop_softmax:
             pass
         elif keys.shape[0] == 1:  # shared keys: [B, D] x [D, L]
-            logits = qk @ keys[0].T
+            logits = qk @ kn[0].T
         elif qk.shape[0] == 1:    # shared query: [B, L, D] x [D]
-            logits = keys @ qk[0]
+            logits = kn @ qk[0]
         else:
-            logits = torch.matmul(keys, qk.unsqueeze(-1)).squeeze(-1)
+            logits = torch.matmul(kn, qk.unsqueeze(-1)).squeeze(-1)
         w = self._weights(logits, mask, bias)
         agg = w @ keys[0] if keys.shape[0] == 1 else torch.matmul(w.unsqueeze(-2), keys).squeeze(-2)
         out = self.v(agg)
@@ -65,14 +69,18 @@ class SlotAttention(nn.Module):
         ids_b = ids.expand(n, ids.shape[1])
         logits = None
         if not self.official_noop_softmax:
-            logits = torch.gather((self._query_in_key_space(query) @ table.T).expand(n, table.shape[0]), 1, ids_b)
+            tn = F.normalize(table, dim=-1) if self.cosine else table
+            logits = torch.gather((self._query_in_key_space(query) @ tn.T).expand(n, table.shape[0]), 1, ids_b)
         w = self._weights(logits, mask, bias)
         dense = torch.zeros(n, table.shape[0], dtype=w.dtype, device=w.device).scatter_add_(1, ids_b, w.expand(n, -1))
         return self.v(dense @ table)
 
     def _query_in_key_space(self, query: torch.Tensor) -> torch.Tensor:
-        """``W_kᵀ W_q q / √D`` ``[B, D]``."""
-        return (self.q(query) @ self.k.weight) * self.scale
+        """``W_kᵀ W_q q / √D`` ``[B, D]`` (cosine: unit length times the learned scale)."""
+        qk = self.q(query) @ self.k.weight
+        if self.cosine:
+            return F.normalize(qk, dim=-1) * self.log_scale.exp()
+        return qk * self.scale
 
     def _weights(self, logits, mask: torch.Tensor, bias) -> torch.Tensor:
         """Softmax over the slots of ``logits + bias`` with masked slots excluded (rows without a
