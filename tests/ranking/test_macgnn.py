@@ -141,6 +141,7 @@ def test_metrics_json_shape(quantile, tmp_path):
         assert k in saved
     assert saved["protocol"]["name"] == "macgnn-quantile" and "dropped" in saved["protocol"]
     assert set(("auc", "gauc", "logloss")) <= set(saved["metrics"])
+    assert saved["metrics"] == pytest.approx(r["metrics"])  # the file holds what the run returned
 
 
 @pytest.mark.parametrize("name", ["lr", "deepfm", "din", "sage", "macgnn"])
