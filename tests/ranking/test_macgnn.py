@@ -220,3 +220,17 @@ def test_cosine_attention_weights_ignore_key_scale():
     torch.testing.assert_close(cos(q, 100 * keys, mask), 100 * cos(q, keys, mask), rtol=1e-4, atol=1e-4)
     dot = SlotAttention(6, 6, 6)
     assert not torch.allclose(dot(q, 100 * keys, mask), 100 * dot(q, keys, mask), rtol=1e-3, atol=1e-3)
+
+
+def test_request_rejects_bad_ids(quantile):
+    snap = int(quantile.test.snapshot.max())
+    with pytest.raises(ValueError, match="user"):
+        quantile.request(quantile.n_users, [0, 1], snap)
+    with pytest.raises(ValueError, match=r"item indices \[-1\]"):
+        quantile.request(0, [0, -1], snap)
+    with pytest.raises(ValueError, match="item indices"):
+        quantile.request(0, [quantile.n_items], snap)
+    with pytest.raises(ValueError, match="snapshot"):
+        quantile.request(0, [0], 10_000)
+    with pytest.raises(TypeError, match="integer"):
+        quantile.request(0, [0.5], snap)

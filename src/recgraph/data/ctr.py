@@ -245,7 +245,18 @@ class CTRData:
         """One user against ``B`` candidate items, as a model batch whose user-side tensors have
         batch size 1 (gathered or sampled once, not once per candidate); models broadcast them.
         Same values as :meth:`batch` on the ``B`` (user, item) samples."""
-        items = np.asarray(items, np.int64)
+        items = np.asarray(items).reshape(-1)
+        n_snap = len(self.features.cutoffs)
+        if not np.issubdtype(items.dtype, np.integer):
+            raise TypeError(f"request: items must be integer item indices, got dtype {items.dtype}")
+        if not 0 <= int(user) < self.n_users:
+            raise ValueError(f"request: user {user} is not a user index in [0, {self.n_users})")
+        if len(items) and (items.min() < 0 or items.max() >= self.n_items):
+            bad = items[(items < 0) | (items >= self.n_items)][:5].tolist()
+            raise ValueError(f"request: item indices {bad} are outside [0, {self.n_items})")
+        if not 0 <= int(snapshot) < n_snap:
+            raise ValueError(f"request: snapshot {snapshot} is outside [0, {n_snap}) (feature cutoffs)")
+        items = items.astype(np.int64)
         one = np.array([snapshot], np.int64)
         out = {**self._user_side(np.array([user], np.int64), one, needs, salt, fanouts),
                **self._item_side(items, np.full(len(items), snapshot, np.int64), needs, salt, fanouts)}
