@@ -115,6 +115,29 @@ def test_dcgnn_contract_and_memmap_equivalence(tmp_path):
     assert DCGNN(**cfg).config() == cfg
 
 
+def test_softmax_loss_scores_by_cosine_and_learns():
+    """loss="softmax": tower outputs are unit vectors (scores are cosines in [-1, 1]) and a few
+    steps lower the loss."""
+    inter, _ = _toy()
+    torch.manual_seed(0)
+    m = DCGNN(inter.n_users, inter.n_items, dim=8, n_hops=2, hidden=16, out_dim=8, loss="softmax",
+              temperature=0.2, pretrain_epochs=1, pretrain_batch_size=128, batch_size=64)
+    m.prepare(inter)
+    m.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(m.item_embeddings().norm(dim=-1), torch.ones(inter.n_items))
+        assert m.score(torch.arange(5)).abs().max() <= 1 + 1e-5
+    m.train()
+    opt = torch.optim.Adam(m.parameters(), 1e-2)
+    batch = next(iter(m.train_batches(0, np.random.default_rng(0))))
+    first = float(m.loss(batch).detach())
+    for _ in range(20):
+        opt.zero_grad()
+        m.loss(batch).backward()
+        opt.step()
+    assert float(m.loss(batch).detach()) < first
+
+
 @pytest.mark.slow
 def test_dcgnn_beats_pop_and_bpr_on_movielens(ml100k_split, ml100k_baselines):
     """Against Pop and MF-BPR trained with their default schedules on the same split (tests/conftest.py)."""

@@ -24,7 +24,8 @@ Three stages, each usable alone:
 3. **Dual tower** (:class:`DCGNN`): user tower and item tower read only their node's
    ``[K+1, d]`` hop features: a learned softmax over hops (initialised uniform, i.e. the
    LightGCN mean) plus an MLP over the concatenated hops (last layer initialised to zero, so
-   training starts from the pretrained encoder), BPR loss with a dot-product score, or sampled softmax with a cosine score.
+   training starts from the pretrained encoder); BPR loss with a dot-product score, or sampled
+   softmax with a cosine score.
    A training step touches ``B`` rows of the feature arrays, never the graph: the cost per
    example depends on ``K`` and ``d``, not on the number of nodes or edges
    (benchmarks/bench_dcgnn_scaling.py).
