@@ -154,6 +154,7 @@ def test_full_sort_excluded_items_never_hit():
                                       [0, 0, 1, 0, 0, 0],
                                       [1, 1, 1, 1, 0, 1],
                                       [0, 0, 0, 0, 0, 0]]))
+    assert test.shape == exclude.shape == (n_users, n_items)
     scores = np.tile(np.array([0, 1, 9, 2, 3, 4], np.float32), (n_users, 1))
     res = evaluate_full_sort(_score_fn(scores), test, exclude, ks=[1, 20], return_per_user=True)
     assert res["n_users"] == 2 and res["n_test_pairs_excluded"] == 3
