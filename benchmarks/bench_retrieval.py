@@ -19,8 +19,12 @@ embeddings and the items scored per query:
 Usage:
     python benchmarks/bench_retrieval.py --dataset movielens-100k --seeds 0,1,2
     python benchmarks/bench_retrieval.py --dataset movielens-100k --ablation --seeds 0,1,2
+    python benchmarks/bench_retrieval.py --dataset movielens-100k --keep-rates 1,0.75,0.5,0.25 --seeds 0
     python benchmarks/bench_retrieval.py --dataset lightgcn-gowalla --models rankgraph,dcgnn --epochs 5
-Writes benchmarks/results/retrieval_<dataset>[_ablation].json.
+``--keep-rates`` trains RankGraph-2 on popularity-corrected subsamples (1/π weights on) and reports
+edges kept, PPR pushes, fit time and quality per keep rate.
+
+Writes benchmarks/results/retrieval_<dataset>[_ablation|_keep_rate].json.
 """
 
 from __future__ import annotations
@@ -127,6 +131,30 @@ def ablation(args, ds, split) -> dict:
     return res
 
 
+def keep_rates(args, ds, split) -> dict:
+    """RankGraph-2 trained on popularity-corrected subsamples of the training graph (1/π loss
+    weights on): edges kept, PPR construction work, fit time and full-sort quality per keep rate."""
+    res = {}
+    for rate in args.keep_rates:
+        runs = []
+        for seed in args.seeds:
+            rec = _run("rankgraph", args.dataset, split, seed, args.epochs,
+                       {**args.model_args.get("rankgraph", {}), "keep_rate": rate}, keep=True)
+            model = rec.pop("model")
+            runs.append({"seed": seed, "metrics": rec["metrics"], "fit_seconds": rec["seconds"]["fit"],
+                         "edges": model.subsample_info, "ppr_pushes": model.ppr_pushes})
+            print(rate, seed, model.subsample_info, round(rec["metrics"]["recall@20"], 4), flush=True)
+        res[str(rate)] = runs
+    rows = [[rate, f"{np.mean([r['edges']['edges_after'] for r in runs]):,.0f}",
+             f"{np.mean([r['edges']['edges_after'] / r['edges']['edges_before'] for r in runs]):.3f}",
+             f"{np.mean([r['ppr_pushes'] for r in runs]):,.0f}",
+             _mean_std([r["metrics"]["recall@20"] for r in runs]), _mean_std([r["metrics"]["ndcg@20"] for r in runs]),
+             f"{np.mean([r['fit_seconds'] for r in runs]):.0f}"] for rate, runs in res.items()]
+    print_table(f"RankGraph-2 vs keep rate on {args.dataset} (seeds {args.seeds})",
+                ["keep rate", "edges kept", "fraction", "PPR pushes", "Recall@20", "NDCG@20", "fit s"], rows)
+    return res
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dataset", default="movielens-100k")
@@ -134,6 +162,8 @@ def main(argv=None):
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--epochs", type=int, default=None, help="cap on epochs (default: each model's schedule)")
     ap.add_argument("--ablation", action="store_true", help="RankGraph-2 ablation instead of the comparison")
+    ap.add_argument("--keep-rates", type=lambda v: [float(x) for x in v.split(",") if x], default=None,
+                    help="RankGraph-2 graph size and quality vs subsampling keep rate, e.g. 1,0.75,0.5,0.25")
     ap.add_argument("--model-args", type=json.loads, default={},
                     help='per-model argument overrides, e.g. \'{"dcgnn": {"pretrain_epochs": 5}}\'')
     args = ap.parse_args(argv)
@@ -141,8 +171,13 @@ def main(argv=None):
     args.seeds = [int(s) for s in args.seeds.split(",") if s]
     ds = load_dataset(args.dataset)
     split = make_split(ds, "auto", seed=0)
-    body = ablation(args, ds, split) if args.ablation else compare(args, ds, split)
-    name = f"retrieval_{args.dataset.replace('-', '_')}" + ("_ablation" if args.ablation else "")
+    if args.keep_rates:
+        body, suffix = keep_rates(args, ds, split), "_keep_rate"
+    elif args.ablation:
+        body, suffix = ablation(args, ds, split), "_ablation"
+    else:
+        body, suffix = compare(args, ds, split), ""
+    name = f"retrieval_{args.dataset.replace('-', '_')}{suffix}"
     print(f"wrote {write_result(name, {'args': vars(args), 'split': split.protocol, 'results': body})}")
 
 
