@@ -7,8 +7,11 @@ from recgraph.config import resolve_data_dir
 
 
 def _require_ml100k():
-    if not (resolve_data_dir() / "movielens-100k").is_dir():
-        pytest.skip("MovieLens-100K not in the data dir (set RECGRAPH_DATA)")
+    folder = resolve_data_dir() / "movielens-100k"
+    if not folder.is_dir():
+        pytest.skip(f"real-data test: MovieLens-100K not found at {folder}; point RECGRAPH_DATA at the "
+                    "datasets folder (../shared/datasets in this project), or run `recgraph quickstart` "
+                    "once online to download it")
 
 
 @pytest.fixture(scope="session")

@@ -236,8 +236,8 @@ class CTRData:
         slot tables; ``"recent"``: recent lists; ``"sage"``: sampled 2-hop neighbourhoods."""
         s = samples if idx is None else samples.select(idx)
         out = {"label": s.label.astype(np.float32),
-               **self._user_side(s.user, s.snapshot, needs, salt, fanouts),
-               **self._item_side(s.item, s.snapshot, needs, salt, fanouts)}
+               **self._side("user", s.user, s.snapshot, needs, salt, fanouts),
+               **self._side("item", s.item, s.snapshot, needs, salt + 2, fanouts)}
         return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in out.items()}
 
     def request(self, user: int, items: np.ndarray, snapshot: int, needs: frozenset = frozenset(), *,
@@ -258,38 +258,28 @@ class CTRData:
             raise ValueError(f"request: snapshot {snapshot} is outside [0, {n_snap}) (feature cutoffs)")
         items = items.astype(np.int64)
         one = np.array([snapshot], np.int64)
-        out = {**self._user_side(np.array([user], np.int64), one, needs, salt, fanouts),
-               **self._item_side(items, np.full(len(items), snapshot, np.int64), needs, salt, fanouts)}
+        out = {**self._side("user", np.array([user], np.int64), one, needs, salt, fanouts),
+               **self._side("item", items, np.full(len(items), snapshot, np.int64), needs, salt + 2, fanouts)}
         return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in out.items()}
 
-    def _user_side(self, user, snapshot, needs, salt, fanouts) -> dict:
+    def _side(self, kind: str, ids, snapshot, needs, salt, fanouts) -> dict:
+        """The features of one side (``kind`` "user": prefix ``u``, neighbours are items; "item":
+        prefix ``i``, neighbours are users) for node ``ids`` at ``snapshot``."""
         f = self.features
-        ur = snapshot * f.n_users + user
-        out = {"user": user, "umacro": f.user_macro[user]}
+        p = kind[0]
+        n_own, n_other = (f.n_users, f.n_items) if kind == "user" else (f.n_items, f.n_users)
+        adj_own, adj_other = (f.u_adj, f.i_adj) if kind == "user" else (f.i_adj, f.u_adj)
+        rows = snapshot * n_own + ids
+        out = {kind: ids, f"{p}macro": (f.user_macro if kind == "user" else f.item_macro)[ids]}
         if "macro" in needs:
-            out.update(u1_ids=f.u1_ids[ur], u1_cnt=f.u1_cnt[ur], u2_ids=f.u2_ids[ur], u2_cnt=f.u2_cnt[ur])
+            out.update({f"{p}{h}_{c}": getattr(f, f"{p}{h}_{c}")[rows] for h in (1, 2) for c in ("ids", "cnt")})
         if "recent" in needs:
-            out["u_rec"] = f.u_rec[ur]
-        if "sage" in needs:
-            u_nb = sample_neighbors(f.u_adj, ur, fanouts[0], f.n_items, salt)       # items
-            u_nb2 = sample_neighbors(f.i_adj, (snapshot[:, None] * f.n_items + np.minimum(u_nb, f.n_items - 1)),
-                                     fanouts[1], f.n_users, salt + 1)               # users
-            out.update(u_nb=u_nb, u_nb2=np.where((u_nb == f.n_items)[..., None], f.n_users, u_nb2))
-        return out
-
-    def _item_side(self, item, snapshot, needs, salt, fanouts) -> dict:
-        f = self.features
-        ir = snapshot * f.n_items + item
-        out = {"item": item, "imacro": f.item_macro[item]}
-        if "macro" in needs:
-            out.update(i1_ids=f.i1_ids[ir], i1_cnt=f.i1_cnt[ir], i2_ids=f.i2_ids[ir], i2_cnt=f.i2_cnt[ir])
-        if "recent" in needs:
-            out["i_rec"] = f.i_rec[ir]
-        if "sage" in needs:
-            i_nb = sample_neighbors(f.i_adj, ir, fanouts[0], f.n_users, salt + 2)   # users
-            i_nb2 = sample_neighbors(f.u_adj, (snapshot[:, None] * f.n_users + np.minimum(i_nb, f.n_users - 1)),
-                                     fanouts[1], f.n_items, salt + 3)               # items
-            out.update(i_nb=i_nb, i_nb2=np.where((i_nb == f.n_users)[..., None], f.n_items, i_nb2))
+            out[f"{p}_rec"] = getattr(f, f"{p}_rec")[rows]
+        if "sage" in needs:  # hop 1: the other side; hop 2: back to this side (pad where hop 1 is padding)
+            nb = sample_neighbors(adj_own, rows, fanouts[0], n_other, salt)
+            nb2 = sample_neighbors(adj_other, snapshot[:, None] * n_other + np.minimum(nb, n_other - 1),
+                                   fanouts[1], n_own, salt + 1)
+            out.update({f"{p}_nb": nb, f"{p}_nb2": np.where((nb == n_other)[..., None], n_own, nb2)})
         return out
 
     def loader(self, part: str, batch_size: int, needs: frozenset, *, shuffle: bool,
