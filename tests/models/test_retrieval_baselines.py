@@ -5,7 +5,9 @@ import pytest
 import torch
 
 from recgraph.data.schema import Interactions
+from recgraph.models.retrieval.base import BPRSampler
 from recgraph.models.retrieval.itemknn import ItemKNN
+from recgraph.models.retrieval.mf import MFBPR
 from recgraph.models.retrieval.lightgcn import LightGCN
 from recgraph.models.retrieval.pop import Pop
 from recgraph.serve.artifacts import load_model, save_model
@@ -44,6 +46,53 @@ def test_itemknn_matches_dense_cosine_reference():
     expected = R @ keep
     got = m.score(torch.arange(3)).numpy()
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+
+
+def skewed():
+    """User 0: 1 item, user 1: 40 items, user 2: 3 items, user 3: none (only in the id space)."""
+    u = np.r_[0, np.full(40, 1), 2, 2, 2]
+    i = np.r_[7, np.arange(40), 40, 41, 42]
+    return Interactions(u, i, 4, 50)
+
+
+def _epoch(sampler, seed=0):
+    batches = list(sampler(0, np.random.default_rng(seed)))
+    return [torch.cat(parts).numpy() for parts in zip(*batches)]
+
+
+def test_bpr_edge_scheme_visits_every_edge_once():
+    data = skewed()
+    users, pos, neg = _epoch(BPRSampler(data, batch_size=7, scheme="edge"))
+    assert sorted(zip(users.tolist(), pos.tolist())) == sorted(zip(data.user.tolist(), data.item.tolist()))
+    positives = set(zip(data.user.tolist(), data.item.tolist()))
+    assert not any((a, b) in positives for a, b in zip(users.tolist(), neg.tolist()))
+
+
+def test_bpr_user_scheme_draws_users_uniformly_then_their_positives():
+    data = skewed()
+    positives = set(zip(data.user.tolist(), data.item.tolist()))
+    sampler = BPRSampler(data, batch_size=16, scheme="user")
+    counts, pos_of_heavy = np.zeros(4), []
+    for seed in range(200):
+        users, pos, neg = _epoch(sampler, seed)
+        assert len(users) == len(data)  # as many draws as training edges, like the official sampler
+        counts += np.bincount(users, minlength=4)
+        assert all((a, b) in positives for a, b in zip(users.tolist(), pos.tolist()))
+        assert not any((a, b) in positives for a, b in zip(users.tolist(), neg.tolist()))
+        pos_of_heavy.append(pos[users == 1])
+    assert counts[3] == 0  # a user without training items is never drawn
+    share = counts[:3] / counts.sum()
+    np.testing.assert_allclose(share, 1 / 3, atol=0.02)  # edge sampling would give 1/44, 40/44, 3/44
+    heavy = np.bincount(np.concatenate(pos_of_heavy), minlength=40)[:40]
+    assert heavy.min() > 0.6 * heavy.mean() and heavy.max() < 1.4 * heavy.mean()  # uniform over its items
+
+
+def test_bpr_sampling_scheme_is_validated_and_recorded():
+    with pytest.raises(ValueError, match="sampling"):
+        MFBPR(4, 50, sampling="popular")
+    with pytest.raises(ValueError, match="scheme"):
+        BPRSampler(skewed(), 8, scheme="popular")
+    assert MFBPR(4, 50, sampling="user").config()["sampling"] == "user"
 
 
 def test_lightgcn_propagation_matches_dense_formula():

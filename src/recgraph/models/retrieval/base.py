@@ -72,24 +72,49 @@ class Recommender(nn.Module):
 
 
 class BPRSampler:
-    """Per epoch: every training edge once, in random order, each with ``n_neg`` uniform negatives
-    that are not among the user's training positives. Yields ``(users, pos, neg)`` LongTensors of
-    shapes ``[B]``, ``[B]``, ``[B]`` (or ``[B, n_neg]``)."""
+    """BPR triples for one epoch: ``(users, pos, neg)`` LongTensors of shapes ``[B]``, ``[B]``,
+    ``[B]`` (or ``[B, n_neg]``), each negative uniform over the items that are not among the
+    user's training positives.
 
-    def __init__(self, train: Interactions, batch_size: int, n_neg: int = 1):
+    Args:
+        scheme: how the ``(user, positive)`` pairs of an epoch are drawn.
+            ``"edge"``: every training edge once, in random order (edge-uniform; heavy users get
+            more steps). ``"user"``: the official LightGCN / NGCF sampler — as many draws as there
+            are training edges, each a user drawn uniformly (among users with a training item),
+            then one of that user's positives uniformly; every user gets the same expected number
+            of steps, which matches metrics averaged over users.
+    """
+
+    SCHEMES = ("edge", "user")
+
+    def __init__(self, train: Interactions, batch_size: int, n_neg: int = 1, scheme: str = "edge"):
+        if scheme not in self.SCHEMES:
+            raise ValueError(f"unknown BPR sampling scheme {scheme!r}: use one of {self.SCHEMES}")
         self.positives = interaction_matrix(train)
         coo = self.positives.tocoo()
         self.users, self.items = coo.row.astype(np.int64), coo.col.astype(np.int64)
-        self.n_items, self.batch_size, self.n_neg = train.n_items, int(batch_size), int(n_neg)
+        self.n_items, self.batch_size, self.n_neg, self.scheme = train.n_items, int(batch_size), int(n_neg), scheme
+        self.indptr = self.positives.indptr.astype(np.int64)
+        degree = np.diff(self.indptr)
+        self.active_users = np.flatnonzero(degree > 0)
+        self.degree = degree
 
     def __len__(self) -> int:
         return -(-len(self.users) // self.batch_size)
 
+    def pairs(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """One epoch's ``(users [E], positives [E])``, ``E`` = number of training edges."""
+        if self.scheme == "edge":
+            order = rng.permutation(len(self.users))
+            return self.users[order], self.items[order]
+        users = self.active_users[rng.integers(0, len(self.active_users), size=len(self.users))]
+        offset = (rng.random(len(users)) * self.degree[users]).astype(np.int64)
+        return users, self.positives.indices[self.indptr[users] + offset].astype(np.int64)
+
     def __call__(self, epoch: int, rng: np.random.Generator) -> Iterator[tuple[torch.Tensor, ...]]:
         from ...data.sampling import sample_negatives
 
-        order = rng.permutation(len(self.users))
-        users, pos = self.users[order], self.items[order]
+        users, pos = self.pairs(rng)
         neg = sample_negatives(users, self.n_items, self.positives, self.n_neg, rng=rng)
         if self.n_neg == 1:
             neg = neg[:, 0]

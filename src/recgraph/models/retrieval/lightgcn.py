@@ -10,7 +10,7 @@ import torch
 
 from ...data.schema import Interactions
 from ...graph.bipartite import BipartiteGraph
-from ...nn.sparse import symmetric_spmm
+from ...nn.sparse import mean_propagation
 from ..registry import register
 from .mf import MFBPR
 
@@ -24,8 +24,9 @@ class LightGCN(MFBPR):
     train_defaults = {"lr": 5e-3, "epochs": 300, "patience": 8, "eval_every": 2}
 
     def __init__(self, n_users: int, n_items: int, dim: int = 64, n_layers: int = 3, reg: float = 1e-4,
-                 batch_size: int = 2048, init_std: float = 0.1):
-        super().__init__(n_users, n_items, dim=dim, reg=reg, batch_size=batch_size, init_std=init_std)
+                 batch_size: int = 2048, init_std: float = 0.1, sampling: str = "edge"):
+        super().__init__(n_users, n_items, dim=dim, reg=reg, batch_size=batch_size, init_std=init_std,
+                         sampling=sampling)
         self.n_layers = n_layers
         self.adj: torch.Tensor | None = None  # sparse [(N+M), (N+M)], rebuilt by prepare (not saved)
         self._cache = None
@@ -47,11 +48,7 @@ class LightGCN(MFBPR):
         if self.adj is None:
             raise RuntimeError("call prepare(train) before using LightGCN (it needs the training graph)")
         x = torch.cat([self.user_emb.weight, self.item_emb.weight])
-        out = x
-        for _ in range(self.n_layers):
-            x = symmetric_spmm(self.adj, x)  # Â is symmetric: backward reuses it
-            out = out + x
-        out = out / (self.n_layers + 1)
+        out = mean_propagation(self.adj, x, self.n_layers)  # Â is symmetric: backward reuses it
         return out[: self.n_users], out[self.n_users:]
 
     def embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
