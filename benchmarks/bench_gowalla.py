@@ -52,7 +52,10 @@ def main() -> None:
     extra = {}
     for kv in args.set:
         key, _, value = kv.partition("=")
-        extra[key] = json.loads(value) if value[:1] in "-0123456789[{tf" else value
+        try:
+            extra[key] = json.loads(value)
+        except json.JSONDecodeError:
+            extra[key] = value
     ds = load_dataset("lightgcn-gowalla")
     split = ds.predefined
     if args.valid_from_train > 0:

@@ -1,0 +1,88 @@
+"""Training-step cost of MF-BPR and LightGCN on the Gowalla split, old path vs new, in one run.
+
+One step = BPR loss on a batch of 2048 triples, backward, Adam step — what the Trainer does 396
+times per Gowalla epoch. Variants, side by side on the same batches:
+
+* ``layerwise + Adam``: LightGCN's propagation as K autograd spmm nodes plus adds (the path
+  before ``mean_propagation``), ``torch.optim.Adam`` with its default (for-each) kernels.
+* ``fused propagation + Adam``: one autograd node for the layer mean (addmm into reused buffers).
+* ``fused propagation + fused Adam``: the Trainer's default now.
+
+    python benchmarks/bench_train_step.py --steps 30 --threads 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def main() -> None:
+    sys.path.insert(0, str(HERE))
+    from _common import machine_info, print_table, write_result
+
+    import numpy as np
+    import torch
+
+    from recgraph.data.datasets import load_dataset
+    from recgraph.models.retrieval.lightgcn import LightGCN
+    from recgraph.models.retrieval.mf import MFBPR
+    from recgraph.nn.sparse import symmetric_spmm
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--steps", type=int, default=30)
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--name", default="train_step_gowalla")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+
+    train = load_dataset("lightgcn-gowalla").predefined.train
+
+    def layerwise(self):  # the propagation before mean_propagation, kept here for the comparison
+        x = torch.cat([self.user_emb.weight, self.item_emb.weight])
+        out = x
+        for _ in range(self.n_layers):
+            x = symmetric_spmm(self.adj, x)
+            out = out + x
+        out = out / (self.n_layers + 1)
+        return out[: self.n_users], out[self.n_users:]
+
+    rows, out = [], []
+    for name, cls, propagation, fused in [("MF-BPR", MFBPR, None, False), ("MF-BPR", MFBPR, None, True),
+                                          ("LightGCN", LightGCN, "layerwise", False),
+                                          ("LightGCN", LightGCN, "fused", False),
+                                          ("LightGCN", LightGCN, "fused", True)]:
+        torch.manual_seed(0)
+        model = cls(train.n_users, train.n_items, sampling="user")
+        model.prepare(train)
+        if propagation == "layerwise":
+            model.propagate = layerwise.__get__(model)
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3, fused=fused)
+        batches = list(model.train_batches(0, np.random.default_rng(0)))[: args.warmup + args.steps]
+        times = []
+        for i, batch in enumerate(batches):
+            t0 = time.perf_counter()
+            loss = model.loss(batch)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if i >= args.warmup:
+                times.append(time.perf_counter() - t0)
+        ms = 1e3 * float(np.median(times))
+        variant = ("" if propagation is None else f"{propagation} propagation + ") + ("fused Adam" if fused else "Adam")
+        row = {"model": name, "variant": variant, "median_step_ms": ms,
+               "epoch_seconds_estimate": ms / 1e3 * len(model.sampler), "steps_timed": len(times)}
+        out.append(row)
+        rows.append([name, variant, f"{ms:.1f}", f"{row['epoch_seconds_estimate']:.1f}"])
+    print_table(f"training step on Gowalla (batch 2048, {args.threads} threads)",
+                ["model", "variant", "step ms (median)", "epoch s (396 steps)"], rows)
+    write_result(args.name, {"rows": out, "threads": args.threads, "machine": machine_info()})
+
+
+if __name__ == "__main__":
+    main()
