@@ -27,6 +27,7 @@ def main() -> None:
     sys.path.insert(0, str(HERE))
     from _common import machine_info, write_result
 
+    from recgraph.config import parse_model_args
     from recgraph.data.datasets import load_dataset
     from recgraph.train.experiment import ExperimentConfig, run_experiment
 
@@ -49,16 +50,11 @@ def main() -> None:
     ap.add_argument("--name", default="gowalla")
     args = ap.parse_args()
 
-    extra = {}
-    for kv in args.set:
-        key, _, value = kv.partition("=")
-        try:
-            extra[key] = json.loads(value)
-        except json.JSONDecodeError:
-            extra[key] = value
+    extra = parse_model_args(args.set)
     ds = load_dataset("lightgcn-gowalla")
     split = ds.predefined
-    if args.valid_from_train > 0:
+    on_test = args.valid_from_train <= 0
+    if not on_test:
         from recgraph.data.split import Split, random_ratio
 
         carve = random_ratio(split.train, ratios=(1 - args.valid_from_train, args.valid_from_train, 0.0),
@@ -66,7 +62,6 @@ def main() -> None:
         split = Split(carve.train, split.test, carve.valid,
                       {**split.protocol, "validation": f"per-user random {args.valid_from_train:g} of the "
                                                        f"training file (seed {args.seed})"})
-    on_test = args.valid_from_train <= 0
     rows = []
     for m in args.models.split(","):
         trainable = m in ("bpr", "lightgcn")

@@ -6,7 +6,7 @@ import pytest
 from typer.testing import CliRunner
 
 from recgraph.cli import app
-from recgraph.config import resolve_data_dir
+from recgraph.config import parse_model_args, resolve_data_dir
 
 runner = CliRunner()
 needs_ml100k = pytest.mark.skipif(not (resolve_data_dir() / "movielens-100k").is_dir(),
@@ -44,3 +44,12 @@ def test_unknown_model_and_dataset_give_clear_errors(tmp_path):
     assert res.exit_code == 2 and "unknown model" in res.output
     res = runner.invoke(app, ["train", "pop", "--dataset", "nosuchdata", "--out", str(tmp_path)])
     assert res.exit_code == 2 and "nosuchdata" in res.output
+
+
+def test_set_pairs_parse_json_values_else_strings_and_reject_missing_equals(tmp_path):
+    assert parse_model_args(["reg=1e-3", "sampling=user", "fanouts=[10, 5]", "note=a=b"]) == {
+        "reg": 1e-3, "sampling": "user", "fanouts": [10, 5], "note": "a=b"}
+    with pytest.raises(ValueError, match="KEY=VALUE"):
+        parse_model_args(["reg"])
+    res = runner.invoke(app, ["train", "pop", "--dataset", "movielens-100k", "--set", "reg", "--out", str(tmp_path)])
+    assert res.exit_code == 2 and "KEY=VALUE" in res.output

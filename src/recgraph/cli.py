@@ -13,6 +13,8 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from .config import parse_model_args
+
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="recgraph: graph learning for recommendation — from interaction logs to served recommendations.")
 console = Console()
@@ -27,16 +29,10 @@ def _fail(msg: str) -> None:
 
 
 def _parse_model_args(pairs: List[str]) -> dict:
-    out = {}
-    for p in pairs:
-        if "=" not in p:
-            _fail(f"--set expects KEY=VALUE, got {p!r}")
-        k, v = p.split("=", 1)
-        try:
-            out[k] = json.loads(v)
-        except json.JSONDecodeError:
-            out[k] = v
-    return out
+    try:
+        return parse_model_args(pairs)
+    except ValueError as e:
+        _fail(str(e))
 
 
 SHORT = {"recall": "R", "ndcg": "N", "hit": "HR", "mrr": "MRR", "precision": "P"}

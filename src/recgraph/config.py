@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -24,6 +25,25 @@ def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
     from platformdirs import user_cache_dir
 
     return Path(user_cache_dir("recgraph")) / "datasets"
+
+
+def parse_model_args(pairs) -> dict:
+    """``["reg=1e-3", "sampling=user"]`` → ``{"reg": 0.001, "sampling": "user"}``: each value read as
+    JSON when it parses, else kept as a string (``--set KEY=VALUE`` of the CLI and benchmarks).
+
+    Raises:
+        ValueError: for an item without ``=``.
+    """
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--set expects KEY=VALUE, got {pair!r}")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
 
 
 def git_commit() -> str | None:

@@ -42,12 +42,11 @@ def spmm_into(adj: torch.Tensor, x: torch.Tensor, out: torch.Tensor) -> torch.Te
 
 
 def _mean_of_powers(adj: torch.Tensor, x: torch.Tensor, n_layers: int) -> torch.Tensor:
-    out = x.clone()
-    h, buf = x, torch.empty_like(x)
+    out, h = x.clone(), x
+    buffers = [torch.empty_like(x) for _ in range(min(n_layers, 2))]  # layer k writes buffers[k % 2]
     for layer in range(n_layers):
-        spmm_into(adj, h, buf)
-        out.add_(buf)
-        h, buf = buf, (torch.empty_like(x) if layer == 0 else h)
+        h = spmm_into(adj, h, buffers[layer % 2])
+        out.add_(h)
     return out.mul_(1.0 / (n_layers + 1))
 
 

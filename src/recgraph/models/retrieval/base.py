@@ -91,13 +91,13 @@ class BPRSampler:
         if scheme not in self.SCHEMES:
             raise ValueError(f"unknown BPR sampling scheme {scheme!r}: use one of {self.SCHEMES}")
         self.positives = interaction_matrix(train)
-        coo = self.positives.tocoo()
-        self.users, self.items = coo.row.astype(np.int64), coo.col.astype(np.int64)
-        self.n_items, self.batch_size, self.n_neg, self.scheme = train.n_items, int(batch_size), int(n_neg), scheme
         self.indptr = self.positives.indptr.astype(np.int64)
-        degree = np.diff(self.indptr)
-        self.active_users = np.flatnonzero(degree > 0)
-        self.degree = degree
+        self.degree = np.diff(self.indptr)
+        # CSR order: edge e is (users[e], items[e]), each user's items contiguous from indptr[user]
+        self.users = np.repeat(np.arange(self.positives.shape[0], dtype=np.int64), self.degree)
+        self.items = self.positives.indices.astype(np.int64)
+        self.active_users = np.flatnonzero(self.degree > 0)
+        self.n_items, self.batch_size, self.n_neg, self.scheme = train.n_items, int(batch_size), int(n_neg), scheme
 
     def __len__(self) -> int:
         return -(-len(self.users) // self.batch_size)
@@ -109,7 +109,7 @@ class BPRSampler:
             return self.users[order], self.items[order]
         users = self.active_users[rng.integers(0, len(self.active_users), size=len(self.users))]
         offset = (rng.random(len(users)) * self.degree[users]).astype(np.int64)
-        return users, self.positives.indices[self.indptr[users] + offset].astype(np.int64)
+        return users, self.items[self.indptr[users] + offset]
 
     def __call__(self, epoch: int, rng: np.random.Generator) -> Iterator[tuple[torch.Tensor, ...]]:
         from ...data.sampling import sample_negatives
