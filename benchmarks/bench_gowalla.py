@@ -36,6 +36,10 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--eval-every", type=int, default=5)
     ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--weight-decay", type=float, default=None,
+                    help="the optimizer's weight decay on every row of every table (Adam: coupled L2); "
+                         "model arg reg is the LightGCN-code L2 on the batch's rows instead")
+    ap.add_argument("--optimizer", default=None, choices=["adam", "adamw", "sgd"])
     ap.add_argument("--batch-size", type=int, default=2048)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--seed", type=int, default=0)
@@ -66,7 +70,8 @@ def main() -> None:
     for m in args.models.split(","):
         trainable = m in ("bpr", "lightgcn")
         cfg = ExperimentConfig(model=m, dataset="lightgcn-gowalla", split="predefined", seed=args.seed,
-                               epochs=args.epochs, lr=args.lr, patience=args.patience, eval_every=args.eval_every,
+                               epochs=args.epochs, lr=args.lr, weight_decay=args.weight_decay,
+                               optimizer=args.optimizer, patience=args.patience, eval_every=args.eval_every,
                                device=args.device, progress=True, select_on_test=trainable and on_test,
                                eval_batch_size=4096,
                                model_args={"batch_size": args.batch_size, "sampling": args.sampling, **extra}

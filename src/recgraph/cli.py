@@ -161,6 +161,8 @@ def train(model: str = typer.Argument(..., help="model name (see `recgraph model
                                                  "time-quantile"),
           protocol: str = typer.Option("macgnn-quantile", help="ranking (CTR) models: macgnn-quantile | leave-last-out"),
           lr: Optional[float] = None, patience: Optional[int] = None,
+          weight_decay: Optional[float] = typer.Option(None, help="the optimizer's weight decay on every parameter "
+                                                                  "(default: the model's, else 0)"),
           eval_every: Optional[int] = None,
           select_on_test: bool = typer.Option(False, help="official LightGCN protocol: select the epoch on the test "
                                                           "file when the split has no validation part"),
@@ -180,7 +182,8 @@ def train(model: str = typer.Argument(..., help="model name (see `recgraph model
 
         try:
             rec = run_ctr_experiment(model, dataset, protocol=protocol, seed=seed, epochs=epochs, device=device,
-                                     out=str(out), lr=lr, patience=patience if patience is not None else 5,
+                                     out=str(out), lr=lr, weight_decay=weight_decay,
+                                     patience=patience if patience is not None else 5,
                                      model_args=_parse_model_args(set_), select_on_test=select_on_test,
                                      data_dir=None if data_dir is None else str(data_dir), progress=True)
         except (FileNotFoundError, KeyError, ValueError, RuntimeError) as exc:
@@ -189,7 +192,7 @@ def train(model: str = typer.Argument(..., help="model name (see `recgraph model
         console.print(f"metrics: {out / 'metrics.json'}")
         return
     cfg = ExperimentConfig(model=model, dataset=dataset, split=split, seed=seed, epochs=epochs, lr=lr,
-                           patience=patience, eval_every=eval_every, device=device, out=str(out),
+                           weight_decay=weight_decay, patience=patience, eval_every=eval_every, device=device, out=str(out),
                            data_dir=None if data_dir is None else str(data_dir),
                            model_args=_parse_model_args(set_), select_on_test=select_on_test)
     try:

@@ -5,6 +5,7 @@ import pytest
 import scipy.sparse as sp
 
 from recgraph.graph import item_cosine_topk, to_csr
+from recgraph.graph.cooccurrence import inverse_user_frequency
 
 
 def random_binary(seed, n_users=60, n_items=45, density=0.08):
@@ -21,6 +22,20 @@ def dense_cosine(R, shrink=0.0):
     norm = np.sqrt(R.sum(0))
     S = co / (norm[:, None] * norm[None, :] + shrink + (norm[:, None] * norm[None, :] + shrink == 0))
     np.fill_diagonal(S, 0)
+    return S
+
+
+def dense_asymmetric(R, shrink=0.0, alpha=0.5, w=None):
+    """Row i, neighbour j: Σ_u w_u R_ui R_uj / (|U_i|^(1-α) |U_j|^α + shrink), written independently."""
+    w = np.ones(R.shape[0]) if w is None else w
+    n_items = R.shape[1]
+    deg = R.sum(0)
+    S = np.zeros((n_items, n_items))
+    for i in range(n_items):
+        for j in range(n_items):
+            overlap = sum(w[u] for u in range(R.shape[0]) if R[u, i] and R[u, j])
+            if i != j and overlap > 0:
+                S[i, j] = overlap / (deg[i] ** (1 - alpha) * deg[j] ** alpha + shrink)
     return S
 
 
@@ -48,6 +63,40 @@ def test_matches_dense_reference(seed, k, shrink):
     idx, sc = item_cosine_topk(sp.csr_matrix(R), k, shrink=shrink)
     check_topk(idx, sc, dense_cosine(R, shrink), k)
     assert np.all(idx[7] == -1)  # untouched item has no neighbours
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.3, 0.5, 0.8, 1.0])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_asymmetric_and_user_weighted_match_dense_reference(alpha, weighted):
+    R = random_binary(5, n_users=40, n_items=30, density=0.12)
+    w = np.random.default_rng(1).random(R.shape[0]) * 2 if weighted else None
+    idx, sc = item_cosine_topk(sp.csr_matrix(R), 6, shrink=2.0, alpha=alpha, user_weights=w)
+    check_topk(idx, sc, dense_asymmetric(R, 2.0, alpha, w), 6)
+    # blocking does not change the weighted / asymmetric answer either
+    idx2, sc2 = item_cosine_topk(sp.csr_matrix(R), 6, shrink=2.0, alpha=alpha, user_weights=w, block_size=4)
+    np.testing.assert_array_equal(idx2, idx)
+    np.testing.assert_array_equal(sc2, sc)
+
+
+def test_alpha_half_and_unit_weights_are_the_cosine():
+    R = sp.csr_matrix(random_binary(6))
+    idx, sc = item_cosine_topk(R, 7, shrink=1.0)
+    idx2, sc2 = item_cosine_topk(R, 7, shrink=1.0, alpha=0.5, user_weights=np.ones(R.shape[0]))
+    np.testing.assert_array_equal(idx2, idx)
+    np.testing.assert_allclose(sc2, sc, rtol=1e-6)
+
+
+def test_inverse_user_frequency_and_bad_weights():
+    R = sp.csr_matrix(np.array([[1, 0, 0], [1, 1, 1], [0, 0, 0]], np.float64))
+    np.testing.assert_allclose(inverse_user_frequency(R), [1.0, 1 / np.log2(4), 1.0])
+    with pytest.raises(ValueError, match="shape"):
+        item_cosine_topk(R, 2, user_weights=np.ones(2))
+    with pytest.raises(ValueError, match=">= 0"):
+        item_cosine_topk(R, 2, user_weights=np.array([1.0, -1.0, 1.0]))
+    with pytest.raises(ValueError, match=">= 0"):
+        item_cosine_topk(R, 2, user_weights=np.array([1.0, np.nan, 1.0]))
+    with pytest.raises(ValueError, match="alpha"):
+        item_cosine_topk(R, 2, alpha=1.5)
 
 
 def test_matches_sklearn_cosine():

@@ -48,6 +48,30 @@ def test_itemknn_matches_dense_cosine_reference():
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
 
 
+def test_itemknn_asymmetric_iuf_matches_dense_reference():
+    rng = np.random.default_rng(0)
+    R = (rng.random((30, 20)) < 0.2).astype(np.float64)
+    R[0, :] = 1  # a heavy user, down-weighted by IUF
+    u, i = np.nonzero(R)
+    m = ItemKNN(30, 20, k=5, shrink=1.0, alpha=0.7, user_weighting="iuf")
+    m.prepare(Interactions(u, i, 30, 20))
+    w = 1 / np.log2(1 + np.maximum(R.sum(1), 1))  # users without items: weight 1 (they add nothing)
+    deg = R.sum(0)
+    # sim(i, j) for history item i and target j: Σ_u w_u R_ui R_uj / (deg_i^0.7 deg_j^0.3 + 1)
+    sim = (R.T * w) @ R / (np.outer(deg ** 0.7, deg ** 0.3) + 1.0)
+    np.fill_diagonal(sim, 0)
+    keep = np.zeros_like(sim)
+    for j in range(20):
+        order = sorted((i for i in range(20) if i != j and sim[i, j] > 0), key=lambda i: (-sim[i, j], i))
+        keep[order[:5], j] = sim[order[:5], j]
+    np.testing.assert_allclose(m.score(torch.arange(30)).numpy(), R @ keep, rtol=1e-5, atol=1e-6)
+    assert m.config()["alpha"] == 0.7 and m.config()["user_weighting"] == "iuf"
+    with pytest.raises(ValueError, match="user_weighting"):
+        ItemKNN(3, 4, user_weighting="bm25")
+    with pytest.raises(ValueError, match="alpha"):
+        ItemKNN(3, 4, alpha=-0.1)
+
+
 def skewed():
     """User 0: 1 item, user 1: 40 items, user 2: 3 items, user 3: none (only in the id space)."""
     u = np.r_[0, np.full(40, 1), 2, 2, 2]

@@ -35,6 +35,8 @@ class ExperimentConfig:
     seed: int = 0
     epochs: int | None = None
     lr: float | None = None
+    weight_decay: float | None = None  # the optimizer's (coupled for Adam, decoupled for AdamW), on every parameter
+    optimizer: str | None = None  # adam (default) | adamw | sgd
     patience: int | None = None
     eval_every: int | None = None
     device: str = "auto"
@@ -121,13 +123,15 @@ def run_experiment(cfg: ExperimentConfig, *, dataset=None, split: Split | None =
                                                 device=device)
             monitor = cfg.monitor
         trainer = Trainer(max_epochs=pick("epochs", 100), lr=pick("lr", 1e-3), patience=pick("patience", 10),
+                          weight_decay=pick("weight_decay", 0.0), optimizer=pick("optimizer", "adam"),
                           eval_every=pick("eval_every", 1), monitor=monitor, device=device, seed=cfg.seed,
                           progress=cfg.progress, log=log,
                           checkpoint_dir=Path(cfg.out) / "checkpoint" if cfg.out else None)
         result = trainer.fit(model, validate=validate)
         train_info = {"epochs_run": result.epochs_run, "best_epoch": result.best_epoch,
                       "seconds_per_epoch": result.seconds_per_epoch(), "stopped_early": result.stopped_early,
-                      "lr": trainer.lr, "selected_on": ("test (official LightGCN protocol)" if validate and not has_valid
+                      "lr": trainer.lr, "weight_decay": trainer.weight_decay, "optimizer": trainer.optimizer_name,
+                      "selected_on": ("test (official LightGCN protocol)" if validate and not has_valid
                                                         else "validation" if validate else "none: fixed epochs, last epoch"),
                       "history": result.history}
     fit_seconds = time.perf_counter() - t1

@@ -4,6 +4,12 @@
 most similar items (as in Deshpande & Karypis 2004 and RecBole), with
 ``sim(i, j) = |U_i ∩ U_j| / (sqrt|U_i| · sqrt|U_j| + shrink)``. Keeping the top-k per *history* item
 instead scores 20% lower Recall@20 on MovieLens-100K (0.284 vs 0.355, k = 100).
+
+Options (``recgraph.graph.cooccurrence``): ``alpha`` — the asymmetric cosine
+``|U_i ∩ U_j| / (|U_i|^α · |U_j|^(1-α) + shrink)`` for history item ``i`` and target ``j``
+(Aiolli 2013; 0.5 = cosine); ``user_weighting="iuf"`` — each user adds ``1 / log2(1 + |I_u|)`` to
+the overlap instead of 1. The defaults are the plain cosine; on Gowalla the tuned
+``alpha=0.7, shrink=10, user_weighting="iuf"`` scores much higher (BENCHMARKS.md §3).
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ import scipy.sparse as sp
 import torch
 
 from ...data.schema import Interactions
-from ...graph.cooccurrence import item_cosine_topk
+from ...graph.cooccurrence import inverse_user_frequency, item_cosine_topk
 from ..registry import register
 from .base import Recommender, interaction_matrix
 
@@ -23,11 +29,21 @@ class ItemKNN(Recommender):
     """Args:
         k: neighbours kept per item.
         shrink: added to the cosine denominator (damps similarities from few co-occurrences).
+        alpha: exponent on the history item's degree (``1 - alpha`` on the target's); 0.5 = cosine.
+        user_weighting: ``"none"`` (each co-occurring user counts 1) or ``"iuf"``
+            (``1 / log2(1 + |I_u|)``, inverse user frequency).
     """
 
-    def __init__(self, n_users: int, n_items: int, k: int = 100, shrink: float = 0.0):
+    USER_WEIGHTINGS = ("none", "iuf")
+
+    def __init__(self, n_users: int, n_items: int, k: int = 100, shrink: float = 0.0, alpha: float = 0.5,
+                 user_weighting: str = "none"):
         super().__init__(n_users, n_items)
-        self.k, self.shrink = int(k), float(shrink)
+        if user_weighting not in self.USER_WEIGHTINGS:
+            raise ValueError(f"unknown user_weighting {user_weighting!r}: use one of {self.USER_WEIGHTINGS}")
+        if not 0.0 <= alpha <= 1.0:
+            raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+        self.k, self.shrink, self.alpha, self.user_weighting = int(k), float(shrink), float(alpha), user_weighting
         self.register_buffer("nbr_index", torch.full((n_items, self.k), -1, dtype=torch.int32))
         self.register_buffer("nbr_score", torch.zeros(n_items, self.k))
         self.register_buffer("history_indptr", torch.zeros(n_users + 1, dtype=torch.int64))
@@ -37,7 +53,8 @@ class ItemKNN(Recommender):
     def prepare(self, train: Interactions) -> None:
         super().prepare(train)
         R = interaction_matrix(train)
-        idx, sc = item_cosine_topk(R, self.k, shrink=self.shrink)
+        weights = inverse_user_frequency(R) if self.user_weighting == "iuf" else None
+        idx, sc = item_cosine_topk(R, self.k, shrink=self.shrink, alpha=self.alpha, user_weights=weights)
         self.nbr_index = torch.from_numpy(np.asarray(idx, dtype=np.int32))
         self.nbr_score = torch.from_numpy(np.asarray(sc, dtype=np.float32))
         self.history_indptr = torch.from_numpy(R.indptr.astype(np.int64))
@@ -64,4 +81,5 @@ class ItemKNN(Recommender):
         return torch.from_numpy(out.astype(np.float32)).to(users.device)
 
     def config(self) -> dict:
-        return {**super().config(), "k": self.k, "shrink": self.shrink}
+        return {**super().config(), "k": self.k, "shrink": self.shrink, "alpha": self.alpha,
+                "user_weighting": self.user_weighting}
