@@ -46,7 +46,7 @@ def main() -> None:
     ap.add_argument("--sampling", default="user", choices=["user", "edge"],
                     help="BPR pairs: 'user' = the official LightGCN/NGCF sampler (default), 'edge' = every edge once")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                    help="extra model argument (repeatable), e.g. --set reg=1e-3")
+                    help="extra model argument for every model run (repeatable), e.g. --set reg=1e-3")
     ap.add_argument("--valid-from-train", type=float, default=0.0, metavar="FRAC",
                     help="carve a per-user random FRAC of the training file out as validation and select "
                          "the epoch on it (tuning without touching the test file); 0 = the official protocol")
@@ -74,8 +74,8 @@ def main() -> None:
                                optimizer=args.optimizer, patience=args.patience, eval_every=args.eval_every,
                                device=args.device, progress=True, select_on_test=trainable and on_test,
                                eval_batch_size=4096,
-                               model_args={"batch_size": args.batch_size, "sampling": args.sampling, **extra}
-                               if trainable else {})
+                               model_args={**({"batch_size": args.batch_size, "sampling": args.sampling}
+                                               if trainable else {}), **extra})
         t0 = time.perf_counter()
         rec = run_experiment(cfg, split=split,
                              log=lambda line: print(f"[{m} {time.perf_counter() - t0:7.0f} s] {line}", flush=True))

@@ -8,8 +8,10 @@ instead scores 20% lower Recall@20 on MovieLens-100K (0.284 vs 0.355, k = 100).
 Options (``recgraph.graph.cooccurrence``): ``alpha`` — the asymmetric cosine
 ``|U_i ∩ U_j| / (|U_i|^α · |U_j|^(1-α) + shrink)`` for history item ``i`` and target ``j``
 (Aiolli 2013; 0.5 = cosine); ``user_weighting="iuf"`` — each user adds ``1 / log2(1 + |I_u|)`` to
-the overlap instead of 1. The defaults are the plain cosine; on Gowalla the tuned
-``alpha=0.7, shrink=10, user_weighting="iuf"`` scores much higher (BENCHMARKS.md §3).
+the overlap instead of 1. The defaults are the plain cosine (as RecBole's ItemKNN, which §2 of
+BENCHMARKS.md compares side by side). Validation picks ``alpha=1.0, shrink=10,
+user_weighting="iuf"`` on both MovieLens-100K and Gowalla; test Recall@20 0.3550 → 0.3747 and
+0.1270 → 0.1685 (BENCHMARKS.md §3, ``benchmarks/bench_itemknn.py``).
 """
 
 from __future__ import annotations
