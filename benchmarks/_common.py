@@ -6,6 +6,7 @@
 * :func:`growth_exponent` -- ``b`` in ``cost ∝ size^b`` between successive sizes.
 * :func:`print_table` -- a rich table when rich is installed, plain text otherwise.
 * :func:`powerlaw_edges` -- synthetic Zipf-like user–item edges, vectorised and chunked.
+* :func:`carve_validation` -- a per-user random validation slice of a split's training part.
 
 Peak memory: on Linux the kernel's peak-RSS counter (``VmHWM``) is reset by writing ``5`` to
 ``/proc/self/clear_refs`` before the call and read after it, so each call's peak is measured
@@ -245,6 +246,16 @@ def write_result(name: str, payload: dict, results_dir: Path | str | None = None
             os.unlink(tmp)
         raise
     return path
+
+
+def carve_validation(split, frac: float, seed: int = 0):
+    """``split`` with a per-user random ``frac`` of its training part moved to ``valid`` (test
+    unchanged), for tuning on data without a validation part; the protocol says so."""
+    from recgraph.data.split import Split, random_ratio
+
+    carve = random_ratio(split.train, ratios=(1 - frac, frac, 0.0), seed=seed)
+    return Split(carve.train, split.test, carve.valid,
+                 {**split.protocol, "validation": f"per-user random {frac:g} of the training file (seed {seed})"})
 
 
 def growth_exponent(sizes: Sequence[float], costs: Sequence[float]) -> list[float | None]:

@@ -25,10 +25,11 @@ TARGETS = {"lightgcn": (0.1830, 0.1554), "bpr": (0.1491, 0.1235)}
 
 def main() -> None:
     sys.path.insert(0, str(HERE))
-    from _common import machine_info, write_result
+    from _common import carve_validation, machine_info, write_result
 
     from recgraph.config import parse_model_args
     from recgraph.data.datasets import load_dataset
+    from recgraph.models.registry import get_model_class
     from recgraph.train.experiment import ExperimentConfig, run_experiment
 
     ap = argparse.ArgumentParser()
@@ -59,23 +60,17 @@ def main() -> None:
     split = ds.predefined
     on_test = args.valid_from_train <= 0
     if not on_test:
-        from recgraph.data.split import Split, random_ratio
-
-        carve = random_ratio(split.train, ratios=(1 - args.valid_from_train, args.valid_from_train, 0.0),
-                             seed=args.seed)
-        split = Split(carve.train, split.test, carve.valid,
-                      {**split.protocol, "validation": f"per-user random {args.valid_from_train:g} of the "
-                                                       f"training file (seed {args.seed})"})
+        split = carve_validation(split, args.valid_from_train, args.seed)
     rows = []
     for m in args.models.split(","):
-        trainable = m in ("bpr", "lightgcn")
+        trainable = get_model_class(m).trainable
+        model_args = {"batch_size": args.batch_size, "sampling": args.sampling, **extra} if trainable else extra
         cfg = ExperimentConfig(model=m, dataset="lightgcn-gowalla", split="predefined", seed=args.seed,
                                epochs=args.epochs, lr=args.lr, weight_decay=args.weight_decay,
                                optimizer=args.optimizer, patience=args.patience, eval_every=args.eval_every,
                                device=args.device, progress=True, select_on_test=trainable and on_test,
                                eval_batch_size=4096,
-                               model_args={**({"batch_size": args.batch_size, "sampling": args.sampling}
-                                               if trainable else {}), **extra})
+                               model_args=model_args)
         t0 = time.perf_counter()
         rec = run_experiment(cfg, split=split,
                              log=lambda line: print(f"[{m} {time.perf_counter() - t0:7.0f} s] {line}", flush=True))

@@ -27,10 +27,10 @@ def floats(text: str) -> list[float]:
 
 def main() -> None:
     sys.path.insert(0, str(HERE))
-    from _common import machine_info, print_table, write_result
+    from _common import carve_validation, machine_info, print_table, write_result
 
     from recgraph.data.datasets import load_dataset
-    from recgraph.data.split import Split, random_ratio
+    from recgraph.data.split import Split
     from recgraph.train.experiment import build_model, evaluate_model, make_split, peak_rss_bytes
 
     ap = argparse.ArgumentParser()
@@ -46,12 +46,11 @@ def main() -> None:
 
     split = make_split(load_dataset(args.dataset), "auto", args.seed)
     if split.valid is None or len(split.valid) == 0:
-        carve = random_ratio(split.train, ratios=(1 - args.valid_frac, args.valid_frac, 0.0), seed=args.seed)
-        tune = Split(carve.train, carve.valid, None, {"validation": f"per-user random {args.valid_frac:g} of train"})
-        selected_on = f"per-user random {args.valid_frac:g} of the training file (seed {args.seed})"
+        carved = carve_validation(split, args.valid_frac, args.seed)
+        selected_on = carved.protocol["validation"]
     else:
-        tune = Split(split.train, split.valid, None, {})
-        selected_on = "the split's validation part"
+        carved, selected_on = split, "the split's validation part"
+    tune = Split(carved.train, carved.valid, None, {})  # the validation part in the test slot: evaluate_model scores it
 
     def fit_eval(part_split: Split, **kw) -> tuple[dict, float]:
         t0 = time.perf_counter()

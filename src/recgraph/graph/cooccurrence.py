@@ -102,7 +102,9 @@ def item_cosine_topk(R, k: int, shrink: float = 0.0, block_size: int | None = No
         C = (Rt[a:b] @ right).tocsr()  # [b-a, n_items] co-occurrence counts (or weighted sums)
         rows = np.repeat(np.arange(a, b, dtype=np.int64), np.diff(C.indptr))
         cols = C.indices.astype(np.int64, copy=False)
-        keep = (cols != rows) & (C.data > 0)  # exclude self-similarity (and zero-weight overlaps)
+        keep = cols != rows  # exclude self-similarity
+        if user_weights is not None:
+            keep &= C.data > 0  # overlaps made only of zero-weight users are no neighbours
         rows, cols, cnt = rows[keep], cols[keep], C.data[keep]
         del C, keep
         if rows.size == 0:
