@@ -9,6 +9,10 @@ user's training items out as validation, selects the epoch on it and reports the
 
     python benchmarks/bench_gowalla.py --models itemknn,bpr,lightgcn --epochs 20 --device auto
     python benchmarks/bench_gowalla.py --models bpr --valid-from-train 0.1 --set reg=1e-3 --patience 3
+
+Long runs: ``--out DIR`` checkpoints every epoch under ``DIR/<model>/checkpoint`` (its
+``last/meta.json`` holds the curve so far), and the same command with ``--resume`` continues a
+killed run where it stopped, with the same batches and schedule as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -41,6 +45,8 @@ def main() -> None:
                     help="the optimizer's weight decay on every row of every table (Adam: coupled L2); "
                          "model arg reg is the LightGCN-code L2 on the batch's rows instead")
     ap.add_argument("--optimizer", default=None, choices=["adam", "adamw", "sgd"])
+    ap.add_argument("--lr-schedule", default=None, choices=["constant", "cosine"],
+                    help="cosine: lr decays to 0 over --epochs (a function of the epoch; never of a metric)")
     ap.add_argument("--batch-size", type=int, default=2048)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--seed", type=int, default=0)
@@ -53,7 +59,11 @@ def main() -> None:
                          "the epoch on it (tuning without touching the test file); 0 = the official protocol")
     ap.add_argument("--patience", type=int, default=None, help="evaluations without improvement before stopping")
     ap.add_argument("--name", default="gowalla")
+    ap.add_argument("--out", default=None, metavar="DIR", help="checkpoint every epoch under DIR/<model>")
+    ap.add_argument("--resume", action="store_true", help="continue from DIR/<model>/checkpoint (needs --out)")
     args = ap.parse_args()
+    if args.resume and not args.out:
+        ap.error("--resume needs --out DIR (the folder of the run to continue)")
 
     extra = parse_model_args(args.set)
     ds = load_dataset("lightgcn-gowalla")
@@ -67,9 +77,11 @@ def main() -> None:
         model_args = {"batch_size": args.batch_size, "sampling": args.sampling, **extra} if trainable else extra
         cfg = ExperimentConfig(model=m, dataset="lightgcn-gowalla", split="predefined", seed=args.seed,
                                epochs=args.epochs, lr=args.lr, weight_decay=args.weight_decay,
-                               optimizer=args.optimizer, patience=args.patience, eval_every=args.eval_every,
+                               optimizer=args.optimizer, lr_schedule=args.lr_schedule, patience=args.patience,
+                               eval_every=args.eval_every,
                                device=args.device, progress=True, select_on_test=trainable and on_test,
-                               eval_batch_size=4096,
+                               eval_batch_size=4096, resume=args.resume,
+                               out=str(Path(args.out) / m) if args.out else None,
                                model_args=model_args)
         t0 = time.perf_counter()
         rec = run_experiment(cfg, split=split,

@@ -53,3 +53,20 @@ def test_set_pairs_parse_json_values_else_strings_and_reject_missing_equals(tmp_
         parse_model_args(["reg"])
     res = runner.invoke(app, ["train", "pop", "--dataset", "movielens-100k", "--set", "reg", "--out", str(tmp_path)])
     assert res.exit_code == 2 and "KEY=VALUE" in res.output
+
+
+@needs_ml100k
+def test_train_lr_schedule_and_resume(tmp_path):
+    out = tmp_path / "run"
+    base = ["train", "bpr", "--dataset", "movielens-100k", "--epochs", "2", "--eval-every", "1", "--out", str(out)]
+    res = runner.invoke(app, base + ["--lr-schedule", "cosine"])
+    assert res.exit_code == 0, res.output
+    first = json.loads((out / "metrics.json").read_text())
+    assert first["train"]["lr_schedule"] == "cosine"
+    assert [h["lr"] for h in first["train"]["history"]] == pytest.approx([1e-3, 5e-4])
+    res = runner.invoke(app, base + ["--lr-schedule", "cosine", "--resume"])  # finished: nothing left to train
+    assert res.exit_code == 0, res.output
+    again = json.loads((out / "metrics.json").read_text())
+    assert again["metrics"] == first["metrics"]
+    res = runner.invoke(app, base + ["--lr-schedule", "linear"])
+    assert res.exit_code != 0 and "unknown lr_schedule" in res.output

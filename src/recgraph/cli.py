@@ -164,6 +164,9 @@ def train(model: str = typer.Argument(..., help="model name (see `recgraph model
           weight_decay: Optional[float] = typer.Option(None, help="the optimizer's weight decay on every parameter "
                                                                   "(default: the model's, else 0)"),
           eval_every: Optional[int] = None,
+          lr_schedule: Optional[str] = typer.Option(None, help="retrieval models: constant | cosine (decays to 0 "
+                                                              "over the epoch budget)"),
+          resume: bool = typer.Option(False, help="retrieval models: continue a killed run from OUT/checkpoint"),
           select_on_test: bool = typer.Option(False, help="official LightGCN protocol: select the epoch on the test "
                                                           "file when the split has no validation part"),
           set_: List[str] = typer.Option([], "--set", help="model argument KEY=VALUE (repeatable)"),
@@ -180,6 +183,9 @@ def train(model: str = typer.Argument(..., help="model name (see `recgraph model
     if task == "ctr":
         from .train.ctr_experiment import run_ctr_experiment
 
+        if lr_schedule is not None or resume:
+            _fail("--lr-schedule and --resume apply to retrieval models; ranking (CTR) runs train a fixed recipe")
+
         try:
             rec = run_ctr_experiment(model, dataset, protocol=protocol, seed=seed, epochs=epochs, device=device,
                                      out=str(out), lr=lr, weight_decay=weight_decay,
@@ -192,7 +198,8 @@ def train(model: str = typer.Argument(..., help="model name (see `recgraph model
         console.print(f"metrics: {out / 'metrics.json'}")
         return
     cfg = ExperimentConfig(model=model, dataset=dataset, split=split, seed=seed, epochs=epochs, lr=lr,
-                           weight_decay=weight_decay, patience=patience, eval_every=eval_every, device=device, out=str(out),
+                           weight_decay=weight_decay, lr_schedule=lr_schedule, resume=resume, patience=patience,
+                           eval_every=eval_every, device=device, out=str(out),
                            data_dir=None if data_dir is None else str(data_dir),
                            model_args=_parse_model_args(set_), select_on_test=select_on_test)
     try:

@@ -34,3 +34,18 @@ def test_weight_decay_and_optimizer_reach_the_trainer():
     assert sgd["train"]["optimizer"] == "sgd"
     with pytest.raises(ValueError, match="unknown optimizer"):
         run(optimizer="lion")
+
+
+def test_lr_schedule_is_recorded_and_resume_needs_out(tmp_path):
+    cos = run(lr_schedule="cosine", lr=1e-2)
+    assert cos["train"]["lr_schedule"] == "cosine"
+    assert [h["lr"] for h in cos["train"]["history"]] == pytest.approx([1e-2, 7.5e-3, 2.5e-3])
+    assert run()["train"]["lr_schedule"] == "constant"
+    with pytest.raises(ValueError, match="resume=True needs out"):
+        run(resume=True)
+    # a finished run resumed from its own checkpoint trains nothing more and ends on the same model
+    first = run(out=str(tmp_path / "r"), lr=1e-2)
+    again = run(out=str(tmp_path / "r"), lr=1e-2, resume=True)
+    assert len(again["train"]["history"]) == 3
+    np.testing.assert_array_equal(first["model"].user_emb.weight.detach().numpy(),
+                                  again["model"].user_emb.weight.detach().numpy())

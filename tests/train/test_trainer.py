@@ -102,3 +102,59 @@ def test_crash_mid_write_keeps_previous_checkpoint(tmp_path, monkeypatch):
     fresh = TinyRegressor()
     meta = ckpt.load_checkpoint(tmp_path, fresh)
     assert meta["epoch"] == 0 and torch.equal(weights(fresh), before)
+
+
+def test_cosine_schedule_sets_each_epochs_lr():
+    tr = Trainer(max_epochs=4, lr=0.2, lr_schedule="cosine", progress=False, device="cpu", monitor=None)
+    expected = [0.2 * 0.5 * (1 + np.cos(np.pi * e / 4)) for e in range(4)]  # 0.2, 0.1707, 0.1, 0.0293
+    assert [tr.lr_at(e) for e in range(4)] == pytest.approx(expected)
+    torch.manual_seed(0)
+    m = TinyRegressor()
+    res = tr.fit(m)
+    assert [h["lr"] for h in res.history] == pytest.approx(expected)
+    assert Trainer(max_epochs=4, lr=0.2, progress=False, device="cpu").lr_at(3) == 0.2  # constant
+
+
+class ConstantGradient(torch.nn.Module):
+    """loss = w · c: every SGD step moves w by exactly −lr · c."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(3))
+        self.c = torch.tensor([1.0, -2.0, 0.5])
+
+    def train_batches(self, epoch, rng):
+        yield torch.zeros(1)
+
+    def loss(self, batch):
+        return (self.w * self.c).sum()
+
+
+@pytest.mark.parametrize("schedule", ["constant", "cosine"])
+def test_scheduled_lr_reaches_the_optimizer(schedule, tmp_path):
+    tr = Trainer(max_epochs=5, lr=0.1, optimizer="sgd", lr_schedule=schedule, monitor=None, patience=None,
+                 progress=False, device="cpu")
+    m = ConstantGradient()
+    tr.fit(m)
+    total = sum(tr.lr_at(e) for e in range(5))  # cosine: 0.1 · ½ Σ_e (1 + cos(πe/5)) = 0.1 · ½ · (5 + 1)
+    assert total == pytest.approx(0.5 if schedule == "constant" else 0.3)
+    torch.testing.assert_close(m.w.detach(), -total * m.c)
+    # killed in epoch 2 and resumed: the same schedule, the same weights
+    class Killed(ConstantGradient):
+        def train_batches(self, epoch, rng):
+            if epoch == 2:
+                raise KeyboardInterrupt
+            yield torch.zeros(1)
+
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(max_epochs=5, lr=0.1, optimizer="sgd", lr_schedule=schedule, monitor=None, patience=None,
+                progress=False, device="cpu", checkpoint_dir=tmp_path).fit(Killed())
+    resumed = ConstantGradient()
+    Trainer(max_epochs=5, lr=0.1, optimizer="sgd", lr_schedule=schedule, monitor=None, patience=None,
+            progress=False, device="cpu", checkpoint_dir=tmp_path, resume=True).fit(resumed)
+    torch.testing.assert_close(resumed.w.detach(), m.w.detach())
+
+
+def test_unknown_lr_schedule_is_an_error():
+    with pytest.raises(ValueError, match="lr_schedule"):
+        Trainer(lr_schedule="linear")

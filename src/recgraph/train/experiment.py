@@ -37,6 +37,7 @@ class ExperimentConfig:
     lr: float | None = None
     weight_decay: float | None = None  # the optimizer's (coupled for Adam, decoupled for AdamW), on every parameter
     optimizer: str | None = None  # adam (default) | adamw | sgd
+    lr_schedule: str | None = None  # constant (default) | cosine (over the epoch budget)
     patience: int | None = None
     eval_every: int | None = None
     device: str = "auto"
@@ -48,6 +49,7 @@ class ExperimentConfig:
     out: str | None = None
     progress: bool = True
     select_on_test: bool = False  # the official LightGCN protocol (no validation split); stamped into metrics
+    resume: bool = False  # continue from out/checkpoint/last when it exists (needs out)
 
 
 def peak_rss_bytes() -> int:
@@ -97,6 +99,8 @@ def run_experiment(cfg: ExperimentConfig, *, dataset=None, split: Split | None =
     when ``cfg.out`` is set. Returns the metrics record (plus the trained model under ``"model"``
     with ``return_model``)."""
     log = log or (lambda s: None)
+    if cfg.resume and not cfg.out:
+        raise ValueError("resume=True needs out: the checkpoint to continue from lives in out/checkpoint")
     seed_everything(cfg.seed)
     device = resolve_device(cfg.device)
     t0 = time.perf_counter()
@@ -124,6 +128,7 @@ def run_experiment(cfg: ExperimentConfig, *, dataset=None, split: Split | None =
             monitor = cfg.monitor
         trainer = Trainer(max_epochs=pick("epochs", 100), lr=pick("lr", 1e-3), patience=pick("patience", 10),
                           weight_decay=pick("weight_decay", 0.0), optimizer=pick("optimizer", "adam"),
+                          lr_schedule=pick("lr_schedule", "constant"), resume=cfg.resume,
                           eval_every=pick("eval_every", 1), monitor=monitor, device=device, seed=cfg.seed,
                           progress=cfg.progress, log=log,
                           checkpoint_dir=Path(cfg.out) / "checkpoint" if cfg.out else None)
@@ -131,6 +136,7 @@ def run_experiment(cfg: ExperimentConfig, *, dataset=None, split: Split | None =
         train_info = {"epochs_run": result.epochs_run, "best_epoch": result.best_epoch,
                       "seconds_per_epoch": result.seconds_per_epoch(), "stopped_early": result.stopped_early,
                       "lr": trainer.lr, "weight_decay": trainer.weight_decay, "optimizer": trainer.optimizer_name,
+                      "lr_schedule": trainer.lr_schedule,
                       "selected_on": ("test (official LightGCN protocol)" if validate and not has_valid
                                                         else "validation" if validate else "none: fixed epochs, last epoch"),
                       "history": result.history}

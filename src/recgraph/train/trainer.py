@@ -23,6 +23,7 @@ import torch
 
 from .checkpoint import load_checkpoint, save_checkpoint
 
+LR_SCHEDULES = ("constant", "cosine")
 Batches = Callable[[int, np.random.Generator], Iterable]
 Validate = Callable[[torch.nn.Module], dict]
 
@@ -73,6 +74,9 @@ class Trainer:
     """Args:
         max_epochs: upper bound on epochs.
         lr, weight_decay, optimizer: Adam (default) or SGD / AdamW.
+        lr_schedule: "constant" (default) or "cosine": epoch ``e`` trains at
+            ``lr · (1 + cos(π e / max_epochs)) / 2`` — a function of the epoch alone, so a resumed run
+            follows the same schedule; no validation metric is involved.
         monitor, mode: validation metric for early stopping and best-model selection.
         patience: evaluations without improvement before stopping (None: never stop early).
         eval_every: validate every N epochs (and at the last epoch).
@@ -85,13 +89,16 @@ class Trainer:
     """
 
     def __init__(self, *, max_epochs: int = 100, lr: float = 1e-3, weight_decay: float = 0.0,
-                 optimizer: str = "adam", monitor: str | None = "ndcg@20", mode: str = "max",
+                 optimizer: str = "adam", lr_schedule: str = "constant", monitor: str | None = "ndcg@20", mode: str = "max",
                  patience: int | None = 10, eval_every: int = 1, checkpoint_dir: str | Path | None = None,
                  resume: bool = False, device: str | torch.device | None = "auto", seed: int = 0,
                  progress: bool = True, grad_clip: float | None = None,
                  log: Callable[[str], None] | None = None):
         if mode not in ("max", "min"):
             raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
+        if lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"unknown lr_schedule {lr_schedule!r}: use {' or '.join(LR_SCHEDULES)}")
+        self.lr_schedule = lr_schedule
         self.max_epochs, self.lr, self.weight_decay = max_epochs, lr, weight_decay
         self.optimizer_name, self.monitor, self.mode = optimizer, monitor, mode
         self.patience, self.eval_every = patience, max(1, eval_every)
@@ -114,6 +121,12 @@ class Trainer:
         if name == "sgd":
             return torch.optim.SGD(params, lr=self.lr, weight_decay=self.weight_decay)
         raise ValueError(f"unknown optimizer {self.optimizer_name!r}: use adam, adamw or sgd")
+
+    def lr_at(self, epoch: int) -> float:
+        """The learning rate of (0-based) ``epoch`` under ``lr_schedule``."""
+        if self.lr_schedule == "cosine":
+            return self.lr * 0.5 * (1.0 + math.cos(math.pi * epoch / self.max_epochs))
+        return self.lr
 
     def _better(self, value: float, best: float | None) -> bool:
         if value is None or (isinstance(value, float) and math.isnan(value)):
@@ -150,6 +163,9 @@ class Trainer:
             for epoch in range(start_epoch, self.max_epochs):
                 rng = np.random.default_rng([self.seed, epoch])
                 torch.manual_seed(self.seed * 1_000_003 + epoch)
+                lr = self.lr_at(epoch)
+                for group in opt.param_groups:
+                    group["lr"] = lr
                 model.train()
                 t0 = time.perf_counter()
                 total, n = 0.0, 0
@@ -168,7 +184,7 @@ class Trainer:
                     n += 1
                 if n == 0:
                     raise ValueError("the training data produced no batches: is the training split empty?")
-                row = {"epoch": epoch, "loss": total / n, "train_seconds": time.perf_counter() - t0}
+                row = {"epoch": epoch, "loss": total / n, "lr": lr, "train_seconds": time.perf_counter() - t0}
                 last = epoch == self.max_epochs - 1
                 if validate is not None and ((epoch + 1) % self.eval_every == 0 or last):
                     model.eval()
