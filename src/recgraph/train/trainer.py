@@ -89,7 +89,8 @@ class Trainer:
     """
 
     def __init__(self, *, max_epochs: int = 100, lr: float = 1e-3, weight_decay: float = 0.0,
-                 optimizer: str = "adam", lr_schedule: str = "constant", monitor: str | None = "ndcg@20", mode: str = "max",
+                 optimizer: str = "adam", lr_schedule: str = "constant", monitor: str | None = "ndcg@20",
+                 mode: str = "max",
                  patience: int | None = 10, eval_every: int = 1, checkpoint_dir: str | Path | None = None,
                  resume: bool = False, device: str | torch.device | None = "auto", seed: int = 0,
                  progress: bool = True, grad_clip: float | None = None,
@@ -98,8 +99,7 @@ class Trainer:
             raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
         if lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"unknown lr_schedule {lr_schedule!r}: use {' or '.join(LR_SCHEDULES)}")
-        self.lr_schedule = lr_schedule
-        self.max_epochs, self.lr, self.weight_decay = max_epochs, lr, weight_decay
+        self.max_epochs, self.lr, self.weight_decay, self.lr_schedule = max_epochs, lr, weight_decay, lr_schedule
         self.optimizer_name, self.monitor, self.mode = optimizer, monitor, mode
         self.patience, self.eval_every = patience, max(1, eval_every)
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
