@@ -10,9 +10,10 @@ user's training items out as validation, selects the epoch on it and reports the
     python benchmarks/bench_gowalla.py --models itemknn,bpr,lightgcn --epochs 20 --device auto
     python benchmarks/bench_gowalla.py --models bpr --valid-from-train 0.1 --set reg=1e-3 --patience 3
 
-Long runs: ``--out DIR`` checkpoints every epoch under ``DIR/<model>/checkpoint`` (its
-``last/meta.json`` holds the curve so far), and the same command with ``--resume`` continues a
-killed run where it stopped, with the same batches and schedule as an uninterrupted one.
+Long runs: ``--out DIR`` checkpoints every epoch (``--checkpoint-every N``: every N-th) under
+``DIR/<model>/checkpoint`` (its ``last/meta.json`` holds the curve so far), and the same command
+with ``--resume`` continues a killed run where it stopped, with the same batches and schedule as
+an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -59,11 +60,15 @@ def main() -> None:
                          "the epoch on it (tuning without touching the test file); 0 = the official protocol")
     ap.add_argument("--patience", type=int, default=None, help="evaluations without improvement before stopping")
     ap.add_argument("--name", default="gowalla")
-    ap.add_argument("--out", default=None, metavar="DIR", help="checkpoint every epoch under DIR/<model>")
+    ap.add_argument("--out", default=None, metavar="DIR", help="checkpoint under DIR/<model>")
+    ap.add_argument("--checkpoint-every", type=int, default=1, metavar="N",
+                    help="epochs between DIR/<model>/checkpoint/last writes (a resume repeats at most N-1)")
     ap.add_argument("--resume", action="store_true", help="continue from DIR/<model>/checkpoint (needs --out)")
     args = ap.parse_args()
     if args.resume and not args.out:
         ap.error("--resume needs --out DIR (the folder of the run to continue)")
+    if args.checkpoint_every < 1:
+        ap.error(f"--checkpoint-every must be a positive number of epochs, got {args.checkpoint_every}")
 
     extra = parse_model_args(args.set)
     ds = load_dataset("lightgcn-gowalla")
@@ -80,7 +85,7 @@ def main() -> None:
                                optimizer=args.optimizer, lr_schedule=args.lr_schedule, patience=args.patience,
                                eval_every=args.eval_every,
                                device=args.device, progress=True, select_on_test=trainable and on_test,
-                               eval_batch_size=4096, resume=args.resume,
+                               eval_batch_size=4096, resume=args.resume, checkpoint_every=args.checkpoint_every,
                                out=str(Path(args.out) / m) if args.out else None,
                                model_args=model_args)
         t0 = time.perf_counter()

@@ -70,3 +70,12 @@ def test_train_lr_schedule_and_resume(tmp_path):
     assert again["metrics"] == first["metrics"]
     res = runner.invoke(app, base + ["--lr-schedule", "linear"])
     assert res.exit_code != 0 and "unknown lr_schedule" in res.output
+
+
+def test_checkpoint_every_must_be_positive_and_applies_to_retrieval_models(tmp_path):
+    res = runner.invoke(app, ["train", "bpr", "--dataset", "movielens-100k", "--checkpoint-every", "0",
+                              "--out", str(tmp_path)])
+    assert res.exit_code == 2 and "checkpoint-every" in res.output
+    res = runner.invoke(app, ["train", "macgnn", "--dataset", "movielens-100k", "--checkpoint-every", "5",
+                              "--out", str(tmp_path)])
+    assert res.exit_code != 0 and "retrieval models" in res.output

@@ -167,6 +167,8 @@ def train(model: str = typer.Argument(..., help="model name (see `recgraph model
           lr_schedule: Optional[str] = typer.Option(None, help="retrieval models: constant | cosine (decays to 0 "
                                                               "over the epoch budget)"),
           resume: bool = typer.Option(False, help="retrieval models: continue a killed run from OUT/checkpoint"),
+          checkpoint_every: int = typer.Option(1, min=1, help="retrieval models: epochs between OUT/checkpoint/last "
+                                                             "writes (a resume repeats at most N-1 epochs)"),
           select_on_test: bool = typer.Option(False, help="official LightGCN protocol: select the epoch on the test "
                                                           "file when the split has no validation part"),
           set_: List[str] = typer.Option([], "--set", help="model argument KEY=VALUE (repeatable)"),
@@ -183,8 +185,9 @@ def train(model: str = typer.Argument(..., help="model name (see `recgraph model
     if task == "ctr":
         from .train.ctr_experiment import run_ctr_experiment
 
-        if lr_schedule is not None or resume:
-            _fail("--lr-schedule and --resume apply to retrieval models; ranking (CTR) runs train a fixed recipe")
+        if lr_schedule is not None or resume or checkpoint_every != 1:
+            _fail("--lr-schedule, --resume and --checkpoint-every apply to retrieval models; ranking (CTR) runs "
+                  "train a fixed recipe")
 
         try:
             rec = run_ctr_experiment(model, dataset, protocol=protocol, seed=seed, epochs=epochs, device=device,
@@ -198,7 +201,8 @@ def train(model: str = typer.Argument(..., help="model name (see `recgraph model
         console.print(f"metrics: {out / 'metrics.json'}")
         return
     cfg = ExperimentConfig(model=model, dataset=dataset, split=split, seed=seed, epochs=epochs, lr=lr,
-                           weight_decay=weight_decay, lr_schedule=lr_schedule, resume=resume, patience=patience,
+                           weight_decay=weight_decay, lr_schedule=lr_schedule, resume=resume,
+                           checkpoint_every=checkpoint_every, patience=patience,
                            eval_every=eval_every, device=device, out=str(out),
                            data_dir=None if data_dir is None else str(data_dir),
                            model_args=_parse_model_args(set_), select_on_test=select_on_test)

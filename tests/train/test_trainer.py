@@ -158,3 +158,44 @@ def test_scheduled_lr_reaches_the_optimizer(schedule, tmp_path):
 def test_unknown_lr_schedule_is_an_error():
     with pytest.raises(ValueError, match="lr_schedule"):
         Trainer(lr_schedule="linear")
+
+
+def test_checkpoint_every_writes_last_on_its_epochs_and_resumes_exactly(tmp_path, monkeypatch):
+    saved = []
+    real_save = ckpt.save_checkpoint
+
+    def spy(path, model, opt, meta, *a, **kw):
+        if path.name == "last":
+            saved.append(meta["epoch"])
+        return real_save(path, model, opt, meta, *a, **kw)
+
+    monkeypatch.setattr("recgraph.train.trainer.save_checkpoint", spy)
+    torch.manual_seed(0)
+    full = TinyRegressor()
+    Trainer(max_epochs=7, lr=0.05, monitor=None, patience=None, progress=False, device="cpu",
+            checkpoint_dir=tmp_path / "full", checkpoint_every=3).fit(full)
+    assert saved == [2, 5, 6]  # every 3rd epoch and the final one
+
+    class KilledInEpoch5(TinyRegressor):
+        def train_batches(self, epoch, rng):
+            if epoch == 5:
+                raise KeyboardInterrupt
+            yield from super().train_batches(epoch, rng)
+
+    saved.clear()
+    torch.manual_seed(0)
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(max_epochs=7, lr=0.05, monitor=None, patience=None, progress=False, device="cpu",
+                checkpoint_dir=tmp_path / "part", checkpoint_every=3).fit(KilledInEpoch5())
+    assert saved == [2]  # epochs 3 and 4 were trained but not written: the resume repeats them
+    torch.manual_seed(123)
+    resumed = TinyRegressor()
+    res = Trainer(max_epochs=7, lr=0.05, monitor=None, patience=None, progress=False, device="cpu",
+                  checkpoint_dir=tmp_path / "part", checkpoint_every=3, resume=True).fit(resumed)
+    assert [h["epoch"] for h in res.history] == list(range(7))
+    assert torch.equal(weights(full), weights(resumed))
+
+
+def test_checkpoint_every_must_be_positive():
+    with pytest.raises(ValueError, match="checkpoint_every"):
+        Trainer(checkpoint_every=0)

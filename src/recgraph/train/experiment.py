@@ -50,6 +50,7 @@ class ExperimentConfig:
     progress: bool = True
     select_on_test: bool = False  # the official LightGCN protocol (no validation split); stamped into metrics
     resume: bool = False  # continue from out/checkpoint/last when it exists (needs out)
+    checkpoint_every: int = 1  # epochs between out/checkpoint/last writes
 
 
 def peak_rss_bytes() -> int:
@@ -131,7 +132,8 @@ def run_experiment(cfg: ExperimentConfig, *, dataset=None, split: Split | None =
                           lr_schedule=pick("lr_schedule", "constant"), resume=cfg.resume,
                           eval_every=pick("eval_every", 1), monitor=monitor, device=device, seed=cfg.seed,
                           progress=cfg.progress, log=log,
-                          checkpoint_dir=Path(cfg.out) / "checkpoint" if cfg.out else None)
+                          checkpoint_dir=Path(cfg.out) / "checkpoint" if cfg.out else None,
+                          checkpoint_every=cfg.checkpoint_every)
         result = trainer.fit(model, validate=validate)
         train_info = {"epochs_run": result.epochs_run, "best_epoch": result.best_epoch,
                       "seconds_per_epoch": result.seconds_per_epoch(), "stopped_early": result.stopped_early,
