@@ -93,9 +93,9 @@ class Trainer:
 
     def __init__(self, *, max_epochs: int = 100, lr: float = 1e-3, weight_decay: float = 0.0,
                  optimizer: str = "adam", lr_schedule: str = "constant", monitor: str | None = "ndcg@20",
-                 mode: str = "max",
-                 patience: int | None = 10, eval_every: int = 1, checkpoint_dir: str | Path | None = None,
-                 checkpoint_every: int = 1, resume: bool = False, device: str | torch.device | None = "auto", seed: int = 0,
+                 mode: str = "max", patience: int | None = 10, eval_every: int = 1,
+                 checkpoint_dir: str | Path | None = None, checkpoint_every: int = 1, resume: bool = False,
+                 device: str | torch.device | None = "auto", seed: int = 0,
                  progress: bool = True, grad_clip: float | None = None,
                  log: Callable[[str], None] | None = None):
         if mode not in ("max", "min"):
