@@ -1,0 +1,134 @@
+"""Atomic writes: a reader (or a crash) sees either the old file or the complete new one.
+
+Every file recgraph writes goes through here: ``atomic_write_bytes`` (temp file in the target
+folder, ``fsync``, ``os.replace``), and on top of it JSON, ``.npz`` (no pickle) and safetensors.
+``atomic_write_dir`` does the same for a folder built in one go. New files get the mode the
+user's umask gives (``mkstemp``'s 0600 is widened), so an artifact can be shared like any file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io as _stdio
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+__all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_write_json", "atomic_save_npz",
+           "atomic_save_tensors", "atomic_write_dir", "sha256_file", "sha256_bytes", "json_default"]
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_FILE_MODE = 0o666 & ~_umask()
+
+
+def _tmp_beside(path: Path) -> tuple[int, str]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+
+
+def _commit(tmp: str, path: Path) -> None:
+    os.chmod(tmp, _FILE_MODE)
+    os.replace(tmp, path)
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (temp file + fsync + rename)."""
+    path = Path(path)
+    fd, tmp = _tmp_beside(path)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        _commit(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def json_default(o):
+    """``json.dumps`` fallback for numpy scalars / arrays, tensors and paths."""
+    if hasattr(o, "item") and getattr(o, "ndim", 0) == 0:
+        return o.item()
+    if hasattr(o, "tolist"):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    if isinstance(o, (set, frozenset, tuple)):
+        return list(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, default=json_default) + "\n").encode("utf-8"))
+
+
+def atomic_save_npz(path: str | os.PathLike, arrays: Mapping[str, np.ndarray], *, compress: bool = False) -> None:
+    """``np.savez`` into memory, then one atomic write; object arrays are refused (no pickle)."""
+    for k, v in arrays.items():
+        if np.asarray(v).dtype == object:
+            raise TypeError(f"{path}: array {k!r} has dtype object; npz artifacts never hold pickled objects")
+    buf = _stdio.BytesIO()
+    (np.savez_compressed if compress else np.savez)(buf, **{k: np.asarray(v) for k, v in arrays.items()})
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def atomic_save_tensors(path: str | os.PathLike, tensors: Mapping[str, Any], metadata: dict | None = None) -> None:
+    """safetensors file of ``tensors`` (torch tensors; moved to CPU, made contiguous), atomically."""
+    from safetensors.torch import save
+
+    data = save({k: v.detach().contiguous().cpu() for k, v in tensors.items()},
+                metadata={k: str(v) for k, v in (metadata or {}).items()})
+    atomic_write_bytes(path, data)
+
+
+def atomic_write_dir(final: str | os.PathLike, build: Callable[[Path], None]) -> Path:
+    """Build a folder with ``build(tmp_dir)`` next to ``final``, then swap it into place.
+
+    A crash leaves either the previous folder or the complete new one under ``final`` (plus, at
+    worst, a hidden ``.NAME.*.tmp`` folder that the next call does not reuse)."""
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+    try:
+        build(tmp)
+        os.chmod(tmp, 0o777 & ~_umask())
+        if final.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".old", dir=final.parent))
+            os.rmdir(old)
+            os.replace(final, old)
+            os.replace(tmp, final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
