@@ -1,4 +1,4 @@
-"""Command line: ``recgraph quickstart | datasets | train | eval | models``."""
+"""Command line: ``recgraph quickstart | datasets | train | eval | recommend | serve | models``."""
 
 from __future__ import annotations
 
@@ -237,6 +237,93 @@ def eval_(run: Path = typer.Argument(..., help="run folder written by `recgraph 
     for k, v in metrics.items():
         table.add_row(k, f"{v:.4f}" if isinstance(v, float) else str(v))
     console.print(table)
+
+
+IndexOpt = typer.Option("auto", "--index", help="item index for U2I: auto (the run's saved index, else RankGraph-2's "
+                                                 "co-learned RQ, else exact) | colearned | Flat | IVF<n>,nprobe<p> | "
+                                                 "RQ<L>x<K>,nprobe<p>")
+
+
+@app.command()
+def recommend(run: Path = typer.Argument(..., help="run folder written by `recgraph train --out`"),
+              user: Optional[str] = typer.Option(None, "--user", help="a raw user id the run was trained on"),
+              history: Optional[str] = typer.Option(None, "--history", help="comma-separated raw item ids (a user "
+                                                                           "the model never saw)"),
+              k: int = typer.Option(10, "-k", "--k", min=1, max=1000, help="how many items"),
+              include_seen: bool = typer.Option(False, help="keep the user's training (or history) items"),
+              index: str = IndexOpt, ranker: Optional[Path] = typer.Option(None, help="CTR run folder that re-scores "
+                                                                                    "the candidates"),
+              as_json: bool = typer.Option(False, "--json", help="print JSON instead of a table"),
+              data_dir: Optional[Path] = DataDirOpt):
+    """Print a user's top-k: raw ids, scores, the candidate path each came from, titles."""
+    from rich.markup import escape
+
+    from .io import ArtifactError
+    from .serve.app import Service
+    from .serve.recommend import NotSupported, UnknownItems, UnknownUser, result_json
+
+    if (user is None) == (history is None):
+        _fail("pass exactly one of --user ID or --history ID,ID,...")
+    try:
+        engine = Service(run, ranker=ranker, index=index, data_dir=None if data_dir is None else str(data_dir)).engine
+        rec = engine.recommend(user=user, k=k, exclude_seen=not include_seen,
+                               history=None if history is None else [h.strip() for h in history.split(",") if h.strip()])
+    except UnknownUser as exc:
+        _fail(escape(f"{exc}; here: --history ID,ID,..."))
+    except (UnknownItems, NotSupported, ArtifactError, FileNotFoundError, ValueError) as exc:
+        _fail(escape(str(exc)))
+    rows = result_json(engine, rec)
+    if as_json:
+        print(json.dumps({"items": rows, "skipped_history": rec.skipped_history,
+                          "timings_ms": {s: v * 1e3 for s, v in rec.timings.items()}}, indent=2))
+        return
+    who = f"user {user}" if user is not None else f"a visitor with {len(rec.history)} history item(s)"
+    table = Table(title=f"{engine.name} · top-{k} for {who}", header_style="bold", box=box.SIMPLE_HEAD)
+    for col, just in (("#", "right"), ("item", "right"), ("score", "right"), ("source", "left"), ("title", "left")):
+        table.add_column(col, justify=just, no_wrap=col != "title")
+    for j, r in enumerate(rows, 1):
+        table.add_row(str(j), str(r["item"]), "–" if r["score"] is None else f"{r['score']:.4f}", ",".join(r["sources"]),
+                      r.get("title") or "")
+    console.print(table)
+    if rec.skipped_history:
+        console.print(f"[yellow]skipped {len(rec.skipped_history)} unknown history item(s): "
+                      f"{', '.join(map(str, rec.skipped_history[:10]))}[/]")
+    console.print(f"[dim]{engine.describe()['index'] or 'direct scoring'} · "
+                  f"{rec.timings['total'] * 1e3:.2f} ms[/]")
+
+
+@app.command()
+def serve(run: Path = typer.Argument(..., help="run folder written by `recgraph train --out`"),
+          ranker: Optional[Path] = typer.Option(None, help="CTR run folder whose model re-scores the candidates"),
+          host: str = typer.Option("127.0.0.1", help="bind address (loopback unless told otherwise)"),
+          port: int = typer.Option(8000, min=0, max=65535),
+          index: str = IndexOpt,
+          save_index: bool = typer.Option(False, help="write the built item index into RUN/index/items"),
+          admin_token: Optional[str] = typer.Option(None, envvar="RECGRAPH_ADMIN_TOKEN",
+                                                    help="token for POST /admin/reload (X-Admin-Token header); "
+                                                         "required for admin on a non-loopback bind"),
+          log_level: str = typer.Option("warning", help="uvicorn log level"),
+          data_dir: Optional[Path] = DataDirOpt):
+    """Serve recommendations over HTTP (FastAPI + uvicorn): /recommend, /similar, /health, /metrics,
+    the demo page at /; SIGHUP or POST /admin/reload loads the run folders again without dropping requests."""
+    import uvicorn
+    from rich.markup import escape
+
+    from .io import ArtifactError
+    from .serve.app import Service, create_app
+    from .serve.recommend import NotSupported
+
+    try:
+        service = Service(run, ranker=ranker, index=index, data_dir=None if data_dir is None else str(data_dir))
+    except (ArtifactError, FileNotFoundError, NotSupported, ValueError) as exc:
+        _fail(escape(str(exc)))
+    if save_index and service.engine.index is not None:
+        console.print(f"index saved to {service.engine.save_index()}")
+    d = service.engine.describe()
+    console.print(f"serving {d['model']} ({d['n_users']:,} users, {d['n_items']:,} items, paths {', '.join(d['sources'])}, "
+                  f"index {d['index'] or 'none'}) on http://{host}:{port}/")
+    uvicorn.run(create_app(service, admin_token=admin_token, bind_host=host), host=host, port=port,
+                log_level=log_level, access_log=False)
 
 
 @app.command()

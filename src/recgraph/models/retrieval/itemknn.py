@@ -82,6 +82,12 @@ class ItemKNN(Recommender):
         out = (hist[users.cpu().numpy()] @ sim).toarray()
         return torch.from_numpy(out.astype(np.float32)).to(users.device)
 
+    def score_history(self, items: np.ndarray) -> np.ndarray:
+        """Scores ``[n_items]`` of a visitor (no user index) whose history is ``items`` (dense ids):
+        the same ``Σ_{i ∈ items ∩ N_k(j)} sim(i, j)`` as :meth:`score`."""
+        _, sim = self._matrices()
+        return np.asarray(sim[np.unique(np.asarray(items, dtype=np.int64))].sum(axis=0)).ravel().astype(np.float32)
+
     def config(self) -> dict:
         return {**super().config(), "k": self.k, "shrink": self.shrink, "alpha": self.alpha,
                 "user_weighting": self.user_weighting}
