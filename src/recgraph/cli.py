@@ -241,7 +241,7 @@ def eval_(run: Path = typer.Argument(..., help="run folder written by `recgraph 
 
 IndexOpt = typer.Option("auto", "--index", help="item index for U2I: auto (the run's saved index, else RankGraph-2's "
                                                  "co-learned RQ, else exact) | colearned | Flat | IVF<n>,nprobe<p> | "
-                                                 "RQ<L>x<K>,nprobe<p>")
+                                                 "RQ<L>x<K>,nprobe<p> | the folder of a saved index")
 
 
 @app.command()
@@ -298,6 +298,7 @@ def serve(run: Path = typer.Argument(..., help="run folder written by `recgraph 
           host: str = typer.Option("127.0.0.1", help="bind address (loopback unless told otherwise)"),
           port: int = typer.Option(8000, min=0, max=65535),
           index: str = IndexOpt,
+          nprobe: Optional[int] = typer.Option(None, min=1, help="clusters an IVF / RQ index probes (overrides its own)"),
           save_index: bool = typer.Option(False, help="write the built item index into RUN/index/items"),
           admin_token: Optional[str] = typer.Option(None, envvar="RECGRAPH_ADMIN_TOKEN",
                                                     help="token for POST /admin/reload (X-Admin-Token header); "
@@ -314,7 +315,8 @@ def serve(run: Path = typer.Argument(..., help="run folder written by `recgraph 
     from .serve.recommend import NotSupported
 
     try:
-        service = Service(run, ranker=ranker, index=index, data_dir=None if data_dir is None else str(data_dir))
+        service = Service(run, ranker=ranker, index=index, nprobe=nprobe,
+                          data_dir=None if data_dir is None else str(data_dir))
     except (ArtifactError, FileNotFoundError, NotSupported, ValueError) as exc:
         _fail(escape(str(exc)))
     if save_index and service.engine.index is not None:

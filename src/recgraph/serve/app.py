@@ -32,6 +32,7 @@ from typing import Annotated, Literal
 from fastapi import FastAPI, Header, HTTPException, Query, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
@@ -161,8 +162,10 @@ class Service:
     reads it once and keeps that engine until it answers."""
 
     def __init__(self, run: str | Path, *, ranker: str | Path | None = None, index: str = "auto",
-                 data_dir: str | None = None, engine: Engine | None = None, threads: int | None = 1):
+                 data_dir: str | None = None, engine: Engine | None = None, nprobe: int | None = None,
+                 threads: int | None = 1):
         self.run_path, self.ranker_path, self.index, self.data_dir = Path(run), ranker, index, data_dir
+        self.nprobe = nprobe
         self.threads = threads
         self._reload_lock = threading.Lock()
         self.generation = 0
@@ -176,7 +179,8 @@ class Service:
             from .rank import load_ranker
 
             r = load_ranker(ranker, data_dir=self.data_dir)
-        return Engine(load_run(run, data_dir=self.data_dir), index=self.index, ranker=r, threads=self.threads)
+        return Engine(load_run(run, data_dir=self.data_dir), index=self.index, ranker=r, nprobe=self.nprobe,
+                      threads=self.threads)
 
     def reload(self, run: str | Path | None = None, ranker: str | Path | None = None) -> dict:
         """Load (new) run folders and swap them in; the old engine serves until the swap."""
@@ -304,7 +308,7 @@ def create_app(service: Service, *, admin_token: str | None = None, bind_host: s
         return FileResponse(STATIC / "index.html")
 
     @app.get("/health", response_model=HealthResponse)
-    def health():
+    async def health():
         return {"status": "ok", "generation": service.generation, "uptime_seconds": time.time() - service.started,
                 "service": {"last_reload": service.last_reload, "admin": admin_token is not None or
                             _is_loopback(bind_host)},
@@ -313,12 +317,12 @@ def create_app(service: Service, *, admin_token: str | None = None, bind_host: s
     @app.post("/recommend", response_model=RecommendResponse,
               responses={**_ERRORS, 409: {"model": Error, "description": "a requested source is not served by "
                                                                           "the loaded run"}})
-    def recommend(req: RecommendRequest):
+    async def recommend(req: RecommendRequest):
         engine, gen = service.engine, service.generation
         user, history = getattr(req, "user", None), getattr(req, "history", None)
         try:
-            rec = engine.recommend(user=user, history=history, k=req.k, exclude_seen=req.exclude_seen,
-                                   sources=req.sources)
+            rec = await _call(engine, engine.recommend, user=user, history=history, k=req.k,
+                              exclude_seen=req.exclude_seen, sources=req.sources)
         except (UnknownUser, UnknownItems) as exc:
             raise HTTPException(404, str(exc)) from None
         except UnservedSource as exc:
@@ -333,10 +337,10 @@ def create_app(service: Service, *, admin_token: str | None = None, bind_host: s
 
     @app.post("/similar", response_model=SimilarResponse,
               responses={**_ERRORS, 501: {"model": Error, "description": "the model has no item similarity"}})
-    def similar(req: SimilarRequest):
+    async def similar(req: SimilarRequest):
         engine, gen = service.engine, service.generation
         try:
-            rec = engine.similar(req.item, req.k)
+            rec = await _call(engine, engine.similar, req.item, req.k)
         except UnknownItems as exc:
             raise HTTPException(404, str(exc)) from None
         except NotSupported as exc:
@@ -378,7 +382,7 @@ def create_app(service: Service, *, admin_token: str | None = None, bind_host: s
         return {"total": int(total), "items": _item_rows(engine, ids.tolist())}
 
     @app.get("/metrics", include_in_schema=False)
-    def prometheus():
+    async def prometheus():
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.post("/admin/reload", responses={403: {"model": Error, "description": "admin disabled or bad token"},
@@ -402,6 +406,15 @@ def create_app(service: Service, *, admin_token: str | None = None, bind_host: s
             raise HTTPException(409, f"reload failed, still serving generation {service.generation}: {exc}") from None
 
     return app
+
+
+async def _call(engine: Engine, fn, *args, **kwargs):
+    """Run a request on the event loop when the engine answers in about a millisecond (a hop to the
+    thread pool costs more than that on a busy machine: two thread wake-ups), else in the pool so the
+    loop keeps accepting connections (e.g. exact search over a million items)."""
+    if engine.inline:
+        return fn(*args, **kwargs)
+    return await run_in_threadpool(fn, *args, **kwargs)
 
 
 def _is_dir(p: str) -> bool:

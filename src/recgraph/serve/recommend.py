@@ -46,6 +46,8 @@ __all__ = ["SOURCES", "Engine", "IdMap", "NotSupported", "Ranker", "Recommendati
            "UnknownItems", "UnknownUser", "UnservedSource", "load_run"]
 
 SOURCES = ("u2i", "u2i2i", "u2u2i")
+#: requests whose warm-up median (CPU ms) is under this run on the server's event loop (no thread hop)
+INLINE_MS = 5.0
 #: name of the single path of the models that score every item directly (no vectors, no index)
 DIRECT_SOURCE = {"pop": "pop", "itemknn": "i2i"}
 
@@ -328,18 +330,20 @@ class Engine:
     Args:
         run: the loaded run folder.
         index: the item index for ``u2i``: ``"auto"`` (``RUN/index/items`` when the folder holds one,
-            else RankGraph-2's co-learned RQ index, else exact), ``"colearned"`` (RankGraph-2 only), or
-            a :func:`recgraph.index.build_index` description (``"Flat"``, ``"IVF256,nprobe16"``,
+            else RankGraph-2's co-learned RQ index, else exact), ``"colearned"`` (RankGraph-2 only), the
+            folder of a saved index, or a :func:`recgraph.index.build_index` description (``"Flat"``, ``"IVF256,nprobe16"``,
             ``"RQ2x64,nprobe8"``), built from the item vectors at load time; or an :class:`Index`.
         ranker: optional re-scorer of the merged candidates.
         n_candidates: candidates per path when a ranker runs (``max(k, n_candidates)``).
         n_neighbours: users per ``u2u2i`` request.
+        nprobe: clusters probed by an IVF / RQ item index (overrides the built or saved value).
         threads: set torch's and Faiss' intra-op threads for the whole process (the server uses 1, so
             that concurrent requests do not oversubscribe the cores); None leaves them alone.
     """
 
     def __init__(self, run: RunFolder, index: str | Index = "auto", ranker: Ranker | None = None, *,
-                 n_candidates: int = 100, n_neighbours: int = 50, threads: int | None = None):
+                 n_candidates: int = 100, n_neighbours: int = 50, nprobe: int | None = None,
+                 threads: int | None = None):
         if threads is not None:
             import faiss
 
@@ -358,6 +362,10 @@ class Engine:
         if _has_vectors(self.model):
             self.user_vecs, self.item_vecs = _model_vectors(self.model)
             self.index = self._item_index(index)
+            if nprobe is not None:
+                if not hasattr(self.index, "nprobe"):
+                    raise ValueError(f"nprobe applies to IVF / RQ indexes, not {self.index.describe()!r}")
+                self.index.nprobe = int(nprobe)
             if self.name == "rankgraph":  # co-learned RQ indexes: the U2I2I / U2U2I paths of RankGraph-2
                 self.item_rq = self.index if self._is_colearned else self.model.export_index("items")
                 self.user_index = self.model.export_index("users")
@@ -366,11 +374,24 @@ class Engine:
             self.sources = (DIRECT_SOURCE[self.name],)
         else:
             raise NotSupported(f"model {self.name!r} has neither vectors nor a direct scorer that serving knows")
-        self.build_seconds = time.perf_counter() - t0
         self._seen_indptr = run.seen.indptr.astype(np.int64)
         self._seen_indices = run.seen.indices.astype(np.int64)
         self.item_counts = np.bincount(self._seen_indices, minlength=run.n_items)  # training interactions per item
         self._search_text: np.ndarray | None = None
+        self.build_seconds = time.perf_counter() - t0
+        self.inline = True
+        self.warmup_ms = self._warmup()
+        self.inline = self.warmup_ms < INLINE_MS
+
+    def _warmup(self, n: int = 5) -> float:
+        """Median CPU milliseconds (this thread's, so a busy machine does not inflate it) of ``n``
+        requests for the first users; also fills lazy caches."""
+        times = []
+        for u in range(min(n, self.run.n_users)):
+            t0 = time.thread_time()
+            self.recommend(user=self.run.users.to_raw([u])[0], k=10)
+            times.append((time.thread_time() - t0) * 1e3)
+        return float(np.median(times)) if times else 0.0
 
     # ---------------------------------------------------------------------------------- building
     _is_colearned = False
@@ -379,6 +400,8 @@ class Engine:
         if isinstance(index, Index):
             return index
         saved = self.run.path / "index" / "items"
+        if index != "auto" and (Path(str(index)) / "index.json").exists():  # a saved index folder
+            saved, index = Path(str(index)), "auto"
         if index == "auto" and (saved / "index.json").exists():
             idx = load_index(saved)
             if idx.ntotal != self.run.n_items or idx.d != self.item_vecs.shape[1]:
@@ -418,7 +441,8 @@ class Engine:
                              "git_commit": a.get("git_commit"), "dataset": a.get("dataset")},
                 "data": self.run.provenance, "titles": self.run.titles is not None,
                 "ranker": None if self.ranker is None else self.ranker.describe(),
-                "loaded_at": self.loaded_at, "build_seconds": round(self.build_seconds, 4)}
+                "loaded_at": self.loaded_at, "build_seconds": round(self.build_seconds, 4),
+                "warmup_ms": round(self.warmup_ms, 3), "inline": self.inline}
 
     # ---------------------------------------------------------------------------------- helpers
     def seen_items(self, user: int) -> np.ndarray:

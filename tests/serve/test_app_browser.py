@@ -1,0 +1,75 @@
+"""The demo page in a real headless browser (Debian's chromium driven by playwright): pick a user,
+see their history and recommendations with sources; as a new visitor, click items and see
+recommendations appear."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from recgraph.serve.app import Service, create_app
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture(scope="module")
+def page_url(bpr_run, live_server):
+    if CHROMIUM is None:
+        pytest.skip("chromium not installed (apt-get install chromium; .ci/run does it)")
+    with live_server(create_app(Service(bpr_run[0], threads=None), handle_sighup=False)) as srv:
+        yield srv.url
+
+
+@pytest.fixture(scope="module")
+def browser(page_url):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        yield b
+        b.close()
+
+
+def test_pick_a_user_shows_history_and_recommendations(browser, page_url, bpr_run):
+    page = browser.new_page()
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(page_url + "/")
+    page.wait_for_function("document.querySelector('#model-info').textContent.includes('bpr')")
+    page.fill("#user-input", "1")
+    page.click("#user-go")
+    page.wait_for_selector("#recs li")
+    recs = page.locator("#recs li")
+    assert recs.count() == 10
+    assert page.locator("#history li").count() == 50  # user 1 has 218 training items; the page lists 50
+    first = recs.nth(0)
+    assert first.locator(".src-u2i").count() == 1 and first.locator(".title").inner_text().strip()
+    # the page shows what the API returns
+    import httpx
+
+    want = httpx.post(page_url + "/recommend", json={"user": "1", "k": 10}).json()["items"]
+    got = [recs.nth(j).get_attribute("data-item") for j in range(10)]
+    assert got == [str(r["item"]) for r in want]
+    page.fill("#user-input", "no-such-user")
+    page.click("#user-go")
+    page.wait_for_function("document.querySelector('#message').textContent.includes('history')")
+    assert page.locator("#recs li").count() == 0 and not errors
+
+
+def test_new_visitor_clicks_items(browser, page_url):
+    page = browser.new_page()
+    page.goto(page_url + "/")
+    page.click("#tab-visitor")
+    page.wait_for_selector("#history li.clickable")
+    page.fill("#item-query", "star wars")
+    page.click("#item-search button[type=submit]")
+    page.wait_for_function("document.querySelectorAll('#history li').length === 1")
+    page.locator("#history li").nth(0).click()
+    page.wait_for_selector("#recs li")
+    assert page.locator("#visitor-history li").count() == 1
+    assert "Star Wars" in page.locator("#visitor-history li").nth(0).inner_text()
+    before = [page.locator("#recs li").nth(j).get_attribute("data-item") for j in range(10)]
+    assert "50" not in before  # the clicked item itself is not recommended back
+    page.locator("#recs li").nth(0).click()  # a recommendation joins the history and the list updates
+    page.wait_for_function("document.querySelectorAll('#visitor-history li').length === 2")
+    page.wait_for_function(f"document.querySelector('#recs li').dataset.item !== '{before[0]}'")
