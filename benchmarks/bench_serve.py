@@ -47,7 +47,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS_DIR, REPO_ROOT, machine_info, print_table, write_result  # noqa: E402
+from _common import RESULTS_DIR, REPO_ROOT, git_commit, machine_info, print_table, write_result  # noqa: E402
 
 LOOPBACK = "127.0.0.1"  # the benchmark never talks to any other address
 TARGETS = ("synthetic-1m", "ml100k-rankgraph", "gowalla-bpr", "ml100k-lightgcn")
@@ -169,7 +169,7 @@ class Server:
         cmd = [sys.executable, "-m", "recgraph.cli", "serve", str(run_dir), "--host", LOOPBACK, "--port",
                str(self.port), "--index", index] + (["--nprobe", str(nprobe)] if nprobe else [])
         env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1",
-               "PYTHONPATH": str(REPO_ROOT / "src")}
+               "PYTHONPATH": os.environ.get("PYTHONPATH") or str(REPO_ROOT / "src")}
         self.log = open(log, "wb")
         self.proc = subprocess.Popen(cmd, env=env, stdout=self.log, stderr=subprocess.STDOUT)
         self.cmd = " ".join(cmd)
@@ -348,6 +348,7 @@ def main() -> None:
     conc = [int(c) for c in args.concurrency.split(",")]
     targets = [t.strip() for t in args.targets.split(",") if t.strip()]
     rows, sweeps, t_start, shot = [], {}, time.perf_counter(), None
+    args.code_commit = git_commit()  # the code the servers run (a later write records the tree then)
     n2 = args.secondary_requests or args.requests
     for target in targets:
         print(f"== {target}", flush=True)
@@ -406,6 +407,7 @@ def _write(args, rows: list[dict], sweeps: dict, shot: Path | None, t_start: flo
                     [list(r.values()) for r in table])
     write_result(args.name, {
         "benchmark": "serve", "command": " ".join([Path(sys.executable).name] + sys.argv),
+        "code_commit": args.code_commit,
         "protocol": {"client": "httpx.AsyncClient, keep-alive, one connection per concurrent worker",
                      "requests": "POST /recommend {user: uniform random known user (seed 1), k}", "k": args.k,
                      "warmup": "200 requests per cell, not counted", "address": LOOPBACK,
