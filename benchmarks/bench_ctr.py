@@ -95,22 +95,23 @@ def _neighbour_rows(model_name: str, b: dict, f) -> dict:
     """Neighbour look-ups one request makes (non-padding ids gathered; ``lookups`` counts every
     candidate's copy, ``distinct`` the unique (table, id) rows)."""
     if model_name == "macgnn":
-        groups = {"macro_item": [("u1_ids", "u1_cnt", f.n_item_macros), ("i2_ids", "i2_cnt", f.n_item_macros)],
-                  "macro_user": [("u2_ids", "u2_cnt", f.n_user_macros), ("i1_ids", "i1_cnt", f.n_user_macros)]}
+        groups = {"macro_item": [(b.user.hop1_ids, b.user.hop1_cnt), (b.item.hop2_ids, b.item.hop2_cnt)],
+                  "macro_user": [(b.user.hop2_ids, b.user.hop2_cnt), (b.item.hop1_ids, b.item.hop1_cnt)]}
         out = {}
         for g, parts in groups.items():
-            ids = [b[k][b[c] > 0].numpy() for k, c, _ in parts]
+            ids = [k[c > 0].numpy() for k, c in parts]
             out[g] = (sum(len(x) for x in ids), int(np.unique(np.concatenate(ids)).size))
-        ur, ir = b["u_rec"].numpy(), b["i_rec"].numpy()
+        ur, ir = b.user.recent.numpy(), b.item.recent.numpy()
         out["recent_items_of_user"] = (int((ur != f.n_items).sum()), int(np.unique(ur[ur != f.n_items]).size))
         out["recent_users_of_items"] = (int((ir != f.n_users).sum()), int(np.unique(ir[ir != f.n_users]).size))
     elif model_name == "sage":
         out = {}
-        for k, pad in (("u_nb", f.n_items), ("u_nb2", f.n_users), ("i_nb", f.n_users), ("i_nb2", f.n_items)):
-            x = b[k].numpy()
+        for k, x, pad in (("u_nb", b.user.nb, f.n_items), ("u_nb2", b.user.nb2, f.n_users),
+                          ("i_nb", b.item.nb, f.n_users), ("i_nb2", b.item.nb2, f.n_items)):
+            x = x.numpy()
             out[k] = (int((x != pad).sum()), int(np.unique(x[x != pad]).size))
     elif model_name == "din":
-        ur = b["u_rec"].numpy()
+        ur = b.user.recent.numpy()
         out = {"recent_items_of_user": (int((ur != f.n_items).sum()), int(np.unique(ur[ur != f.n_items]).size))}
     else:
         out = {}
@@ -147,7 +148,7 @@ def latency(ds, protocol, n_candidates=1000, repeats=200, threads=1, min_train_s
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
-                n += len(b["label"])
+                n += len(b)
             ep += 1
         tput = n / (time.perf_counter() - t0)
         model.eval()

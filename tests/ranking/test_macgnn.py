@@ -164,7 +164,7 @@ def test_request_with_shared_user_side_scores_like_a_batch(quantile, name):
     snap = int(quantile.test.snapshot.max())
     user, items = int(quantile.test.user[0]), np.arange(0, quantile.n_items, 7)
     req = quantile.request(user, items, snap, model.needs, salt=3)
-    assert req["user"].shape == (1,) and req["item"].shape == (len(items),)
+    assert req.user.ids.shape == (1,) and req.item.ids.shape == (len(items),)
     n = len(items)
     samples = CTRSamples(np.full(n, user), items, np.zeros(n, np.float32), np.zeros(n, np.int64), np.full(n, snap))
     with torch.no_grad():
@@ -176,8 +176,8 @@ def test_sage_fanouts_reach_the_sampler(quantile):
     """The sampled GNN's ``fanouts`` argument decides how many neighbours its batches carry."""
     model = build_ctr_model("sage", quantile, fanouts=(4, 3))
     b = next(iter(quantile.loader("train", 16, model.needs, shuffle=False, **model.batch_kwargs)(0, None)))
-    assert b["u_nb"].shape == (16, 4) and b["u_nb2"].shape == (16, 4, 3)
-    assert b["i_nb"].shape == (16, 4) and b["i_nb2"].shape == (16, 4, 3)
+    assert b.user.nb.shape == (16, 4) and b.user.nb2.shape == (16, 4, 3)
+    assert b.item.nb.shape == (16, 4) and b.item.nb2.shape == (16, 4, 3)
     r = run_ctr_experiment("sage", "movielens-100k", "macgnn-quantile", seed=0, epochs=1, data=quantile,
                            device="cpu", model_args={"fanouts": (4, 3)})
     assert r["model_config"]["fanouts"] in ((4, 3), [4, 3])

@@ -53,6 +53,7 @@ import torch
 
 from ..graph.macro import (assign_item_macros, assign_user_macros, macro_counts, positive_matrix,
                            recent_lists)
+from .batch import CTRBatch, NodeSide
 from .schema import Interactions
 
 __all__ = ["CTRSamples", "FeatureTables", "CTRData", "build_ctr_data", "PROTOCOLS", "sample_neighbors"]
@@ -215,6 +216,10 @@ def sample_neighbors(adj: sp.csr_matrix, rows: np.ndarray, fanout: int, pad: int
 
 # ----------------------------------------------------------------------------- the data object
 
+def _tensor(a: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(a))
+
+
 @dataclass(frozen=True, eq=False)
 class CTRData:
     train: CTRSamples
@@ -231,20 +236,20 @@ class CTRData:
         return {"train": self.train, "valid": self.valid, "test": self.test}[name]
 
     def batch(self, samples: CTRSamples, idx: np.ndarray | None = None, needs: frozenset = frozenset(),
-              *, salt: int = 0, fanouts: tuple[int, int] = (10, 5)) -> dict:
-        """Tensors for ``samples[idx]``: always user/item/label/umacro/imacro; ``"macro"``: the four
-        slot tables; ``"recent"``: recent lists; ``"sage"``: sampled 2-hop neighbourhoods."""
+              *, salt: int = 0, fanouts: tuple[int, int] = (10, 5)) -> CTRBatch:
+        """:class:`~recgraph.data.batch.CTRBatch` of ``samples[idx]``: ids and macro ids always;
+        ``"macro"``: the hop-1/hop-2 macro slots; ``"recent"``: recent lists; ``"sage"``: sampled
+        2-hop neighbourhoods."""
         s = samples if idx is None else samples.select(idx)
-        out = {"label": s.label.astype(np.float32),
-               **self._side("user", s.user, s.snapshot, needs, salt, fanouts),
-               **self._side("item", s.item, s.snapshot, needs, salt + 2, fanouts)}
-        return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in out.items()}
+        return CTRBatch(user=self._side("user", s.user, s.snapshot, needs, salt, fanouts),
+                        item=self._side("item", s.item, s.snapshot, needs, salt + 2, fanouts),
+                        label=_tensor(s.label.astype(np.float32)), time=_tensor(s.time))
 
     def request(self, user: int, items: np.ndarray, snapshot: int, needs: frozenset = frozenset(), *,
-                salt: int = 0, fanouts: tuple[int, int] = (10, 5)) -> dict:
-        """One user against ``B`` candidate items, as a model batch whose user-side tensors have
-        batch size 1 (gathered or sampled once, not once per candidate); models broadcast them.
-        Same values as :meth:`batch` on the ``B`` (user, item) samples."""
+                salt: int = 0, fanouts: tuple[int, int] = (10, 5), time: int | None = None) -> CTRBatch:
+        """One user against ``B`` candidate items, as a batch whose user side has leading size 1
+        (gathered or sampled once, not once per candidate); models broadcast it. Same values as
+        :meth:`batch` on the ``B`` (user, item) samples."""
         items = np.asarray(items).reshape(-1)
         n_snap = len(self.features.cutoffs)
         if not np.issubdtype(items.dtype, np.integer):
@@ -258,29 +263,32 @@ class CTRData:
             raise ValueError(f"request: snapshot {snapshot} is outside [0, {n_snap}) (feature cutoffs)")
         items = items.astype(np.int64)
         one = np.array([snapshot], np.int64)
-        out = {**self._side("user", np.array([user], np.int64), one, needs, salt, fanouts),
-               **self._side("item", items, np.full(len(items), snapshot, np.int64), needs, salt + 2, fanouts)}
-        return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in out.items()}
+        t = int(self.features.cutoffs[snapshot]) if time is None else int(time)
+        return CTRBatch(user=self._side("user", np.array([user], np.int64), one, needs, salt, fanouts),
+                        item=self._side("item", items, np.full(len(items), snapshot, np.int64), needs, salt + 2,
+                                        fanouts),
+                        label=torch.zeros(len(items)), time=torch.full((len(items),), t, dtype=torch.int64))
 
-    def _side(self, kind: str, ids, snapshot, needs, salt, fanouts) -> dict:
-        """The features of one side (``kind`` "user": prefix ``u``, neighbours are items; "item":
-        prefix ``i``, neighbours are users) for node ``ids`` at ``snapshot``."""
+    def _side(self, kind: str, ids, snapshot, needs, salt, fanouts) -> NodeSide:
+        """The features of one side (``kind`` "user": neighbours are items; "item": neighbours are
+        users) for node ``ids`` at ``snapshot``."""
         f = self.features
         p = kind[0]
         n_own, n_other = (f.n_users, f.n_items) if kind == "user" else (f.n_items, f.n_users)
         adj_own, adj_other = (f.u_adj, f.i_adj) if kind == "user" else (f.i_adj, f.u_adj)
         rows = snapshot * n_own + ids
-        out = {kind: ids, f"{p}macro": (f.user_macro if kind == "user" else f.item_macro)[ids]}
+        out = {"ids": ids, "macro": (f.user_macro if kind == "user" else f.item_macro)[ids]}
         if "macro" in needs:
-            out.update({f"{p}{h}_{c}": getattr(f, f"{p}{h}_{c}")[rows] for h in (1, 2) for c in ("ids", "cnt")})
+            out.update({f"hop{h}_{c}": getattr(f, f"{p}{h}_{c}")[rows] for h in (1, 2) for c in ("ids", "cnt")})
         if "recent" in needs:
-            out[f"{p}_rec"] = getattr(f, f"{p}_rec")[rows]
+            out["recent"] = getattr(f, f"{p}_rec")[rows]
+            out["recent_time"] = getattr(f, f"{p}_rec_time")[rows]
         if "sage" in needs:  # hop 1: the other side; hop 2: back to this side (pad where hop 1 is padding)
             nb = sample_neighbors(adj_own, rows, fanouts[0], n_other, salt)
             nb2 = sample_neighbors(adj_other, snapshot[:, None] * n_other + np.minimum(nb, n_other - 1),
                                    fanouts[1], n_own, salt + 1)
-            out.update({f"{p}_nb": nb, f"{p}_nb2": np.where((nb == n_other)[..., None], n_own, nb2)})
-        return out
+            out.update({"nb": nb, "nb2": np.where((nb == n_other)[..., None], n_own, nb2)})
+        return NodeSide(**{k: _tensor(v) for k, v in out.items()})
 
     def loader(self, part: str, batch_size: int, needs: frozenset, *, shuffle: bool,
                fanouts: tuple[int, int] = (10, 5)):

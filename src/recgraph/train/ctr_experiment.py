@@ -97,8 +97,7 @@ def evaluate_ctr_model(model, data: CTRData, part: str = "test", *, batch_size: 
     for a in range(0, len(samples), batch_size):
         b = data.batch(samples, np.arange(a, min(a + batch_size, len(samples))), needs, salt=0,
                        **getattr(model, "batch_kwargs", {}))
-        b = {k: v.to(device, torch.float64) if v.is_floating_point() else v.to(device) for k, v in b.items()}
-        scores.append(scorer(b).cpu().numpy())
+        scores.append(scorer(b.to(device, torch.float64)).cpu().numpy())
     raw = np.concatenate(scores).astype(np.float64)
     out = evaluate_ctr(samples.user, samples.label, np.round(raw, 5), from_logits=True)
     out["logloss"] = evaluate_ctr(samples.user, samples.label, raw, from_logits=True)["logloss"]

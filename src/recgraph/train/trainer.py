@@ -1,8 +1,8 @@
 """One training loop for every model.
 
 A model trains here when it has ``loss(batch) -> scalar tensor``; the batches come from a callable
-``batches(epoch, rng) -> Iterable[batch]`` (a batch is a tensor, or a tuple / dict of tensors; the
-trainer moves it to the device). Determinism: epoch ``e`` draws from ``numpy`` and ``torch``
+``batches(epoch, rng) -> Iterable[batch]`` (a batch is a tensor, a tuple / dict of tensors or a typed
+batch dataclass with ``to(device)``; the trainer moves it to the device). Determinism: epoch ``e`` draws from ``numpy`` and ``torch``
 generators seeded with ``(seed, e)``, so a run resumed from the checkpoint of epoch ``e`` replays
 epochs ``e+1 …`` exactly as an uninterrupted run would.
 
@@ -12,6 +12,7 @@ Early stopping watches a *validation* metric (``monitor``); the test set never e
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
@@ -41,6 +42,8 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
 def to_device(batch, device: torch.device):
     if torch.is_tensor(batch):
         return batch.to(device, non_blocking=True)
+    if hasattr(batch, "to") and dataclasses.is_dataclass(batch):  # typed batches (CTRBatch, ...)
+        return batch.to(device)
     if isinstance(batch, dict):
         return {k: to_device(v, device) for k, v in batch.items()}
     if isinstance(batch, (list, tuple)):
