@@ -7,7 +7,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from recgraph.data.ctr import build_ctr_data
+from recgraph.graph.features import build_ctr_data
 from recgraph.train.ctr_experiment import load_interactions
 
 
@@ -57,7 +57,7 @@ def _assert_no_leak(inter, data, n_check=60):
             assert got == {a: float(b) for a, b in want_i1.items()}, (name, k)
             rec = f.u_rec[ur[k]]
             rec = rec[rec != f.n_items]
-            order = np.lexsort((np.flatnonzero(before & (pu == u)), pt[before & (pu == u)]))[::-1]
+            order = np.lexsort((hist_items, pt[before & (pu == u)]))[::-1]  # latest first, ties by item id
             assert rec.tolist() == hist_items[order][:len(rec)].tolist()
             assert len(rec) == min(20, len(hist_items))
             assert len(hist_items) > 0 and len(hist_users) > 0  # cold samples were dropped

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from recgraph.data.ctr import build_ctr_data
+from recgraph.graph.features import build_ctr_data
 from recgraph.models.registry import get_model_class
 from recgraph.train.ctr_experiment import (build_ctr_model, evaluate_ctr_model, load_interactions,
                                            run_ctr_experiment)

@@ -27,7 +27,7 @@ import torch
 
 from .. import __version__
 from ..config import git_commit
-from ..data.ctr import CTRData, build_ctr_data
+from ..graph.features import CTRData, build_ctr_data
 from ..eval.protocols import evaluate_ctr
 from ..models.registry import get_model_class
 from .checkpoint import atomic_write_json
