@@ -7,18 +7,18 @@ from collections import Counter
 import numpy as np
 import pytest
 
+from recgraph.data.datasets import load_dataset
 from recgraph.graph.features import build_ctr_data
-from recgraph.train.ctr_experiment import load_interactions
 
 
 @pytest.fixture(scope="module")
 def ml():
-    return load_interactions("movielens-100k")
+    return load_dataset("movielens-100k").interactions
 
 
 @pytest.fixture(scope="module")
 def amazon():
-    return load_interactions("amazon2014-musical-instruments-5core")
+    return load_dataset("amazon2014-musical-instruments-5core").interactions
 
 
 def _positives(inter, data):
