@@ -11,7 +11,9 @@ the server process' CPU time per request.
 
 Targets:
 
-1. ``ml100k-lightgcn``: LightGCN on MovieLens-100K (random 8:1:1 split, seed 0), exact U2I.
+1. ``ml100k-lightgcn``: LightGCN on MovieLens-100K (random 8:1:1 split, seed 0), exact U2I;
+   ``ml100k-lightgcn-din``: the same with a DIN ranker (MacGNN quantile protocol, 3 epochs)
+   re-scoring the top-100 candidates (k = 20 returned).
 2. ``ml100k-rankgraph``: RankGraph-2 on MovieLens-100K: U2I through its co-learned RQ index +
    U2I2I + U2U2I merged (the three candidate paths).
 3. ``gowalla-bpr``: MF-BPR on the official LightGCN Gowalla split (29,858 users, 40,981 items):
@@ -35,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import signal
 import socket
@@ -50,21 +51,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS_DIR, REPO_ROOT, git_commit, machine_info, print_table, write_result  # noqa: E402
 
 LOOPBACK = "127.0.0.1"  # the benchmark never talks to any other address
-TARGETS = ("synthetic-1m", "ml100k-rankgraph", "gowalla-bpr", "ml100k-lightgcn")
+TARGETS = ("synthetic-1m", "ml100k-rankgraph", "gowalla-bpr", "ml100k-lightgcn", "ml100k-lightgcn-din")
 
 
 # ------------------------------------------------------------------------------------------ runs
 def train_run(work: Path, name: str, model: str, dataset: str, epochs: int, model_args: dict | None = None) -> Path:
-    """A run folder written by the CLI's code path (``run_experiment``), reused when present."""
-    from recgraph.train.experiment import ExperimentConfig, run_experiment
+    """A run folder written by the CLI's code path (``recgraph.train.runner.run``), reused when present."""
+    from recgraph.train.runner import ExperimentConfig, run
 
     out = work / name
-    if (out / "model" / "artifact.json").exists():
+    if (out / "model" / "artifact.json").exists() and (out / "vocab.npz").exists():
         return out
     t0 = time.perf_counter()
-    rec = run_experiment(ExperimentConfig(model=model, dataset=dataset, epochs=epochs, seed=0, device="cpu",
-                                          progress=False, out=str(out), model_args=dict(model_args or {})))
-    print(f"trained {name}: recall@20 {rec['metrics']['recall@20']:.4f} in {time.perf_counter() - t0:.0f} s")
+    rec = run(ExperimentConfig(model=model, dataset=dataset, epochs=epochs, seed=0, device="cpu", progress=False,
+                               out=str(out), model_args=dict(model_args or {})))
+    m = rec["metrics"]
+    print(f"trained {name}: {m.get('recall@20', m.get('auc'))} in {time.perf_counter() - t0:.0f} s", flush=True)
     return out
 
 
@@ -75,7 +77,8 @@ def synthetic_run(out: Path, n_items: int = 1_000_000, n_users: int = 100_000, d
 
     from recgraph.io import atomic_save_npz, atomic_write_json
     from recgraph.models.retrieval.mf import MFBPR
-    from recgraph.serve.artifacts import save_model
+    from recgraph.train.artifacts import save_model
+    from recgraph.train.runner import RUN_FORMAT, ExperimentConfig
 
     if (out / "model" / "artifact.json").exists():
         return out
@@ -83,12 +86,12 @@ def synthetic_run(out: Path, n_items: int = 1_000_000, n_users: int = 100_000, d
     centers = rng.standard_normal((n_clusters, dim)).astype(np.float32)
     centers /= np.linalg.norm(centers, axis=1, keepdims=True)
     item_c = rng.integers(0, n_clusters, n_items)
-    items = centers[item_c] + 0.35 * rng.standard_normal((n_items, dim)).astype(np.float32) / np.sqrt(dim) * 4
+    items = centers[item_c] + 0.6 * rng.standard_normal((n_items, dim)).astype(np.float32) / np.sqrt(dim)
     items /= np.linalg.norm(items, axis=1, keepdims=True)
     items *= rng.lognormal(0.0, 0.25, n_items).astype(np.float32)[:, None]
     user_c = rng.integers(0, n_clusters, (n_users, 2))
     users = (centers[user_c[:, 0]] + 0.5 * centers[user_c[:, 1]]
-             + 0.3 * rng.standard_normal((n_users, dim)).astype(np.float32) / np.sqrt(dim) * 4)
+             + 0.3 * rng.standard_normal((n_users, dim)).astype(np.float32) / np.sqrt(dim))
     # training items: per_user draws from the user's main cluster (items grouped by cluster, CSR)
     order = np.argsort(item_c, kind="stable")
     start = np.searchsorted(item_c[order], np.arange(n_clusters))
@@ -102,15 +105,17 @@ def synthetic_run(out: Path, n_items: int = 1_000_000, n_users: int = 100_000, d
     with torch.no_grad():
         model.user_emb.weight.copy_(torch.from_numpy(users.astype(np.float32)))
         model.item_emb.weight.copy_(torch.from_numpy(items.astype(np.float32)))
-    save_model(out / "model", model, {"model": "bpr", "dataset": "synthetic-1m", "split": "none", "seed": seed,
+    cfg = ExperimentConfig(model="bpr", dataset="synthetic-1m", seed=seed, model_args={"dim": dim})
+    save_model(out / "model", model, {"task": "retrieval", "dataset": "synthetic-1m", "seed": seed,
                                       "note": "synthetic vectors, not trained"})
     atomic_save_npz(out / "vocab.npz", {"user": np.arange(n_users, dtype=np.int64) + 1,
                                         "item": np.arange(n_items, dtype=np.int64) + 1})
-    atomic_save_npz(out / "train.npz", {"user": tr_user, "item": tr_item, "n_users": np.int64(n_users),
-                                        "n_items": np.int64(n_items)})
-    atomic_write_json(out / "config.json", {"model": "bpr", "dataset": "synthetic-1m", "split": "none", "seed": seed,
-                                            "synthetic": {"n_items": n_items, "n_users": n_users, "dim": dim,
-                                                          "n_clusters": n_clusters, "per_user": per_user}})
+    atomic_save_npz(out / "train.npz", {"train_user": tr_user, "train_item": tr_item,
+                                        "sizes": np.asarray([n_users, n_items], np.int64)})
+    atomic_write_json(out / "config.json", {"format": RUN_FORMAT, "task": "retrieval", "experiment": cfg.to_json(),
+                                            "data": {"synthetic": {"n_items": n_items, "n_users": n_users, "dim": dim,
+                                                                   "n_clusters": n_clusters, "per_user": per_user,
+                                                                   "seed": seed}}})
     return out
 
 
@@ -161,13 +166,14 @@ def recall_sweep(run_dir: Path, indexes: dict, k: int, users: np.ndarray, target
 class Server:
     """``recgraph serve RUN`` in a subprocess on a free loopback port."""
 
-    def __init__(self, run_dir: Path, index: str, nprobe: int | None, log: Path):
+    def __init__(self, run_dir: Path, index: str, nprobe: int | None, log: Path, ranker: Path | None = None):
         with socket.socket() as s:
             s.bind((LOOPBACK, 0))
             self.port = s.getsockname()[1]
         self.url = f"http://{LOOPBACK}:{self.port}"
         cmd = [sys.executable, "-m", "recgraph.cli", "serve", str(run_dir), "--host", LOOPBACK, "--port",
-               str(self.port), "--index", index] + (["--nprobe", str(nprobe)] if nprobe else [])
+               str(self.port), "--index", index] + (["--nprobe", str(nprobe)] if nprobe else []) + \
+            (["--ranker", str(ranker)] if ranker else [])
         env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1",
                "PYTHONPATH": os.environ.get("PYTHONPATH") or str(REPO_ROOT / "src")}
         self.log = open(log, "wb")
@@ -270,21 +276,16 @@ def load_cell(server: Server, bodies: list[dict], concurrency: int) -> dict:
 def bodies_for(run_dir: Path, n: int, k: int, seed: int) -> tuple[list[dict], np.ndarray]:
     from recgraph.io import load_npz
 
-    if (run_dir / "vocab.npz").exists():
-        raw = load_npz(run_dir / "vocab.npz")["user"]
-    else:
-        from recgraph.serve.recommend import load_run
-
-        raw = load_run(run_dir).users.raw
+    raw = load_npz(run_dir / "vocab.npz")["user"]
     rng = np.random.default_rng(seed)
     users = rng.integers(0, len(raw), n)
     return [{"user": str(raw[u]), "k": k} for u in users], users
 
 
 def serve_cells(target: str, run_dir: Path, index: str, nprobe: int | None, label: str, n_requests: int,
-                concurrencies: list[int], k: int, work: Path) -> list[dict]:
+                concurrencies: list[int], k: int, work: Path, ranker: Path | None = None) -> list[dict]:
     bodies, _ = bodies_for(run_dir, n_requests, k, seed=1)
-    server = Server(run_dir, index, nprobe, work / f"server-{target}-{label}.log")
+    server = Server(run_dir, index, nprobe, work / f"server-{target}-{label}.log", ranker=ranker)
     rows = []
     try:
         t0 = time.perf_counter()
@@ -355,6 +356,10 @@ def main() -> None:
         if target == "ml100k-lightgcn":
             run_dir = train_run(work, target, "lightgcn", "movielens-100k", 40)
             rows += serve_cells(target, run_dir, "Flat", None, "Flat", n2, conc, args.k, work)
+        elif target == "ml100k-lightgcn-din":  # retrieve -> rank: DIN re-scores the top-100 LightGCN candidates
+            run_dir = train_run(work, "ml100k-lightgcn", "lightgcn", "movielens-100k", 40)
+            ranker = train_run(work, "ml100k-din", "din", "movielens-100k", 3)
+            rows += serve_cells(target, run_dir, "Flat", None, "Flat + DIN ranker", n2, conc, 20, work, ranker=ranker)
         elif target == "ml100k-rankgraph":
             run_dir = train_run(work, target, "rankgraph", "movielens-100k", 4)
             rows += serve_cells(target, run_dir, "auto", None, "co-learned RQ + U2I2I + U2U2I", args.requests, conc,
@@ -373,11 +378,7 @@ def main() -> None:
                            "rq": ("RQ2x1024,nprobe8", [4, 8, 16, 32, 64, 128, 256])}
             from recgraph.io import load_npz
 
-            n_users = int(load_npz(run_dir / "train.npz")["n_users"]) if (run_dir / "train.npz").exists() else None
-            if n_users is None:
-                from recgraph.serve.recommend import load_run
-
-                n_users = load_run(run_dir).n_users
+            n_users = int(load_npz(run_dir / "train.npz")["sizes"][0])
             users = np.random.default_rng(0).choice(n_users, size=min(args.recall_users, n_users), replace=False)
             sweep = recall_sweep(run_dir, indexes, args.k, users, args.target_recall, work)
             sweeps[target] = sweep

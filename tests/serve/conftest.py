@@ -19,13 +19,12 @@ def _require_ml100k():
 
 
 def _train(tmp_path_factory, model: str, epochs: int | None, seed: int = 0, **model_args):
-    from recgraph.train.experiment import ExperimentConfig, run_experiment
+    from recgraph.train.runner import ExperimentConfig, run
 
     _require_ml100k()
-    out = tmp_path_factory.mktemp(f"run-{model}-{seed}")
-    rec = run_experiment(ExperimentConfig(model=model, dataset="movielens-100k", epochs=epochs, seed=seed,
-                                          device="cpu", progress=False, out=str(out), model_args=model_args),
-                         return_model=True)
+    out = tmp_path_factory.mktemp(f"run-{model}-{seed}") / "run"
+    rec = run(ExperimentConfig(model=model, dataset="movielens-100k", epochs=epochs, seed=seed, device="cpu",
+                               progress=False, out=str(out), model_args=model_args), return_model=True)
     return out, rec
 
 
@@ -44,6 +43,12 @@ def bpr_run_seed1(tmp_path_factory):
 @pytest.fixture(scope="session")
 def itemknn_run(tmp_path_factory):
     return _train(tmp_path_factory, "itemknn", None)
+
+
+@pytest.fixture(scope="session")
+def din_run(tmp_path_factory):
+    """DIN (ranking, MacGNN quantile protocol on MovieLens-100K), one epoch: the ranker stage."""
+    return _train(tmp_path_factory, "din", 1)
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,6 @@ visitors (history) on real data."""
 
 from __future__ import annotations
 
-import json
 
 import numpy as np
 import pytest
@@ -158,9 +157,10 @@ def test_itemknn_visitor_equals_known_user(itemknn_run):
     """ItemKNN scores a history exactly as it scores the user who has it."""
     e = Engine(load_run(itemknn_run[0]))
     assert e.sources == ("i2i",)
+    ptr, items = e.model.history_indptr.numpy(), e.model.history_items.numpy()  # the model's training history
     for u in (0, 10, 300):
-        hist = e.run.items.to_raw(e.seen_items(u))
-        a, b = e.recommend(user=u + 1, k=25), e.recommend(history=hist, k=25)
+        hist = e.run.items.to_raw(items[ptr[u]:ptr[u + 1]])
+        a, b = e.recommend(user=u + 1, k=25, exclude_seen=False), e.recommend(history=hist, k=25, exclude_seen=False)
         np.testing.assert_array_equal(a.items, b.items)
         np.testing.assert_allclose(a.scores, b.scores, rtol=1e-5)
     nb = e.similar("1", k=5)
@@ -168,40 +168,44 @@ def test_itemknn_visitor_equals_known_user(itemknn_run):
 
 
 def test_rankgraph_paths_against_references(rankgraph_run):
-    """U2I through the co-learned RQ index and U2I2I equal the model's own ``retrieve``; U2U2I equals
-    a numpy reference (the 50 nearest other users in the user RQ index → their unseen items)."""
-    run_dir, rec = rankgraph_run
-    model = rec["model"]  # prepared in training: holds the seen / recent tables retrieve() uses
-    e = Engine(load_run(run_dir))
+    """U2I through the co-learned RQ index, U2I2I and U2U2I against numpy references built from the
+    index's codes: probe the best level-1 codes (U2I) / the clusters of the recent items (U2I2I) /
+    the 50 nearest other users' items (U2U2I), score the candidates, drop seen items."""
+    e = Engine(load_run(rankgraph_run[0]))
     assert e.sources == ("u2i", "u2i2i", "u2u2i") and "co-learned" in e.describe()["index"]
-    users = np.array([0, 5, 77, 400])
-    for mode, src in (("u2i-index", "u2i"), ("u2i2i", "u2i2i")):
-        _, ref = model.retrieve(users, 15, mode=mode)
-        for j, u in enumerate(users):
-            got = e.recommend(user=int(u) + 1, k=15, sources=[src]).items
-            want = ref[j][ref[j] >= 0]
-            np.testing.assert_array_equal(got, want)
-    U, V = e.user_vecs.numpy(), e.item_vecs.numpy()
-    seen = e.run.seen
-    for u in users:
+    rq = e.item_rq
+    assert rq is e.index and rq.depth == 1
+    U, V, seen = e.user_vecs.numpy(), e.item_vecs.numpy(), e.run.seen
+    cluster = rq.codes[:, 0].numpy()
+    C1 = rq.codebooks[0].numpy()
+
+    def top(u, cand, k=15):
+        cand = np.setdiff1d(cand, seen[u].indices)
+        s = V[cand] @ U[u]
+        return cand[np.argsort(-s, kind="stable")[:k]]
+
+    for u in (0, 5, 77, 400):
+        probe = np.argsort(-(C1 @ U[u]), kind="stable")[:rq.nprobe]
+        want = top(u, np.flatnonzero(np.isin(cluster, probe)))
+        np.testing.assert_array_equal(e.recommend(user=u + 1, k=15, sources=["u2i"]).items, want)
+        recent = e.run.recent[u][e.run.recent[u] >= 0]
+        want = top(u, np.flatnonzero(np.isin(cluster, cluster[recent])))
+        np.testing.assert_array_equal(e.recommend(user=u + 1, k=15, sources=["u2i2i"]).items, want)
         _, nb = e.user_index.search(U[u:u + 1], 51)
         nb = nb[0][(nb[0] >= 0) & (nb[0] != u)][:50]
-        cand = np.setdiff1d(np.unique(seen[nb].indices), seen[u].indices)
-        s = V[cand] @ U[u]
-        want = cand[np.argsort(-s, kind="stable")[:15]]
-        got = e.recommend(user=int(u) + 1, k=15, sources=["u2u2i"]).items
+        want = top(u, np.unique(seen[nb].indices))
+        got = e.recommend(user=u + 1, k=15, sources=["u2u2i"]).items
         np.testing.assert_array_equal(np.sort(got), np.sort(want))
     both = e.recommend(user="1", k=40)
     assert {"u2i", "u2i2i", "u2u2i"} <= {s for src in both.sources for s in src}
     assert np.all(np.diff(both.scores) <= 1e-6)
 
 
-def test_load_run_errors_name_the_file(tmp_path, bpr_run):
-    with pytest.raises(ArtifactError, match="not a folder"):
+def test_load_run_errors_name_the_file(tmp_path, bpr_run, din_run):
+    with pytest.raises(ArtifactError, match="not a run folder"):
         load_run(tmp_path / "missing")
     (tmp_path / "config.json").write_text("{not json")
     with pytest.raises(ArtifactError, match="config.json"):
         load_run(tmp_path)
-    (tmp_path / "config.json").write_text(json.dumps({"dataset": "movielens-100k", "split": "auto"}))
-    with pytest.raises((ArtifactError, FileNotFoundError), match="artifact.json"):
-        load_run(tmp_path)
+    with pytest.raises(ArtifactError, match="ranker"):
+        load_run(din_run[0])  # a ranking run is served as --ranker, not as the retrieval run

@@ -162,9 +162,8 @@ class Service:
     reads it once and keeps that engine until it answers."""
 
     def __init__(self, run: str | Path, *, ranker: str | Path | None = None, index: str = "auto",
-                 data_dir: str | None = None, engine: Engine | None = None, nprobe: int | None = None,
-                 threads: int | None = 1):
-        self.run_path, self.ranker_path, self.index, self.data_dir = Path(run), ranker, index, data_dir
+                 engine: Engine | None = None, nprobe: int | None = None, threads: int | None = 1):
+        self.run_path, self.ranker_path, self.index = Path(run), ranker, index
         self.nprobe = nprobe
         self.threads = threads
         self._reload_lock = threading.Lock()
@@ -178,8 +177,8 @@ class Service:
         if ranker is not None:
             from .rank import load_ranker
 
-            r = load_ranker(ranker, data_dir=self.data_dir)
-        return Engine(load_run(run, data_dir=self.data_dir), index=self.index, ranker=r, nprobe=self.nprobe,
+            r = load_ranker(ranker)
+        return Engine(load_run(run), index=self.index, ranker=r, nprobe=self.nprobe,
                       threads=self.threads)
 
     def reload(self, run: str | Path | None = None, ranker: str | Path | None = None) -> dict:

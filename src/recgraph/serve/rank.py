@@ -1,16 +1,15 @@
 """The ranking stage: a saved CTR model re-scores one user's merged candidates.
 
-:func:`load_ranker` reads a ranking run folder (``recgraph train <ctr model> --out RUN``): the model
-artifact and the feature tables it needs (its CTR data, rebuilt from the run's config exactly as
-training built it when the folder does not hold them). :class:`CTRRanker` scores a request through
-the model's one-user request path (:meth:`recgraph.data.ctr.CTRData.request`): the user-side
-features are gathered once and broadcast against the ``B`` candidates, at the latest feature
-snapshot (what the service knows now).
+:func:`load_ranker` reads a ranking run folder (``recgraph train <ctr model> --out RUN``: the model
+artifact, ``features.npz`` with the feature tables, ``vocab.npz``; nothing else is needed).
+:class:`CTRRanker` scores a request through the model's one-user request path
+(:meth:`recgraph.graph.features.CTRData.request`): the user-side features are gathered once and
+broadcast against the ``B`` candidates, at the latest feature snapshot (what the service knows now).
 
 Raw ids join the two stages: the retrieval run's raw item ids are looked up in the ranker's own
 vocabulary; candidates the ranker does not know get ``nan`` (the engine orders them after the
-scored ones, by retrieval score). A visitor without a user id cannot be ranked by a model that
-needs user features: ``score`` returns None and the retrieval order stands.
+scored ones, by retrieval score). A visitor without a user id the ranker knows cannot be ranked by
+a model of user features: ``score`` returns None and the retrieval order stands.
 """
 
 from __future__ import annotations
@@ -20,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..io import ArtifactError, read_json
+from ..io import ArtifactError
 from .recommend import IdMap
 
 __all__ = ["CTRRanker", "load_ranker"]
@@ -64,30 +63,18 @@ class CTRRanker:
         return out
 
 
-def load_ranker(path: str | Path, *, data_dir: str | None = None) -> CTRRanker:
+def load_ranker(path: str | Path) -> CTRRanker:
     """Load a ranking (CTR) run folder for serving.
 
     Raises:
-        ArtifactError: the folder is not a ranking run, or misses its saved model.
+        ArtifactError: a missing or damaged file, named; a retrieval run passed as the ranker.
     """
-    from ..train.ctr_experiment import ctr_data, load_interactions
-    from .artifacts import load_model, read_artifact_meta
+    from ..train.runner import load_run
 
     path = Path(path)
-    if not path.is_dir():
-        raise ArtifactError(path, "is not a folder", "pass a ranking run folder written by `recgraph train <ctr model> "
-                                                     "--out RUN`")
-    rec = read_json(path / "metrics.json", what="a ranking run folder written by `recgraph train --out`")
-    cfg = rec.get("config", {})
-    if rec.get("metrics", {}).get("auc") is None or "protocol" not in cfg:
-        raise ArtifactError(path / "metrics.json", "is not a ranking (CTR) run: no AUC / CTR protocol recorded",
-                            "pass the folder of a ranking run, e.g. `recgraph train din --dataset movielens-100k "
-                            "--out RUN`")
-    meta = read_artifact_meta(path / "model")  # raises, naming model/artifact.json, when the run saved no model
-    inter = load_interactions(cfg["dataset"], data_dir or cfg.get("data_dir"))
-    data = ctr_data(cfg["dataset"], cfg["protocol"], cfg.get("seed", 0), data_dir or cfg.get("data_dir"),
-                    **cfg.get("protocol_args", {}))
-    model, meta = load_model(path / "model")
-    users = IdMap(inter.user_vocab.raw if inter.user_vocab is not None else np.arange(data.n_users))
-    items = IdMap(inter.item_vocab.raw if inter.item_vocab is not None else np.arange(data.n_items))
-    return CTRRanker(path, model, data, users, items, meta)
+    r = load_run(path)
+    if r.task != "ctr":
+        raise ArtifactError(path / "config.json", f"is a {r.task} run ({r.config.model}), not a ranking (CTR) run",
+                            "pass the folder of e.g. `recgraph train din --dataset movielens-100k --out RUN`")
+    meta = {**r.meta, "dataset": r.config.data_name}
+    return CTRRanker(path, r.model, r.ctr_data(), IdMap(r.user_vocab), IdMap(r.item_vocab), meta)

@@ -37,10 +37,9 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from ..data.schema import Vocab
 from ..index import Index, build_index, load_index
 from ..index.base import topk_over_candidates
-from ..io import ArtifactError, read_json
+from ..io import ArtifactError
 
 __all__ = ["SOURCES", "Engine", "IdMap", "NotSupported", "Ranker", "Recommendation", "RunFolder",
            "UnknownItems", "UnknownUser", "UnservedSource", "load_run"]
@@ -180,93 +179,32 @@ def _seen_matrix(user: np.ndarray, item: np.ndarray, n_users: int, n_items: int)
     return m
 
 
-def _training_data(path: Path, cfg: dict, data_dir) -> tuple[dict, str]:
-    """Raw ids, titles and training interactions of a run: from ``RUN/vocab.npz`` + ``RUN/train.npz``
-    when the run folder holds them, else rebuilt from ``config.json`` + the dataset exactly as
-    ``recgraph eval`` does (same loader, same split and seed)."""
-    from ..io import load_npz
-
-    if (path / "vocab.npz").exists() and (path / "train.npz").exists():
-        voc = load_npz(path / "vocab.npz", what="a run folder written by `recgraph train --out`")
-        tr = load_npz(path / "train.npz", what="a run folder written by `recgraph train --out`")
-        for name, arrays, keys in (("vocab.npz", voc, ("user", "item")),
-                                   ("train.npz", tr, ("user", "item", "n_users", "n_items"))):
-            missing = [k for k in keys if k not in arrays]
-            if missing:
-                raise ArtifactError(path / name, f"misses array(s) {', '.join(missing)}",
-                                    "re-run `recgraph train --out` with this version of recgraph")
-        return {"user_raw": voc["user"], "item_raw": voc["item"], "titles": voc.get("item_title"),
-                "user": tr["user"].astype(np.int64), "item": tr["item"].astype(np.int64),
-                "time": tr.get("timestamp"), "n_users": int(tr["n_users"]), "n_items": int(tr["n_items"])}, \
-            "run folder (vocab.npz, train.npz)"
-    from ..data.datasets import load_dataset
-    from ..train.experiment import make_split
-
-    if "dataset" not in cfg or "split" not in cfg:
-        raise ArtifactError(path / "config.json", "has no dataset / split, and the folder has no vocab.npz + "
-                                                  "train.npz", "pass a folder written by `recgraph train --out`")
-    ds = load_dataset(cfg["dataset"], data_dir or cfg.get("data_dir"))
-    split = make_split(ds, cfg["split"], cfg.get("seed", 0))
-    tr = split.train
-    titles = ds.meta.get("item_title") if isinstance(getattr(ds, "meta", None), dict) else None
-    return {"user_raw": tr.user_vocab.raw if tr.user_vocab is not None else np.arange(tr.n_users),
-            "item_raw": tr.item_vocab.raw if tr.item_vocab is not None else np.arange(tr.n_items),
-            "titles": None if titles is None else np.asarray(titles).astype(str),
-            "user": tr.user, "item": tr.item, "time": tr.timestamp, "n_users": tr.n_users,
-            "n_items": tr.n_items}, f"rebuilt from dataset {cfg['dataset']!r} (split {cfg['split']!r}, " \
-                                    f"seed {cfg.get('seed', 0)})"
-
-
-def load_run(path: str | Path, *, data_dir: str | None = None, n_recent: int | None = None) -> RunFolder:
-    """Load a run folder for serving: ``config.json``, ``model/`` (artifact + weights, checked),
-    raw id vocabularies and the training interactions (see :func:`_training_data`). ``n_recent``:
-    recent items kept per user for U2I2I (default: the model's ``n_recent``, else 10).
+def load_run(path: str | Path, *, n_recent: int | None = None) -> RunFolder:
+    """Load a retrieval run folder for serving: nothing but the folder (``recgraph.train.runner.load_run``:
+    ``config.json``, ``model/`` with verified checksums, ``vocab.npz``, ``train.npz``). Seen items are the
+    run's training + validation interactions; ``n_recent``: the latest of them kept per user for U2I2I, in
+    the run's order (``train.npz`` holds no times), default the model's ``n_recent``, else 10.
 
     Raises:
-        ArtifactError: a missing or damaged file, named.
+        ArtifactError: a missing or damaged file, named; a ranking run (serve it with ``ranker=``).
     """
-    from ..data.schema import Interactions
-    from .artifacts import load_model, read_artifact_meta
+    from ..train.runner import load_run as load_run_folder
 
     path = Path(path)
-    if not path.is_dir():
-        raise ArtifactError(path, "is not a folder", "pass a run folder written by `recgraph train --out`")
-    cfg = read_json(path / "config.json", what="a run folder written by `recgraph train --out`")
-    meta = read_artifact_meta(path / "model")
-    d, provenance = _training_data(path, cfg, data_dir)
-    n_users, n_items = d["n_users"], d["n_items"]
-    if len(d["user_raw"]) != n_users or len(d["item_raw"]) != n_items:
-        raise ArtifactError(path, f"vocabularies hold {len(d['user_raw'])} users / {len(d['item_raw'])} items but "
-                                  f"the training data has {n_users} / {n_items}")
-    mc = meta.get("config", {})
-    n_recent = int(n_recent if n_recent is not None else mc.get("n_recent", 10))
-    if (mc.get("n_users"), mc.get("n_items")) != (n_users, n_items):
-        raise ArtifactError(path / "model" / "artifact.json",
-                            f"model is {mc.get('n_users')}×{mc.get('n_items')} but the run's data is "
-                            f"{n_users}×{n_items}", "the model and the data come from different runs")
-    train = Interactions(d["user"], d["item"], n_users, n_items, timestamp=d["time"])
-    model, meta = load_model(path / "model")  # weights alone first: most models serve from them
-    if not _serves_without_graph(model):
-        model, meta = load_model(path / "model", train=train)  # e.g. LightGCN propagates over the graph
-    titles = d["titles"]
-    if titles is not None and len(titles) != n_items:
-        raise ArtifactError(path / "vocab.npz", f"item_title has {len(titles)} rows, expected {n_items}")
-    return RunFolder(path=path, config=cfg, artifact=meta, model=model, users=IdMap(d["user_raw"]),
-                     items=IdMap(d["item_raw"]), titles=None if titles is None else np.asarray(titles).astype(str),
-                     seen=_seen_matrix(d["user"], d["item"], n_users, n_items),
-                     recent=_recent_items(d["user"], d["item"], d["time"], n_users, n_recent), provenance=provenance)
-
-
-def _serves_without_graph(model) -> bool:
-    """Whether the loaded weights alone give the model's vectors / scores (LightGCN needs its graph)."""
-    try:
-        with torch.no_grad():
-            _model_vectors(model) if _has_vectors(model) else model.score(torch.zeros(1, dtype=torch.long))
-        return True
-    except RuntimeError as exc:
-        if "prepare" in str(exc):
-            return False
-        raise
+    r = load_run_folder(path)
+    if r.task != "retrieval":
+        raise ArtifactError(path / "config.json", f"is a {r.task} run ({r.config.model}); serve a retrieval run and "
+                                                  "pass this one as the ranker (--ranker)")
+    seen = r.seen
+    n_recent = int(n_recent if n_recent is not None else r.meta.get("config", {}).get("n_recent", 10))
+    titles = r.item_title
+    if titles is not None and len(titles) != seen.n_items:
+        raise ArtifactError(path / "vocab.npz", f"item_title has {len(titles)} rows, expected {seen.n_items}")
+    return RunFolder(path=path, config=r.config.to_json(), artifact=r.meta, model=r.model, users=IdMap(r.user_vocab),
+                     items=IdMap(r.item_vocab), titles=None if titles is None else np.asarray(titles).astype(str),
+                     seen=_seen_matrix(seen.user, seen.item, seen.n_users, seen.n_items),
+                     recent=_recent_items(seen.user, seen.item, None, seen.n_users, n_recent),
+                     provenance="run folder (vocab.npz, train.npz: training + validation interactions)")
 
 
 # ------------------------------------------------------------------------------------------ ranker
@@ -438,7 +376,8 @@ class Engine:
                 "index": None if self.index is None else self.index.describe() + (" (co-learned)" if self._is_colearned
                                                                                   else ""),
                 "artifact": {"format": a.get("format"), "recgraph_version": a.get("recgraph_version"),
-                             "git_commit": a.get("git_commit"), "dataset": a.get("dataset")},
+                             "git_commit": a.get("git_commit"), "dataset": a.get("dataset"),
+                             "weights_sha256": (a.get("files") or {}).get("weights.safetensors", {}).get("sha256")},
                 "data": self.run.provenance, "titles": self.run.titles is not None,
                 "ranker": None if self.ranker is None else self.ranker.describe(),
                 "loaded_at": self.loaded_at, "build_seconds": round(self.build_seconds, 4),

@@ -83,7 +83,7 @@ def load(folder: Path, *, name: str = "movielens-100k", on_bad_rows: str = "erro
 
     inter = inter.replace(
         user_features={"age": age, "gender": gender, "occupation": occ},
-        item_features={"genre": genre, "category": category, "year": years},
+        item_features={"genre": genre, "category": category, "year": years, "title": titles.astype(str)},
     )
     meta = {"genres": GENRES, "occupations": tuple(occupations), "gender_codes": {"F": 0, "M": 1},
             "user_zip": zips, "item_title": titles, "label": "rating 1-5", "folds": FOLDS,
