@@ -57,3 +57,18 @@ def test_wrong_kind_of_run(bpr_run, tmp_path):
         load_ranker(bpr_run[0])
     with pytest.raises(ArtifactError):
         load_ranker(tmp_path)
+
+
+def test_served_with_a_ranker(bpr_run, din_run, live_server):
+    import httpx
+
+    from recgraph.serve.app import Service, create_app
+
+    with live_server(create_app(Service(bpr_run[0], ranker=din_run[0], threads=None), handle_sighup=False)) as srv:
+        h = httpx.get(srv.url + "/health").json()["retrieval"]
+        assert h["ranker"]["model"] == "din" and h["ranker"]["run"] == str(din_run[0])
+        body = httpx.post(srv.url + "/recommend", json={"user": "7", "k": 10}).json()
+        assert body["ranker"] == "din" and body["ranked"] and "rank" in body["timings_ms"]
+        scores = [r["score"] for r in body["items"]]
+        assert scores == sorted(scores, reverse=True)
+        assert 'stage="rank"' in httpx.get(srv.url + "/metrics").text

@@ -167,6 +167,7 @@ def test_itemknn_visitor_equals_known_user(itemknn_run):
     assert len(nb.items) == 5 and 0 not in nb.items
 
 
+@pytest.mark.slow  # trains a (small) RankGraph-2 on MovieLens-100K: PPR neighbourhoods + one epoch
 def test_rankgraph_paths_against_references(rankgraph_run):
     """U2I through the co-learned RQ index, U2I2I and U2U2I against numpy references built from the
     index's codes: probe the best level-1 codes (U2I) / the clusters of the recent items (U2I2I) /

@@ -27,7 +27,6 @@ Prometheus.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -601,7 +600,3 @@ def result_json(engine: Engine, rec: Recommendation) -> list[dict]:
             row["title"] = str(titles[rec.items[j]])
         rows.append(row)
     return rows
-
-
-def describe_json(obj) -> str:
-    return json.dumps(obj, indent=2, default=str)
