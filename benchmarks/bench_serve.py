@@ -162,6 +162,53 @@ def recall_sweep(run_dir: Path, indexes: dict, k: int, users: np.ndarray, target
     return rows
 
 
+def index_breakdown(run_dir: Path, folders: dict, k: int, n_users: int = 200) -> list[dict]:
+    """Where a U2I search spends its time, in-process, one query at a time, for each saved index
+    ``name -> (folder, nprobe)``: candidates scored per query, cluster-size spread, and the wall
+    and CPU time of the index search vs the whole engine request."""
+    import torch
+
+    from recgraph.index import load_index
+    from recgraph.serve.recommend import Engine, load_run
+
+    torch.set_num_threads(1)
+    run = load_run(run_dir)
+    users = np.random.default_rng(2).choice(run.n_users, n_users, replace=False)
+    out = []
+    for name, (folder, nprobe) in folders.items():
+        e = Engine(run, index=folder if folder != "Flat" else "Flat", nprobe=nprobe)
+        idx = e.index
+        q = e.user_vecs[torch.from_numpy(users)]
+        cand, search_ms, search_cpu, req_ms = [], [], [], []
+        for j, u in enumerate(users):
+            t0, c0 = time.perf_counter(), time.thread_time()
+            idx.search(q[j:j + 1], k + 20)
+            search_ms.append((time.perf_counter() - t0) * 1e3)
+            search_cpu.append((time.thread_time() - c0) * 1e3)
+            cand.append(idx.stats.get("candidates_per_query", float("nan")))
+            t0 = time.perf_counter()
+            e.recommend(user=run.users.to_raw([u])[0], k=k)
+            req_ms.append((time.perf_counter() - t0) * 1e3)
+        row = {"index": idx.describe(), "candidates_per_query_mean": float(np.mean(cand)),
+               "search_ms": {"p50": _pct(search_ms, 50), "p99": _pct(search_ms, 99)},
+               "search_cpu_ms_p50": _pct(search_cpu, 50),
+               "engine_request_ms": {"p50": _pct(req_ms, 50), "p99": _pct(req_ms, 99)}}
+        if hasattr(idx, "cluster_sizes"):
+            sz = idx.cluster_sizes()
+            row["cluster_sizes"] = {"n": int(len(sz)), "empty": int((sz == 0).sum()), "max": int(sz.max()),
+                                    "p50": float(np.median(sz)), "p99": float(np.percentile(sz, 99))}
+        elif hasattr(idx, "index") and hasattr(idx.index, "invlists"):
+            il = idx.index.invlists
+            sz = np.array([il.list_size(i) for i in range(idx.nlist)])
+            row["cluster_sizes"] = {"n": int(len(sz)), "empty": int((sz == 0).sum()), "max": int(sz.max()),
+                                    "p50": float(np.median(sz)), "p99": float(np.percentile(sz, 99))}
+        out.append(row)
+        print(f"  {row['index']}: {row['candidates_per_query_mean']:.0f} candidates/query, search p50 "
+              f"{row['search_ms']['p50']:.2f} ms (CPU {row['search_cpu_ms_p50']:.2f}), request p50 "
+              f"{row['engine_request_ms']['p50']:.2f} ms, clusters {row.get('cluster_sizes')}", flush=True)
+    return out
+
+
 # ------------------------------------------------------------------------------------------ server
 class Server:
     """``recgraph serve RUN`` in a subprocess on a free loopback port."""
@@ -343,10 +390,25 @@ def main() -> None:
     ap.add_argument("--recall-users", type=int, default=500)
     ap.add_argument("--work", default="/tmp/recgraph-bench-serve", help="run folders and indexes (reused)")
     ap.add_argument("--name", default="serve")
+    ap.add_argument("--breakdown", default=None, metavar="NAME=FOLDER:NPROBE,...",
+                    help="only measure where U2I time goes for these saved indexes of the synthetic-1m run "
+                         "(in-process), written to results/NAME_breakdown.json")
     args = ap.parse_args()
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     conc = [int(c) for c in args.concurrency.split(",")]
+    if args.breakdown:
+        folders = {}
+        for item in args.breakdown.split(","):
+            name, _, rest = item.partition("=")
+            folder, _, p = rest.rpartition(":")
+            folders[name] = (folder, int(p) if p and p != "none" else None)
+        rows = index_breakdown(work / "synthetic-1m", folders, args.k)
+        write_result(f"{args.name}_breakdown", {"benchmark": "serve index breakdown",
+                                                "command": " ".join([Path(sys.executable).name] + sys.argv),
+                                                "code_commit": git_commit(), "machine": machine_info(),
+                                                "loadavg_1min": os.getloadavg()[0], "k": args.k, "rows": rows})
+        return
     targets = [t.strip() for t in args.targets.split(",") if t.strip()]
     rows, sweeps, t_start, shot = [], {}, time.perf_counter(), None
     args.code_commit = git_commit()  # the code the servers run (a later write records the tree then)
