@@ -265,7 +265,9 @@ class Server:
 
 
 # ------------------------------------------------------------------------------------------ client
-async def _load(url: str, bodies: list[dict], concurrency: int) -> dict:
+async def _load(url: str, bodies: list[dict], concurrency: int, max_seconds: float | None = None) -> dict:
+    """Send ``bodies`` with ``concurrency`` workers; workers stop taking new requests after
+    ``max_seconds`` (the cell then reports how many it sent)."""
     import httpx
 
     lat = np.zeros(len(bodies))
@@ -276,6 +278,8 @@ async def _load(url: str, bodies: list[dict], concurrency: int) -> dict:
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=120) as client:
         async def worker():
             for j in nxt:
+                if max_seconds is not None and time.perf_counter() - t_start > max_seconds:
+                    break
                 t0 = time.perf_counter()
                 try:
                     r = await client.post("/recommend", json=bodies[j])
@@ -286,27 +290,33 @@ async def _load(url: str, bodies: list[dict], concurrency: int) -> dict:
                     status[j] = -1
                 lat[j] = time.perf_counter() - t0
 
-        t0 = time.perf_counter()
+        t_start = time.perf_counter()
         await asyncio.gather(*[worker() for _ in range(concurrency)])
-        wall = time.perf_counter() - t0
-    return {"lat": lat, "status": status, "timings": timings, "wall": wall}
+        wall = time.perf_counter() - t_start
+    done = status != 0
+    return {"lat": lat[done], "status": status[done], "timings": [t for t, d in zip(timings, done) if d],
+            "wall": wall}
 
 
 def _pct(x, q) -> float:
     return float(np.percentile(np.asarray(x, dtype=float), q)) if len(x) else float("nan")
 
 
-def load_cell(server: Server, bodies: list[dict], concurrency: int) -> dict:
-    asyncio.run(_load(server.url, bodies[:200], min(concurrency, 10)))  # warm-up, not counted
+def load_cell(server: Server, bodies: list[dict], concurrency: int, max_seconds: float | None = None) -> dict:
+    asyncio.run(_load(server.url, bodies[:200], min(concurrency, 10), max_seconds))  # warm-up, not counted
     load0, cpu0 = os.getloadavg()[0], server.cpu_seconds()
-    res = asyncio.run(_load(server.url, bodies, concurrency))
+    res = asyncio.run(_load(server.url, bodies, concurrency, max_seconds))
+    n_sent = len(res["lat"])
     cpu = server.cpu_seconds() - cpu0
     lat_ms = res["lat"] * 1e3
+    requested = len(bodies)
+    bodies = bodies[:n_sent]
     ok = [t for t in res["timings"] if t is not None]
     stages = sorted({s for t in ok for s in t})
     server_total = np.array([t["total"] for t in ok])
     overhead = lat_ms[res["status"] == 200] - server_total
-    return {"concurrency": concurrency, "requests": len(bodies), "errors": int((res["status"] != 200).sum()),
+    return {"concurrency": concurrency, "requests": len(bodies), "requests_planned": requested,
+            "stopped_by_time_limit": n_sent < requested, "errors": int((res["status"] != 200).sum()),
             "status_counts": {str(k): int(v) for k, v in zip(*np.unique(res["status"], return_counts=True))},
             "wall_seconds": res["wall"], "throughput_rps": len(bodies) / res["wall"],
             "latency_ms": {"p50": _pct(lat_ms, 50), "p90": _pct(lat_ms, 90), "p99": _pct(lat_ms, 99),
@@ -330,7 +340,8 @@ def bodies_for(run_dir: Path, n: int, k: int, seed: int) -> tuple[list[dict], np
 
 
 def serve_cells(target: str, run_dir: Path, index: str, nprobe: int | None, label: str, n_requests: int,
-                concurrencies: list[int], k: int, work: Path, ranker: Path | None = None) -> list[dict]:
+                concurrencies: list[int], k: int, work: Path, ranker: Path | None = None,
+                max_seconds: float | None = None) -> list[dict]:
     bodies, _ = bodies_for(run_dir, n_requests, k, seed=1)
     server = Server(run_dir, index, nprobe, work / f"server-{target}-{label}.log", ranker=ranker)
     rows = []
@@ -339,7 +350,7 @@ def serve_cells(target: str, run_dir: Path, index: str, nprobe: int | None, labe
         health = server.wait()
         startup = time.perf_counter() - t0
         for c in concurrencies:
-            cell = load_cell(server, bodies, c)
+            cell = load_cell(server, bodies, c, max_seconds)
             cell.update({"target": target, "index": label, "served_index": health["retrieval"]["index"],
                          "sources": health["retrieval"]["sources"], "k": k, "startup_seconds": startup,
                          "server_rss_bytes": server.rss_bytes(), "server_command": server.cmd})
@@ -390,11 +401,13 @@ def main() -> None:
     ap.add_argument("--recall-users", type=int, default=500)
     ap.add_argument("--work", default="/tmp/recgraph-bench-serve", help="run folders and indexes (reused)")
     ap.add_argument("--name", default="serve")
+    ap.add_argument("--max-cell-seconds", type=float, default=None,
+                    help="stop sending new requests in a cell after this long (bounded wall time on a busy machine)")
     ap.add_argument("--breakdown", default=None, metavar="NAME=FOLDER:NPROBE,...",
                     help="only measure where U2I time goes for these saved indexes of the synthetic-1m run "
                          "(in-process), written to results/NAME_breakdown.json")
     args = ap.parse_args()
-    work = Path(args.work)
+    work = Path(args.work, max_seconds=args.max_cell_seconds)
     work.mkdir(parents=True, exist_ok=True)
     conc = [int(c) for c in args.concurrency.split(",")]
     if args.breakdown:
@@ -417,21 +430,21 @@ def main() -> None:
         print(f"== {target}", flush=True)
         if target == "ml100k-lightgcn":
             run_dir = train_run(work, target, "lightgcn", "movielens-100k", 40)
-            rows += serve_cells(target, run_dir, "Flat", None, "Flat", n2, conc, args.k, work)
+            rows += serve_cells(target, run_dir, "Flat", None, "Flat", n2, conc, args.k, work, max_seconds=args.max_cell_seconds)
         elif target == "ml100k-lightgcn-din":  # retrieve -> rank: DIN re-scores the top-100 LightGCN candidates
             run_dir = train_run(work, "ml100k-lightgcn", "lightgcn", "movielens-100k", 40)
             ranker = train_run(work, "ml100k-din", "din", "movielens-100k", 3)
-            rows += serve_cells(target, run_dir, "Flat", None, "Flat + DIN ranker", n2, conc, 20, work, ranker=ranker)
+            rows += serve_cells(target, run_dir, "Flat", None, "Flat + DIN ranker", n2, conc, 20, work, ranker=ranker, max_seconds=args.max_cell_seconds)
         elif target == "ml100k-rankgraph":
             run_dir = train_run(work, target, "rankgraph", "movielens-100k", 4)
             rows += serve_cells(target, run_dir, "auto", None, "co-learned RQ + U2I2I + U2U2I", args.requests, conc,
-                                args.k, work)
+                                args.k, work, max_seconds=args.max_cell_seconds)
             shot = RESULTS_DIR / f"{args.name}_demo.png"
             if not screenshot(run_dir, shot, work):
                 shot = None
         else:
             if target == "gowalla-bpr":
-                run_dir = train_run(work, target, "bpr", "lightgcn-gowalla", 5, {"batch_size": 16384})
+                run_dir = train_run(work, target, "bpr", "lightgcn-gowalla", 2, {"batch_size": 16384})
                 indexes = {"ivf": ("IVF256,nprobe8", [4, 8, 16, 32, 64, 128]),
                            "rq": ("RQ2x256,nprobe8", [4, 8, 16, 32, 64, 128])}
             else:
@@ -448,7 +461,7 @@ def main() -> None:
                 label = row["index"] if row["nprobe"] is None else f"{row['index']},nprobe{row['nprobe']}"
                 n = (args.exact_requests if (row["index"] == "Flat" and target == "synthetic-1m") else
                      n2 if target == "gowalla-bpr" else args.requests)
-                cells = serve_cells(target, run_dir, row["index_dir"], row["nprobe"], label, n, conc, args.k, work)
+                cells = serve_cells(target, run_dir, row["index_dir"], row["nprobe"], label, n, conc, args.k, work, max_seconds=args.max_cell_seconds)
                 for c in cells:
                     c["recall_vs_exact"] = row["recall"]
                     c["engine_only_ms_mean"] = row["engine_ms_mean"]
@@ -479,7 +492,7 @@ def _write(args, rows: list[dict], sweeps: dict, shot: Path | None, t_start: flo
                                      f"{args.recall_users} seeded users (in-process sweep)",
                      "seeds": {"training": 0, "request users": 1, "recall users": 0, "synthetic": 0},
                      "hyper_parameters": "model defaults; epochs bounded for time (lightgcn 40, rankgraph 4, "
-                                         "bpr 5 at batch 16384 on Gowalla): serving cost does not depend on them"},
+                                         "bpr 2 at batch 16384 on Gowalla): serving cost does not depend on them"},
         "machine": machine_info(), "rows": rows, "recall_sweeps": sweeps,
         "screenshot": None if shot is None else str(shot.relative_to(REPO_ROOT)),
         "total_seconds": time.perf_counter() - t_start})
