@@ -261,9 +261,9 @@ admin = _st.pytest.from_fixture("admin_schema").include(path="/admin/reload")
 
 
 @schema.parametrize()
-@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 def test_openapi_fuzz_no_server_errors(case):
-    """Bounded fuzzing (40 examples per operation, fixed seed) of every operation in the OpenAPI
+    """Bounded fuzzing (25 examples per operation, fixed seed) of every operation in the OpenAPI
     schema: no server error, status codes and bodies conform to the schema."""
     case.call_and_validate()
 
