@@ -120,3 +120,37 @@ device {html.escape(str(meta.get('device', '')))} · seed {html.escape(str(meta.
     path = Path(path)
     atomic_write_bytes(path, doc.encode())
     return path
+
+
+def group_metrics_png(stages: dict[str, dict], metric: str = "auc", base: str = "cloud") -> str | None:
+    """Per-user-group ``metric`` of every stage (left) and its change against ``base`` (right); groups
+    run from the tail (fewest training samples) to the head, labelled with their sample ranges.
+    ``stages``: ``{name: {"groups": [{"group", "min_samples", "max_samples", metric, ...}, ...]}}``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    named = {n: s["groups"] for n, s in stages.items() if s.get("groups")}
+    if not named:
+        return None
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4))
+    first = next(iter(named.values()))
+    x = [g["group"] for g in first]
+    labels = [f"{g['min_samples']}-{g['max_samples']}" for g in first]
+    ref = {g["group"]: g[metric] for g in named.get(base, [])}
+    for name, groups in named.items():
+        ax1.plot([g["group"] for g in groups], [g[metric] for g in groups], marker=".", label=name)
+        if ref and name != base:
+            ax2.plot([g["group"] for g in groups], [g[metric] - ref.get(g["group"], float("nan")) for g in groups],
+                     marker=".", label=f"{name} − {base}")
+    for ax in (ax1, ax2):
+        ax.set_xticks(x)
+        ax.set_xticklabels(labels, rotation=60, fontsize=7)
+        ax.set_xlabel("user group by training samples (tail → head)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    ax1.set(ylabel=f"group {metric}", title=f"{metric} per user group")
+    ax2.axhline(0.0, color="k", lw=0.8)
+    ax2.set(ylabel=f"Δ {metric}", title=f"change against {base}")
+    return _png(fig)

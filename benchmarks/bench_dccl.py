@@ -1,0 +1,105 @@
+"""DCCL benchmark: cloud alone, + MetaPatch, + MoMoDistill rounds, and DIN, over seeds, per user group.
+
+    RECGRAPH_DATA=../shared/datasets OMP_NUM_THREADS=1 python benchmarks/bench_dccl.py \
+        --dataset movielens-100k --seeds 0 1 2 3 4 --rounds 2
+
+Protocol (recgraph.train.dccl / recgraph.data.sequence_ctr): per user, last interaction = test,
+second-to-last = validation; each ranks 1 positive among 100 distinct uniform negatives the user
+never interacted with; HitRate@10, NDCG@10, mean per-user AUC, macro-AUC over 20 user groups by
+training samples. Same budget for every trained part: epochs (cloud, DIN, distillation) and device
+steps chosen on validation NDCG@10 with the same caps, learning rate fixed (no grid) for all.
+The JSON (benchmarks/results/dccl_<dataset>.json) is rewritten after every seed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import git_commit, machine_info, print_table, write_result  # noqa: E402
+
+from recgraph.train.dccl import DCCLConfig, load_sequence_data, run_dccl  # noqa: E402
+
+METRICS = ("hit@10", "ndcg@10", "auc", "macro_auc")
+
+
+def aggregate(runs: list[dict]) -> dict:
+    names = list(runs[0]["stages"])
+    out = {}
+    for n in names:
+        st = [r["stages"][n] for r in runs]
+        row = {m: {"mean": float(np.mean([s[m] for s in st])), "std": float(np.std([s[m] for s in st])),
+                   "per_seed": [s[m] for s in st]} for m in METRICS}
+        for sub in ("device_users", "no_device_users"):
+            if sub in st[0]:
+                row[sub] = {m: float(np.mean([s[sub][m] for s in st])) for m in ("hit@10", "ndcg@10", "auc")}
+                row[sub]["n"] = st[0][sub]["n"]
+        groups = []
+        for g in range(len(st[0]["groups"])):
+            gs = [s["groups"][g] for s in st]
+            groups.append({"group": g, "min_samples": gs[0]["min_samples"], "max_samples": gs[0]["max_samples"],
+                           "users": gs[0]["users"], "auc": float(np.mean([x["auc"] for x in gs])),
+                           "hit@10": float(np.mean([x["hit@10"] for x in gs])),
+                           "ndcg@10": float(np.mean([x["ndcg@10"] for x in gs]))})
+        row["groups"] = groups
+        out[n] = row
+    return out
+
+
+def tail_head(agg: dict, base: str = "cloud", n_tail: int = 5) -> dict:
+    """Mean group-AUC change against ``base`` over the ``n_tail`` tail groups and the ``n_tail`` head groups."""
+    ref = [g["auc"] for g in agg[base]["groups"]]
+    out = {}
+    for n, row in agg.items():
+        d = np.array([g["auc"] for g in row["groups"]]) - np.array(ref)
+        out[n] = {"tail_delta_auc": float(d[:n_tail].mean()), "head_delta_auc": float(d[-n_tail:].mean()),
+                  "all_groups_delta_auc": float(d.mean())}
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--dataset", default="movielens-100k")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--cloud-epochs", type=int, default=DCCLConfig.cloud_epochs)
+    ap.add_argument("--distill-epochs", type=int, default=DCCLConfig.distill_epochs)
+    ap.add_argument("--device-steps", type=int, default=DCCLConfig.device_steps)
+    ap.add_argument("--dim", type=int, default=DCCLConfig.dim)
+    ap.add_argument("--recent", type=int, default=DCCLConfig.recent)
+    ap.add_argument("--name", default=None, help="result file name (default dccl_<dataset>)")
+    args = ap.parse_args()
+    name = args.name or f"dccl_{args.dataset}"
+    runs, t0 = [], time.perf_counter()
+    for seed in args.seeds:
+        cfg = DCCLConfig(dataset=args.dataset, seed=seed, rounds=args.rounds, cloud_epochs=args.cloud_epochs,
+                         distill_epochs=args.distill_epochs, device_steps=args.device_steps, dim=args.dim,
+                         recent=args.recent, reference=("din",), onnx=(seed == args.seeds[0]))
+        data = load_sequence_data(cfg)
+        t = time.perf_counter()
+        rec = run_dccl(cfg, data, log=lambda s: print(f"[{args.dataset} seed {seed} {time.perf_counter() - t:.0f}s] {s}",
+                                                    flush=True))
+        runs.append(rec)
+        agg = aggregate(runs)
+        write_result(name, {
+            "benchmark": "dccl", "dataset": args.dataset, "command": "python " + " ".join(sys.argv),
+            "git_commit": git_commit(), "machine": machine_info(), "seeds": [r["seed"] for r in runs],
+            "seeds_requested": args.seeds, "config": runs[0]["config"], "protocol": runs[0]["protocol"],
+            "selection": runs[0]["selection"] + "; learning rates fixed (3e-3 cloud/DIN/basis, 0.05 device), "
+                         "no grid — every model gets the same budget",
+            "stages": agg, "tail_vs_head": tail_head(agg),
+            "device_cost": runs[0]["device_cost"], "ondevice": runs[0].get("ondevice"),
+            "train": [{k: {kk: vv for kk, vv in v.items() if kk != "history"} for k, v in r["train"].items()}
+                      for r in runs],
+            "seconds_per_seed": [r["seconds"]["total"] for r in runs], "seconds": time.perf_counter() - t0})
+        rows = [[n, *(f"{agg[n][m]['mean']:.4f}±{agg[n][m]['std']:.4f}" for m in METRICS)] for n in agg]
+        print_table(f"{args.dataset}: {len(runs)} seed(s)", ["stage", *METRICS], rows)
+
+
+if __name__ == "__main__":
+    main()
