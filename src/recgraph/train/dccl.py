@@ -60,7 +60,7 @@ class DCCLConfig:
     seed: int = 0
     rounds: int = 2
     dim: int = 16
-    hidden: tuple = (200, 80)
+    hidden: tuple = (80, 40)
     vec_dim: int = 8
     patch_rank: int = 8
     lr: float = 3e-3

@@ -99,7 +99,7 @@ def train_device_vectors(model: DCCLRanker, data: SequenceCTRData, device_users:
             bce = F.binary_cross_entropy_with_logits(_patched_logits(model, h1[sl], v), y[sl], reduction="none")
             loss = (w[sl] * bce).sum()
             loss.backward()
-            total += float(loss)
+            total += float(loss.detach())
         reg = l2 * (mask * theta * theta).sum()
         reg.backward()
         theta.grad.mul_(mask)  # non-device users never move (Adam with zero grad keeps them fixed from 0 state)
