@@ -8,7 +8,9 @@ second-to-last = validation; each ranks 1 positive among 100 distinct uniform ne
 never interacted with; HitRate@10, NDCG@10, mean per-user AUC, macro-AUC over 20 user groups by
 training samples. Same budget for every trained part: epochs (cloud, DIN, distillation) and device
 steps chosen on validation NDCG@10 with the same caps, learning rate fixed (no grid) for all.
-The JSON (benchmarks/results/dccl_<dataset>.json) is rewritten after every seed.
+Each seed's record goes to benchmarks/results/dccl_runs/<dataset>_seed<k>.json (seeds can run in
+separate processes); benchmarks/results/dccl_<dataset>.json aggregates every seed found there and is
+rewritten after every seed (``--seeds`` with no value: aggregate only).
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import git_commit, machine_info, print_table, write_result  # noqa: E402
 
 from recgraph.train.dccl import DCCLConfig, load_sequence_data, run_dccl  # noqa: E402
+
+RUNS = Path(__file__).resolve().parent / "results" / "dccl_runs"
 
 METRICS = ("hit@10", "ndcg@10", "auc", "macro_auc")
 
@@ -62,43 +66,66 @@ def tail_head(agg: dict, base: str = "cloud", n_tail: int = 5) -> dict:
     return out
 
 
+def _trim(rec: dict) -> dict:
+    return {"seed": rec["seed"], "stages": rec["stages"], "config": rec["config"], "protocol": rec["protocol"],
+            "selection": rec["selection"], "device_cost": rec["device_cost"], "ondevice": rec.get("ondevice"),
+            "git_commit": rec["git_commit"], "seconds": rec["seconds"],
+            "train": {k: {kk: vv for kk, vv in v.items() if kk != "history"} for k, v in rec["train"].items()}}
+
+
+def write_aggregate(dataset: str, name: str, command: str) -> dict | None:
+    """Aggregate every per-seed record of ``dataset`` (benchmarks/results/dccl_runs/) into NAME.json."""
+    from recgraph.io import read_json
+
+    files = sorted(RUNS.glob(f"{dataset}_seed*.json"), key=lambda p: int(p.stem.rsplit("seed", 1)[1]))
+    runs = [read_json(f) for f in files]
+    if not runs:
+        return None
+    agg = aggregate(runs)
+    first = next((r for r in runs if r.get("ondevice")), runs[0])
+    write_result(name, {
+        "benchmark": "dccl", "dataset": dataset, "command": command, "git_commit": git_commit(),
+        "machine": machine_info(), "seeds": [r["seed"] for r in runs], "config": runs[0]["config"],
+        "protocol": runs[0]["protocol"],
+        "selection": runs[0]["selection"] + "; learning rates fixed (3e-3 cloud/DIN/basis, 0.05 device), "
+                     "no grid: every model gets the same budget",
+        "stages": agg, "tail_vs_head": tail_head(agg), "device_cost": first["device_cost"],
+        "ondevice": first.get("ondevice"), "train": [r["train"] for r in runs],
+        "per_seed_files": [str(f.relative_to(RUNS.parent)) for f in files],
+        "seconds_per_seed": [r["seconds"]["total"] for r in runs]})
+    rows = [[n, *(f"{agg[n][m]['mean']:.4f}±{agg[n][m]['std']:.4f}" for m in METRICS)] for n in agg]
+    print_table(f"{dataset}: {len(runs)} seed(s)", ["stage", *METRICS], rows)
+    return agg
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--dataset", default="movielens-100k")
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    ap.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2, 3, 4])
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--cloud-epochs", type=int, default=DCCLConfig.cloud_epochs)
     ap.add_argument("--distill-epochs", type=int, default=DCCLConfig.distill_epochs)
     ap.add_argument("--device-steps", type=int, default=DCCLConfig.device_steps)
     ap.add_argument("--dim", type=int, default=DCCLConfig.dim)
     ap.add_argument("--recent", type=int, default=DCCLConfig.recent)
+    ap.add_argument("--onnx-seed", type=int, default=0, help="seed whose run exports and times the ONNX artifact")
     ap.add_argument("--name", default=None, help="result file name (default dccl_<dataset>)")
     args = ap.parse_args()
     name = args.name or f"dccl_{args.dataset}"
-    runs, t0 = [], time.perf_counter()
+    from recgraph.io import atomic_write_json
+
     for seed in args.seeds:
         cfg = DCCLConfig(dataset=args.dataset, seed=seed, rounds=args.rounds, cloud_epochs=args.cloud_epochs,
                          distill_epochs=args.distill_epochs, device_steps=args.device_steps, dim=args.dim,
-                         recent=args.recent, reference=("din",), onnx=(seed == args.seeds[0]))
+                         recent=args.recent, reference=("din",), onnx=(seed == args.onnx_seed))
         data = load_sequence_data(cfg)
         t = time.perf_counter()
         rec = run_dccl(cfg, data, log=lambda s: print(f"[{args.dataset} seed {seed} {time.perf_counter() - t:.0f}s] {s}",
                                                     flush=True))
-        runs.append(rec)
-        agg = aggregate(runs)
-        write_result(name, {
-            "benchmark": "dccl", "dataset": args.dataset, "command": "python " + " ".join(sys.argv),
-            "git_commit": git_commit(), "machine": machine_info(), "seeds": [r["seed"] for r in runs],
-            "seeds_requested": args.seeds, "config": runs[0]["config"], "protocol": runs[0]["protocol"],
-            "selection": runs[0]["selection"] + "; learning rates fixed (3e-3 cloud/DIN/basis, 0.05 device), "
-                         "no grid — every model gets the same budget",
-            "stages": agg, "tail_vs_head": tail_head(agg),
-            "device_cost": runs[0]["device_cost"], "ondevice": runs[0].get("ondevice"),
-            "train": [{k: {kk: vv for kk, vv in v.items() if kk != "history"} for k, v in r["train"].items()}
-                      for r in runs],
-            "seconds_per_seed": [r["seconds"]["total"] for r in runs], "seconds": time.perf_counter() - t0})
-        rows = [[n, *(f"{agg[n][m]['mean']:.4f}±{agg[n][m]['std']:.4f}" for m in METRICS)] for n in agg]
-        print_table(f"{args.dataset}: {len(runs)} seed(s)", ["stage", *METRICS], rows)
+        atomic_write_json(RUNS / f"{args.dataset}_seed{seed}.json", {**_trim(rec), "command": "python " + " ".join(sys.argv)})
+        write_aggregate(args.dataset, name, "python " + " ".join(sys.argv))
+    if not args.seeds:
+        write_aggregate(args.dataset, name, "python " + " ".join(sys.argv))
 
 
 if __name__ == "__main__":

@@ -172,6 +172,7 @@ def train(model: str = typer.Argument(..., help="model name (see `recgraph model
           select_on_test: bool = typer.Option(False, help="official LightGCN protocol: select the epoch on the test "
                                                           "file when the split has no validation part"),
           set_: List[str] = typer.Option([], "--set", help="model argument KEY=VALUE (repeatable)"),
+          rounds: Optional[int] = typer.Option(None, help="dccl: MoMoDistill rounds after MetaPatch (default 2)"),
           data_dir: Optional[Path] = DataDirOpt):
     """Train and evaluate one model; writes OUT/metrics.json and the model artifact."""
     from .models.registry import get_model_class
@@ -182,6 +183,18 @@ def train(model: str = typer.Argument(..., help="model name (see `recgraph model
         task = getattr(get_model_class(model), "task", "retrieval")
     except KeyError as exc:
         _fail(str(exc.args[0]))
+    if task == "ondevice":
+        from .train.dccl import run_dccl_cli
+
+        try:
+            run_dccl_cli(dataset=dataset, seed=seed, rounds=rounds, epochs=epochs, lr=lr, out=out,
+                         data_dir=None if data_dir is None else str(data_dir), overrides=_parse_model_args(set_),
+                         console=console)
+        except (FileNotFoundError, KeyError, ValueError, RuntimeError, TypeError) as exc:
+            _fail(str(exc))
+        return
+    if rounds is not None:
+        _fail("--rounds applies to dccl (device-cloud collaborative learning) only")
     if task == "ctr":
         from .train.ctr_experiment import run_ctr_experiment
 

@@ -65,8 +65,8 @@ class DCCLConfig:
     patch_rank: int = 8
     lr: float = 3e-3
     batch_size: int = 1024
-    cloud_epochs: int = 6
-    distill_epochs: int = 2
+    cloud_epochs: int = 5
+    distill_epochs: int = 1
     patience: int = 1
     beta: float = 1.0
     vec_dropout: float = 0.2
@@ -98,18 +98,33 @@ def load_sequence_data(cfg: DCCLConfig) -> SequenceCTRData:
 
 @torch.no_grad()
 def evaluate_rows(model: torch.nn.Module, data: SequenceCTRData, part: str, ks=(10,), *,
-                  n_groups: int = 20, device_users: np.ndarray | None = None, rows_per_chunk: int = 512) -> dict:
+                  n_groups: int = 20, device_users: np.ndarray | None = None, rows_per_chunk: int = 512,
+                  cache: dict | None = None) -> dict:
     """Sampled metrics of ``model`` on ``part`` ("valid" / "test"): overall, per user group
-    (``macro_auc``) and, with ``device_users``, for users with / without device training."""
+    (``macro_auc``) and, with ``device_users``, for users with / without device training.
+
+    ``cache``: a dict kept by the caller while a :class:`DCCLRanker`'s cloud part is frozen (device
+    and basis stages): the cloud features of every candidate are computed once and only the patched
+    MLP runs on later calls (same scores)."""
     model.eval()
     rows = data.part(part)
     row_of_user = np.full(data.n_users, -1, np.int64)
     row_of_user[rows.user] = np.arange(len(rows))
     collected: list[np.ndarray] = []
+    cached = cache is not None and isinstance(model, DCCLRanker)
 
     def score(users: torch.Tensor, cand: torch.Tensor) -> torch.Tensor:
         sel = row_of_user[users.numpy()]
-        s = model(data.candidate_batch(rows, sel, cand.numpy())).view(cand.shape)
+        batch = data.candidate_batch(rows, sel, cand.numpy())
+        if cached:
+            key = (part, int(sel[0]), len(sel))
+            if key not in cache:
+                cache[key] = model.features(batch)
+            u = batch.user.ids
+            v = model.patch_vector(model.user_vec(u), model.profile[u]) if model.patched else None
+            s = model.head(cache[key], v).view(cand.shape)
+        else:
+            s = model(batch).view(cand.shape)
         collected.append(s.numpy().astype(np.float64))
         return s
 
@@ -185,15 +200,17 @@ def run_dccl(cfg: DCCLConfig, data: SequenceCTRData | None = None,
                        vec_dim=cfg.vec_dim, patch_rank=cfg.patch_rank, profile_size=data.profile_size,
                        n_profile_fields=len(data.profile_fields))
     model.set_profile(torch.from_numpy(data.profile))
-    ev = lambda part: evaluate_rows(model, data, part, cfg.ks, n_groups=cfg.n_groups,  # noqa: E731
-                                    device_users=device_users)
     valid_metric = lambda obj: _summary(evaluate_rows(model, data, "valid", cfg.ks, n_groups=cfg.n_groups))  # noqa: E731
-    valid_ndcg = lambda m: evaluate_rows(m, data, "valid", cfg.ks, n_groups=1)[f"ndcg@{k}"]  # noqa: E731
+    cache: dict = {}  # cloud features of the evaluation candidates while the cloud is frozen
+    valid_ndcg = lambda m: evaluate_rows(m, data, "valid", cfg.ks, n_groups=1, cache=cache)[f"ndcg@{k}"]  # noqa: E731
+    valid_frozen = lambda obj: _summary(evaluate_rows(model, data, "valid", cfg.ks,  # noqa: E731
+                                                      n_groups=cfg.n_groups, cache=cache))
     stages: dict[str, dict] = {}
     training: dict[str, dict] = {}
 
-    def record(name: str) -> None:
-        stages[name] = ev("test")
+    def record(name: str, frozen: bool = False) -> None:
+        stages[name] = evaluate_rows(model, data, "test", cfg.ks, n_groups=cfg.n_groups, device_users=device_users,
+                                     cache=cache if frozen else None)
         m = stages[name]
         log(f"{name}: hit@{k} {m[f'hit@{k}']:.4f}  ndcg@{k} {m[f'ndcg@{k}']:.4f}  macro-AUC {m['macro_auc']:.4f}")
 
@@ -208,7 +225,7 @@ def run_dccl(cfg: DCCLConfig, data: SequenceCTRData | None = None,
     dev = train_device_vectors(model, data, device_users, steps=cfg.device_steps, lr=cfg.device_lr, l2=cfg.device_l2,
                                validate=valid_ndcg, eval_every=cfg.device_eval_every, log=log)
     training["metapatch_device"] = {"best_step": dev.best_step, "seconds": dev.seconds, "history": dev.history}
-    record("metapatch")
+    record("metapatch", frozen=True)
 
     # 2. MoMoDistill rounds
     for r in range(1, cfg.rounds + 1):
@@ -219,15 +236,16 @@ def run_dccl(cfg: DCCLConfig, data: SequenceCTRData | None = None,
                                            _batches(data, cfg.batch_size, teacher), valid_metric,
                                            cfg.distill_epochs, log)
         record(f"round{r}_cloud_alone")
+        cache.clear()  # the cloud changed
         model.patched = True
         model.set_stage("basis")
         training[f"round{r}_basis"] = _fit(cfg, DistillObjective(model, cfg.beta, cfg.vec_dropout),
-                                           _batches(data, cfg.batch_size, teacher), valid_metric,
+                                           _batches(data, cfg.batch_size, teacher), valid_frozen,
                                            cfg.distill_epochs, log)
         dev = train_device_vectors(model, data, device_users, steps=cfg.device_steps, lr=cfg.device_lr,
                                    l2=cfg.device_l2, validate=valid_ndcg, eval_every=cfg.device_eval_every, log=log)
         training[f"round{r}_device"] = {"best_step": dev.best_step, "seconds": dev.seconds, "history": dev.history}
-        record(f"momodistill_round{r}")
+        record(f"momodistill_round{r}", frozen=True)
 
     # reference models under the same protocol and budget as the cloud stage
     for name in cfg.reference:
@@ -347,3 +365,47 @@ def _write_run(out: Path, model: DCCLRanker, data: SequenceCTRData, rec: dict) -
                           for name, m in rec["stages"].items()],
                  metric_keys=[f"hit@{rec['config']['ks'][0]}", f"ndcg@{rec['config']['ks'][0]}", "auc", "macro_auc"],
                  images=[("per-group AUC (tail → head) and change vs the cloud model", group_metrics_png(rec["stages"]))])
+
+
+def run_dccl_cli(*, dataset: str, seed: int = 0, rounds: int | None = None, epochs: int | None = None,
+                 lr: float | None = None, out: str | Path | None = None, data_dir: str | None = None,
+                 overrides: dict | None = None, console=None) -> dict:
+    """``recgraph train dccl``: a :class:`DCCLConfig` from the CLI options (``--set KEY=VALUE`` sets any
+    config field), one run, a per-stage table."""
+    fields = {f.name for f in dataclasses.fields(DCCLConfig)}
+    kw = dict(overrides or {})
+    bad = sorted(set(kw) - fields)
+    if bad:
+        raise ValueError(f"unknown dccl setting(s) {', '.join(bad)}; known: {', '.join(sorted(fields))}")
+    for key in ("hidden", "ks", "reference"):
+        if key in kw:
+            v = kw[key]
+            kw[key] = tuple(v) if isinstance(v, (list, tuple)) else tuple(
+                x for x in str(v).replace("(", "").replace(")", "").split(",") if x)
+            if key != "reference":
+                kw[key] = tuple(int(x) for x in kw[key])
+    cfg = DCCLConfig(dataset=dataset, seed=seed, out=str(out) if out else None, data_dir=data_dir, **kw)
+    if rounds is not None:
+        cfg = cfg.replace(rounds=rounds)
+    if epochs is not None:
+        cfg = cfg.replace(cloud_epochs=epochs)
+    if lr is not None:
+        cfg = cfg.replace(lr=lr)
+    say = console.print if console is not None else print
+    rec = run_dccl(cfg, log=say)
+    k = cfg.ks[0]
+    from rich.table import Table
+
+    table = Table(title=f"DCCL on {dataset} · test · 1 positive + {cfg.n_eval_neg} negatives")
+    for col in ("stage", f"HR@{k}", f"NDCG@{k}", "AUC", "macro-AUC"):
+        table.add_column(col, justify="right" if col != "stage" else "left")
+    for name, m in rec["stages"].items():
+        table.add_row(name, *(f"{m[x]:.4f}" for x in (f"hit@{k}", f"ndcg@{k}", "auc", "macro_auc")))
+    say(table)
+    if "ondevice" in rec:
+        o = rec["ondevice"]
+        say(f"on-device artifact: {o['onnx_bytes']:,} bytes ONNX, {o['latency_one_thread']['median_ms']:.2f} ms per "
+            f"request of {o['request']['candidates']} candidates (1 thread); device keeps {o['device_keeps']}")
+    if out:
+        say(f"metrics: {Path(out) / 'metrics.json'} · report: {Path(out) / 'report.html'}")
+    return rec
