@@ -139,11 +139,12 @@ def group_metrics_png(stages: dict[str, dict], metric: str = "auc", base: str = 
     x = [g["group"] for g in first]
     labels = [f"{g['min_samples']}-{g['max_samples']}" for g in first]
     ref = {g["group"]: g[metric] for g in named.get(base, [])}
-    for name, groups in named.items():
-        ax1.plot([g["group"] for g in groups], [g[metric] for g in groups], marker=".", label=name)
+    colors = plt.get_cmap("tab10")
+    for c, (name, groups) in enumerate(named.items()):
+        ax1.plot([g["group"] for g in groups], [g[metric] for g in groups], marker=".", label=name, color=colors(c % 10))
         if ref and name != base:
             ax2.plot([g["group"] for g in groups], [g[metric] - ref.get(g["group"], float("nan")) for g in groups],
-                     marker=".", label=f"{name} − {base}")
+                     marker=".", label=f"{name} − {base}", color=colors(c % 10))
     for ax in (ax1, ax2):
         ax.set_xticks(x)
         ax.set_xticklabels(labels, rotation=60, fontsize=7)
