@@ -273,9 +273,8 @@ def run_dccl(cfg: DCCLConfig, data: SequenceCTRData | None = None,
     dev_ids = np.flatnonzero(device_users)
     med_user = int(dev_ids[np.argsort(n_train[dev_ids], kind="stable")[len(dev_ids) // 2]]) if len(dev_ids) else 0
     max_user = int(dev_ids[np.argmax(n_train[dev_ids])]) if len(dev_ids) else 0
-    steps = max(dev.best_step, 1)
-    timing = [device_step_time(model, data, u, steps=steps, lr=cfg.device_lr, l2=cfg.device_l2)
-              for u in (med_user, max_user)]
+    timing = [device_step_time(model, data, u, steps=cfg.device_steps, lr=cfg.device_lr, l2=cfg.device_l2)
+              for u in (med_user, max_user)]  # the full step budget a device may run
     cloud_params = sum(p.numel() for m in model.cloud_modules() for p in m.parameters())
     cost = {"per_user_trainable_parameters": cfg.vec_dim,
             "per_user_state_bytes": cfg.vec_dim * 4,

@@ -104,7 +104,7 @@ def train_device_vectors(model: DCCLRanker, data: SequenceCTRData, device_users:
         reg.backward()
         theta.grad.mul_(mask)  # non-device users never move (Adam with zero grad keeps them fixed from 0 state)
         opt.step()
-        row = {"step": step, "loss_sum_over_users": total + float(reg)}
+        row = {"step": step, "loss_sum_over_users": total + float(reg.detach())}
         if validate is not None and (step % eval_every == 0 or step == steps):
             row["valid"] = evaluate(step)
             if row["valid"] > best_val:
