@@ -187,11 +187,14 @@ def train(model: str = typer.Argument(..., help="model name (see `recgraph model
         from .train.dccl import run_dccl_cli
 
         try:
-            run_dccl_cli(dataset=dataset, seed=seed, rounds=rounds, epochs=epochs, lr=lr, out=out,
-                         data_dir=None if data_dir is None else str(data_dir), overrides=_parse_model_args(set_),
-                         console=console)
+            rec = run_dccl_cli(dataset=dataset, seed=seed, rounds=rounds, epochs=epochs, lr=lr, out=out,
+                               data_dir=None if data_dir is None else str(data_dir), overrides=_parse_model_args(set_),
+                               console=console)
         except (FileNotFoundError, KeyError, ValueError, RuntimeError, TypeError) as exc:
             _fail(str(exc))
+        from .report.html import write_dccl_report
+
+        console.print(f"run folder: {out} · report: {write_dccl_report(out / 'report.html', rec)}")
         return
     if rounds is not None:
         _fail("--rounds applies to dccl (device-cloud collaborative learning) only")

@@ -155,3 +155,24 @@ def group_metrics_png(stages: dict[str, dict], metric: str = "auc", base: str = 
     ax2.axhline(0.0, color="k", lw=0.8)
     ax2.set(ylabel=f"Δ {metric}", title=f"change against {base}")
     return _png(fig)
+
+
+def write_dccl_report(path: str | Path, record: dict) -> Path:
+    """``report.html`` of a DCCL run (:func:`recgraph.train.dccl.run_dccl` record): one row per stage
+    (cloud, + MetaPatch, + MoMoDistill rounds, references) and the per-user-group plot."""
+    k = record["config"]["ks"][0]
+    rows = [{**record, "model": name, "metrics": {m: v for m, v in st.items() if m != "groups"},
+             "seconds": {"fit": float("nan")}, "train": {}} for name, st in record["stages"].items()]
+    cost = record.get("device_cost", {})
+    ond = record.get("ondevice") or {}
+    items = {"per-user trainable parameters": cost.get("per_user_trainable_parameters"),
+             "device users / without device": f"{cost.get('device_users')} / {cost.get('no_device_users')}",
+             "ONNX artifact bytes": ond.get("onnx_bytes"),
+             "request latency, 1 thread (median ms)": (ond.get("latency_one_thread") or {}).get("median_ms"),
+             "ONNX vs PyTorch max |diff|": ond.get("max_abs_diff_vs_torch")}
+    body = "<ul>" + "".join(f"<li><b>{html.escape(a)}</b>: {html.escape(str(b))}</li>" for a, b in items.items()) + "</ul>"
+    return write_report(path, title=f"DCCL on {record['dataset']}", records=rows,
+                        metric_keys=[f"hit@{k}", f"ndcg@{k}", "auc", "macro_auc"],
+                        sections=[("Device cost and on-device artifact", body)],
+                        images=[("AUC per user group (tail → head) and its change against the cloud model",
+                                 group_metrics_png(record["stages"]))])

@@ -19,9 +19,9 @@ negatives), :func:`recgraph.eval.protocols.evaluate_sampled` (HitRate@10, NDCG@1
 :func:`recgraph.eval.groups.group_metrics` (macro-AUC over 20 user groups by training samples).
 ``reference`` models (e.g. ``("din",)``) train under the same protocol and budget as the cloud
 stage. With ``out`` the run folder gets ``metrics.json``, ``config.json``, ``model/`` (safetensors +
-artifact.json), ``device/theta.npz`` (what each device keeps), ``ondevice/model.onnx`` (what it
-downloads; size, one-thread latency and its agreement with PyTorch in ``metrics.json``) and
-``report.html`` with the per-group plot.
+artifact.json), ``device/theta.npz`` (what each device keeps) and ``ondevice/model.onnx`` (what it downloads; size,
+one-thread latency and its agreement with PyTorch in ``metrics.json``); ``recgraph train dccl`` adds
+``report.html`` with the per-group plot (:func:`recgraph.report.html.write_dccl_report`).
 """
 
 from __future__ import annotations
@@ -90,9 +90,9 @@ class DCCLConfig:
 
 
 def load_sequence_data(cfg: DCCLConfig) -> SequenceCTRData:
-    from .ctr_experiment import load_interactions
+    from ..data.datasets import load_dataset
 
-    return build_sequence_ctr(load_interactions(cfg.dataset, cfg.data_dir), neg_ratio=cfg.neg_ratio,
+    return build_sequence_ctr(load_dataset(cfg.dataset, cfg.data_dir).interactions, neg_ratio=cfg.neg_ratio,
                               n_eval_neg=cfg.n_eval_neg, recent=cfg.recent, seed=cfg.seed)
 
 
@@ -357,13 +357,6 @@ def _write_run(out: Path, model: DCCLRanker, data: SequenceCTRData, rec: dict) -
                                                    "users": np.arange(data.n_users)})
     atomic_write_json(out / "config.json", rec["config"])
     atomic_write_json(out / "metrics.json", rec)
-    from ..report.html import group_metrics_png, write_report
-
-    write_report(out / "report.html", title=f"DCCL on {rec['dataset']}",
-                 records=[{**rec, "model": name, "metrics": _summary(m), "seconds": {"fit": 0.0}, "train": {}}
-                          for name, m in rec["stages"].items()],
-                 metric_keys=[f"hit@{rec['config']['ks'][0]}", f"ndcg@{rec['config']['ks'][0]}", "auc", "macro_auc"],
-                 images=[("per-group AUC (tail → head) and change vs the cloud model", group_metrics_png(rec["stages"]))])
 
 
 def run_dccl_cli(*, dataset: str, seed: int = 0, rounds: int | None = None, epochs: int | None = None,
@@ -405,6 +398,4 @@ def run_dccl_cli(*, dataset: str, seed: int = 0, rounds: int | None = None, epoc
         o = rec["ondevice"]
         say(f"on-device artifact: {o['onnx_bytes']:,} bytes ONNX, {o['latency_one_thread']['median_ms']:.2f} ms per "
             f"request of {o['request']['candidates']} candidates (1 thread); device keeps {o['device_keeps']}")
-    if out:
-        say(f"metrics: {Path(out) / 'metrics.json'} · report: {Path(out) / 'report.html'}")
     return rec
