@@ -25,7 +25,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import git_commit, machine_info, print_table, write_result  # noqa: E402
 
-from recgraph.train.dccl import DCCLConfig, load_sequence_data, run_dccl  # noqa: E402
+import torch  # noqa: E402
+
+from recgraph.train.dccl import DCCLConfig, evaluate_rows, load_sequence_data, run_dccl  # noqa: E402
 
 RUNS = Path(__file__).resolve().parent / "results" / "dccl_runs"
 
@@ -73,6 +75,25 @@ def _trim(rec: dict) -> dict:
             "train": {k: {kk: vv for kk, vv in v.items() if kk != "history"} for k, v in rec["train"].items()}}
 
 
+class _Pop(torch.nn.Module):
+    """Popularity reference: an item's number of training interactions (no learning, no tuning)."""
+
+    def __init__(self, counts: np.ndarray):
+        super().__init__()
+        self.register_buffer("counts", torch.from_numpy(counts.astype(np.float32)))
+
+    def forward(self, batch):
+        return self.counts[batch.item.ids]
+
+
+def pop_stage(run: dict) -> dict:
+    """Test metrics of popularity on the seed's own rows and negatives (same evaluator, same groups)."""
+    cfg = DCCLConfig(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in run["config"].items()})
+    data = load_sequence_data(cfg)
+    counts = np.bincount(data.train.item[data.train.label == 1], minlength=data.n_items)
+    return evaluate_rows(_Pop(counts), data, "test", cfg.ks, n_groups=cfg.n_groups)
+
+
 def write_aggregate(dataset: str, name: str, command: str) -> dict | None:
     """Aggregate every per-seed record of ``dataset`` (benchmarks/results/dccl_runs/) into NAME.json."""
     from recgraph.io import read_json
@@ -81,6 +102,8 @@ def write_aggregate(dataset: str, name: str, command: str) -> dict | None:
     runs = [read_json(f) for f in files]
     if not runs:
         return None
+    for r in runs:
+        r["stages"]["pop"] = pop_stage(r)
     agg = aggregate(runs)
     first = next((r for r in runs if r.get("ondevice")), runs[0])
     write_result(name, {
@@ -98,6 +121,26 @@ def write_aggregate(dataset: str, name: str, command: str) -> dict | None:
     return agg
 
 
+def markdown(dataset: str, name: str) -> str:
+    """BENCHMARKS.md tables of an aggregated result: stages (mean ± std over seeds), users with / without
+    device training, tail vs head groups."""
+    from recgraph.io import read_json
+
+    d = read_json(RUNS.parent / f"{name}.json")
+    st, th = d["stages"], d["tail_vs_head"]
+    out = [f"**{dataset}**, seeds {d['seeds']} (mean ± std):", "",
+           "| stage | HR@10 | NDCG@10 | AUC | macro-AUC | NDCG@10 device users | NDCG@10 no-device users "
+           "| Δ group-AUC tail 5 | Δ head 5 |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for n, row in st.items():
+        cells = [f"{row[m]['mean']:.4f} ± {row[m]['std']:.4f}" for m in METRICS]
+        dev = row.get("device_users", {}).get("ndcg@10")
+        nod = row.get("no_device_users", {}).get("ndcg@10")
+        fmt = lambda v: "–" if v is None else f"{v:.4f}"  # noqa: E731
+        out.append(f"| {n} | " + " | ".join(cells) + f" | {fmt(dev)} | {fmt(nod)} | "
+                   f"{th[n]['tail_delta_auc']:+.4f} | {th[n]['head_delta_auc']:+.4f} |")
+    return "\n".join(out)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--dataset", default="movielens-100k")
@@ -110,8 +153,12 @@ def main() -> None:
     ap.add_argument("--recent", type=int, default=DCCLConfig.recent)
     ap.add_argument("--onnx-seed", type=int, default=0, help="seed whose run exports and times the ONNX artifact")
     ap.add_argument("--name", default=None, help="result file name (default dccl_<dataset>)")
+    ap.add_argument("--markdown", action="store_true", help="print the BENCHMARKS.md tables of NAME.json and exit")
     args = ap.parse_args()
     name = args.name or f"dccl_{args.dataset}"
+    if args.markdown:
+        print(markdown(args.dataset, name))
+        return
     from recgraph.io import atomic_write_json
 
     for seed in args.seeds:
