@@ -141,6 +141,55 @@ def markdown(dataset: str, name: str) -> str:
     return "\n".join(out)
 
 
+def device_cost(datasets: list[str], repeats: int = 5) -> dict:
+    """Device-side cost, independent of the trained weights: per-user parameters and state, one phone's
+    training time (its features + ``device_steps`` full-batch Adam steps, one thread) for the median and
+    the largest user, the ONNX artifact's size and its one-thread latency per request (1 + 100 candidates)."""
+    import tempfile
+
+    from recgraph.models.ondevice.dccl import DCCLRanker
+    from recgraph.models.ondevice.device import device_step_time
+    from recgraph.models.ondevice.export import export_onnx, onnx_session, request_latency, scorer_inputs
+
+    torch.set_num_threads(1)
+    out = {}
+    for ds in datasets:
+        cfg = DCCLConfig(dataset=ds)
+        data = load_sequence_data(cfg)
+        torch.manual_seed(0)
+        m = DCCLRanker(data.n_users, data.n_items, 1, data.n_item_macros, dim=cfg.dim, hidden=tuple(cfg.hidden),
+                       vec_dim=cfg.vec_dim, patch_rank=cfg.patch_rank, profile_size=data.profile_size,
+                       n_profile_fields=len(data.profile_fields))
+        m.set_profile(torch.from_numpy(data.profile))
+        m.eval()
+        m.patched = True
+        cnt = data.train_positives
+        users = np.flatnonzero(cnt > 0)
+        pick = {"median_user": int(users[np.argsort(cnt[users], kind="stable")[len(users) // 2]]),
+                "largest_user": int(users[np.argmax(cnt[users])])}
+        timing = {}
+        for label, u in pick.items():
+            runs = [device_step_time(m, data, u, steps=cfg.device_steps, lr=cfg.device_lr, l2=cfg.device_l2)
+                    for _ in range(repeats)]
+            timing[label] = {"user": u, "training_samples": runs[0]["samples"], "steps": cfg.device_steps,
+                             "median_seconds": float(np.median([r["seconds"] for r in runs])),
+                             "median_cpu_seconds": float(np.median([r["cpu_seconds"] for r in runs]))}
+        r = 0
+        items = np.concatenate([data.test.pos[r:r + 1], data.test.neg[r]])
+        inputs = scorer_inputs(m, items, data.item_macro[items], data.test.recent[r], np.zeros(cfg.vec_dim),
+                               data.profile[data.test.user[r]])
+        with tempfile.TemporaryDirectory() as tmp:
+            size = export_onnx(m, Path(tmp) / "m.onnx", inputs)
+            lat = request_latency(onnx_session(Path(tmp) / "m.onnx"), inputs, repeats=500)
+        cloud = sum(p.numel() for mod in m.cloud_modules() for p in mod.parameters())
+        out[ds] = {"per_user_trainable_parameters": cfg.vec_dim, "per_user_state_bytes": 4 * cfg.vec_dim,
+                   "cloud_parameters": int(cloud), "basis_and_encoder_parameters": int(m.n_patch_parameters()),
+                   "profile_fields": list(data.profile_fields), "device_training": timing,
+                   "onnx_bytes": int(size), "latency_one_thread": lat}
+        print(ds, out[ds], flush=True)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--dataset", default="movielens-100k")
@@ -153,11 +202,21 @@ def main() -> None:
     ap.add_argument("--recent", type=int, default=DCCLConfig.recent)
     ap.add_argument("--onnx-seed", type=int, default=0, help="seed whose run exports and times the ONNX artifact")
     ap.add_argument("--name", default=None, help="result file name (default dccl_<dataset>)")
+    ap.add_argument("--device-cost", action="store_true", help="measure device-side cost on all three datasets")
     ap.add_argument("--markdown", action="store_true", help="print the BENCHMARKS.md tables of NAME.json and exit")
     args = ap.parse_args()
     name = args.name or f"dccl_{args.dataset}"
     if args.markdown:
         print(markdown(args.dataset, name))
+        return
+    if args.device_cost:
+        ds = ["movielens-100k", "taobao-userbehavior-sample", "amazon2014-musical-instruments-5core"]
+        write_result("dccl_device_cost", {"benchmark": "dccl_device_cost", "command": "python " + " ".join(sys.argv),
+                                          "git_commit": git_commit(), "machine": machine_info(),
+                                          "load_average": __import__("os").getloadavg(),
+                                          "note": "untrained weights (the cost does not depend on them); "
+                                                  "the shared 2-core machine's load average is recorded",
+                                          "datasets": device_cost(ds)})
         return
     from recgraph.io import atomic_write_json
 

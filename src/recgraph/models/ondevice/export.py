@@ -8,7 +8,8 @@ given the vector the device keeps (θ̂ ``[1, m]``) and its profile codes ``[1, 
     output : logits [C] float32
 
 :func:`export_onnx` writes it atomically (bytes via :func:`recgraph.io.atomic_write_bytes`);
-:func:`onnx_session` opens it with onnxruntime on one thread; :func:`request_latency` times requests.
+:func:`onnx_session` opens it with onnxruntime on one thread; :func:`request_latency` times requests
+(wall and the calling thread's CPU time: on a loaded machine the wall p90 is scheduler noise).
 """
 
 from __future__ import annotations
@@ -87,11 +88,12 @@ def request_latency(session, inputs: dict[str, np.ndarray], repeats: int = 200, 
     """Median / p90 wall milliseconds of ``session.run`` on one request (one thread)."""
     for _ in range(warmup):
         session.run(None, inputs)
-    times = []
+    times, cpu = [], []
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         session.run(None, inputs)
         times.append((time.perf_counter() - t0) * 1e3)
+        cpu.append((time.thread_time() - c0) * 1e3)
     times.sort()
     return {"median_ms": statistics.median(times), "p90_ms": times[int(0.9 * (len(times) - 1))],
-            "repeats": repeats, "candidates": int(len(inputs["item_ids"]))}
+            "cpu_median_ms": statistics.median(cpu), "repeats": repeats, "candidates": int(len(inputs["item_ids"]))}
