@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -9,6 +11,7 @@ import torch
 from recgraph.index import (ExactIndex, FaissIVFIndex, RQIndex, build_index, load_index, parse_description,
                             topk_over_candidates)
 from recgraph.index.rq import ranges_to_flat
+from recgraph.io import ArtifactError
 from recgraph.nn.quantizer import residual_kmeans, rq_decode, rq_encode
 
 
@@ -118,6 +121,15 @@ def test_save_load_round_trip(tmp_path, description):
     if description != "Flat":
         with pytest.raises(TypeError):
             ExactIndex.load(tmp_path / "ix")
+    # a damaged payload or metadata file is named in the error
+    meta = json.loads((tmp_path / "ix" / "index.json").read_text())
+    payload = tmp_path / "ix" / meta["payload"]
+    payload.write_bytes(payload.read_bytes()[:40])
+    with pytest.raises(ArtifactError, match=f"{meta['payload']}: is not a readable"):
+        load_index(tmp_path / "ix")
+    payload.unlink()
+    with pytest.raises(ArtifactError, match=f"{meta['payload']}: not found"):
+        load_index(tmp_path / "ix")
 
 
 def test_rq_codebook_learning_reduces_quantisation_error():
@@ -158,5 +170,5 @@ def test_errors_are_clear():
         RQIndex(8).add(x)
     with pytest.raises(RuntimeError, match="train"):
         FaissIVFIndex(8, nlist=4).add(x)
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(ArtifactError, match="index.json: not found"):
         load_index("/nonexistent/index")

@@ -31,7 +31,9 @@ def read_artifact_meta(directory: str | Path) -> dict:
 
 def load_model(directory: str | Path, train=None):
     """Rebuild the model from ``directory``. Models whose scoring needs the training graph
-    (e.g. LightGCN's adjacency) get ``prepare(train)`` first when ``train`` is given."""
+    (e.g. LightGCN's adjacency) get ``prepare(graph)`` of ``train``'s graph first when ``train``
+    is given."""
+    from ..graph.bipartite import BipartiteGraph
     from ..models.registry import get_model_class
 
     meta = read_artifact_meta(directory)
@@ -39,7 +41,7 @@ def load_model(directory: str | Path, train=None):
     cls = get_model_class(meta["model"])
     model = cls(**cfg)
     if train is not None:
-        model.prepare(train)
+        model.prepare(BipartiteGraph.from_interactions(train))
     model.load_state_dict(load_file(str(Path(directory) / "weights.safetensors")))
     model.eval()
     return model, meta

@@ -21,6 +21,7 @@ from ..config import git_commit
 from ..data.schema import concat
 from ..data.split import SPLITTERS, Split
 from ..eval.protocols import evaluate_full_sort
+from ..graph.bipartite import BipartiteGraph
 from ..models.registry import get_model_class
 from ..models.retrieval.base import Recommender, interaction_matrix
 from .checkpoint import atomic_write_json
@@ -94,6 +95,18 @@ def evaluate_model(model: Recommender, split: Split, part: str = "test", *, ks=(
                                   batch_size=batch_size, device=device, progress=progress)
 
 
+def stage_fitter(device: torch.device | str = "cpu", *, progress: bool = False,
+                 log: Callable[[str], None] | None = None):
+    """The ``fit`` a model's ``prepare`` uses to train a stage of its own (DC-GNN pretraining):
+    the one :class:`Trainer`, a fixed epoch budget, no validation, no checkpoints."""
+
+    def fit(module, *, epochs: int, lr: float, seed: int):
+        return Trainer(max_epochs=epochs, lr=lr, monitor=None, patience=None, device=device, seed=seed,
+                       progress=progress, log=log).fit(module)
+
+    return fit
+
+
 def run_experiment(cfg: ExperimentConfig, *, dataset=None, split: Split | None = None,
                    log: Callable[[str], None] | None = None, return_model: bool = False) -> dict:
     """Train and evaluate one model; writes ``cfg.out/metrics.json`` (+ config and model artifact)
@@ -113,7 +126,8 @@ def run_experiment(cfg: ExperimentConfig, *, dataset=None, split: Split | None =
     load_seconds = time.perf_counter() - t0
     model = build_model(cfg.model, split.n_users, split.n_items, **cfg.model_args).to(device)
     t1 = time.perf_counter()
-    model.prepare(split.train)
+    graph = BipartiteGraph.from_interactions(split.train)  # built once; every model prepares from it
+    model.prepare(graph, fit=stage_fitter(device, progress=cfg.progress, log=log))
     model.to(device)
     train_info: dict = {}
     if model.trainable:

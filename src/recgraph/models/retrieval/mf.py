@@ -6,9 +6,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ...data.schema import Interactions
+from ...graph.bipartite import BipartiteGraph
 from ..registry import register
-from .base import BPRSampler, Recommender
+from .base import BPRSampler, FitFn, Recommender
 
 
 def bpr_loss(pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
@@ -58,13 +58,13 @@ class MFBPR(Recommender):
         nn.init.normal_(self.user_emb.weight, std=self.init_std)
         nn.init.normal_(self.item_emb.weight, std=self.init_std)
 
-    def prepare(self, train: Interactions) -> None:
-        super().prepare(train)
-        self.sampler = BPRSampler(train, self.batch_size, scheme=self.sampling)
+    def prepare(self, graph: BipartiteGraph, *, fit: FitFn | None = None) -> None:
+        super().prepare(graph)
+        self.sampler = BPRSampler(graph, self.batch_size, scheme=self.sampling)
 
     def train_batches(self, epoch, rng):
         if self.sampler is None:
-            raise RuntimeError("call prepare(train) before training")
+            raise RuntimeError("call prepare(graph) before training")
         return self.sampler(epoch, rng)
 
     def embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
