@@ -228,8 +228,8 @@ def _bipartite_csr(u, i, N, M):
 
 
 def load_gowalla(path: Path):
-    """Lines `user item item ...` -> (users, items) int64 arrays (vectorised parse)."""
-    import scipy.sparse as sp
+    """Lines `user item item ...` -> the training BipartiteGraph (vectorised parse)."""
+    from recgraph.graph.bipartite import BipartiteGraph
 
     with gzip.open(path, "rt") as f:
         lines = f.read().splitlines()
@@ -237,8 +237,7 @@ def load_gowalla(path: Path):
     lens = np.array([len(t) - 1 for t in toks])
     users = np.repeat(np.array([t[0] for t in toks]), lens)
     items = np.concatenate([t[1:] for t in toks])
-    R = sp.csr_matrix((np.ones(len(users), dtype=np.float32), (users, items)))
-    return R
+    return BipartiteGraph.from_edges(users, items, int(users.max()) + 1, int(items.max()) + 1)
 
 
 def ensure_venv() -> Path:
@@ -318,20 +317,21 @@ def main() -> None:
         args.scale_sources = 2000
 
     sys.path.insert(0, str(HERE.parent / "src"))
-    from recgraph.graph.ppr import exact_ppr, homogeneous_csr
+    from recgraph.graph.ppr import exact_ppr
 
     results: dict = {"benchmark": "ppr", "machine": {"cpus": os.cpu_count()},
                      "alpha": args.alpha, "eps": args.eps, "k": args.k, "command": " ".join(
                          ["python", "benchmarks/bench_ppr.py", *sys.argv[1:]])}
     tmp = Path(tempfile.mkdtemp(prefix="bench_ppr_"))
     t0 = time.perf_counter()
-    R = load_gowalla(DATA)
-    indptr, indices, N, M = homogeneous_csr(R)
+    graph = load_gowalla(DATA)
+    indptr, indices = graph.joint_csr()  # the joint user + item graph PPR runs on
+    N, M = graph.n_users, graph.n_items
     n = N + M
-    print(f"gowalla train: {N} users, {M} items, {R.nnz} interactions -> {n} nodes, "
+    print(f"gowalla train: {N} users, {M} items, {graph.n_edges} interactions -> {n} nodes, "
           f"{len(indices)} arcs (load {time.perf_counter() - t0:.1f}s)", flush=True)
     results["dataset"] = {"name": "lightgcn-gowalla/train", "users": N, "items": M,
-                          "interactions": int(R.nnz), "nodes": n, "arcs": int(len(indices))}
+                          "interactions": int(graph.n_edges), "nodes": n, "arcs": int(len(indices))}
     gpath = tmp / "graph.npz"
     np.savez(gpath, indptr=indptr, indices=indices)
     rng = np.random.default_rng(2024)

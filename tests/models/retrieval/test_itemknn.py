@@ -7,7 +7,6 @@ import torch
 from recgraph.data.schema import Interactions
 from recgraph.graph.bipartite import BipartiteGraph
 from recgraph.models.retrieval.itemknn import ItemKNN
-from recgraph.serve.artifacts import load_model, save_model
 
 
 def test_itemknn_matches_dense_cosine_reference(toy, toy_graph):
@@ -51,17 +50,3 @@ def test_itemknn_asymmetric_iuf_matches_dense_reference():
         ItemKNN(3, 4, user_weighting="bm25")
     with pytest.raises(ValueError, match="alpha"):
         ItemKNN(3, 4, alpha=-0.1)
-
-
-def test_artifact_round_trip_scores_identically(tmp_path, toy, toy_graph):
-    m = ItemKNN(3, 4)
-    m.prepare(toy_graph)
-    m.eval()
-    with torch.no_grad():
-        before = m.score(torch.arange(3))
-    save_model(tmp_path / "model", m, {"dataset": "toy"})
-    assert not list((tmp_path / "model").glob("*.tmp"))
-    loaded, meta = load_model(tmp_path / "model", train=toy)
-    with torch.no_grad():
-        after = loaded.score(torch.arange(3))
-    assert meta["dataset"] == "toy" and torch.equal(before, after)

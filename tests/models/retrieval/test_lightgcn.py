@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from recgraph.models.retrieval.itemknn import ItemKNN
 from recgraph.models.retrieval.lightgcn import LightGCN
 from recgraph.serve.artifacts import load_model, save_model
 
@@ -31,14 +32,16 @@ def test_lightgcn_propagation_matches_dense_formula(toy, toy_graph):
     np.testing.assert_allclose(got, final[:3] @ final[3:].T, rtol=1e-4, atol=1e-5)
 
 
-def test_artifact_round_trip_scores_identically(tmp_path, toy, toy_graph):
-    m = LightGCN(3, 4)
+@pytest.mark.parametrize("cls", [ItemKNN, LightGCN])
+def test_artifact_round_trip_scores_identically(tmp_path, toy, toy_graph, cls):
+    m = cls(3, 4)
     m.prepare(toy_graph)
     m.eval()
     with torch.no_grad():
         before = m.score(torch.arange(3))
     save_model(tmp_path / "model", m, {"dataset": "toy"})
-    loaded, meta = load_model(tmp_path / "model", train=toy)  # rebuilds Â from the training graph
+    assert not list((tmp_path / "model").glob("*.tmp"))
+    loaded, meta = load_model(tmp_path / "model", train=toy)  # LightGCN rebuilds Â from the training graph
     with torch.no_grad():
         after = loaded.score(torch.arange(3))
     assert meta["dataset"] == "toy" and torch.equal(before, after)

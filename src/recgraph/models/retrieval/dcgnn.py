@@ -47,13 +47,13 @@ from torch import nn
 from ...data.sampling import is_positive, positive_keys, sample_negatives
 from ...graph.bipartite import BipartiteGraph
 from ...graph.propagation import PropagatedFeatures, propagate
+from ...nn.losses import bpr_loss, info_nce
 from ...nn.sparse import mean_propagation
 from ..registry import register
 from .base import FitFn, Recommender
-from .mf import bpr_loss
 
 __all__ = ["DCGNN", "DCGNNPretraining", "PretrainBatch", "random_walk_with_restart", "khop_negatives",
-           "degree_negatives", "info_nce"]
+           "degree_negatives"]
 
 
 # ----------------------------------------------------------------------------- samplers
@@ -128,14 +128,6 @@ def degree_negatives(users: np.ndarray, pos: np.ndarray, degree: np.ndarray, key
     if len(todo):
         out[todo] = fallback(users[todo])
     return out
-
-
-def info_nce(a: torch.Tensor, b: torch.Tensor, temperature: float) -> torch.Tensor:
-    """Symmetric InfoNCE between row-aligned views ``a``, ``b`` ``[B, d]`` (cosine similarity)."""
-    a, b = F.normalize(a, dim=-1), F.normalize(b, dim=-1)
-    logits = a @ b.T / temperature
-    labels = torch.arange(len(a), device=a.device)
-    return 0.5 * (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels))
 
 
 # ----------------------------------------------------------------------------- pretraining
@@ -296,7 +288,7 @@ class DCGNNPretraining(nn.Module):
                 emb = z[walks]  # [2, C, L, d]
                 mask = mask.to(z.dtype).unsqueeze(-1)
                 v = (emb * mask).sum(2) / mask.sum(2).clamp_min(1)  # [2, C, d]
-                cl = cl + info_nce(v[0], v[1], self.cl_temperature)
+                cl = cl + info_nce(v[0], v[1], self.cl_temperature, cosine=True, symmetric=True)
             loss = loss + self.cl_weight * cl
             self._sums["cl"] += float(cl.detach())
         self._sums["edge"] += float(edge.detach())

@@ -3,19 +3,12 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ...graph.bipartite import BipartiteGraph
+from ...nn.losses import bpr_loss
 from ..registry import register
 from .base import BPRSampler, FitFn, Recommender
-
-
-def bpr_loss(pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
-    """``mean(-log σ(pos − neg))`` over ``[B]`` (or ``[B, N]`` negatives broadcast against ``[B, 1]``)."""
-    if neg.dim() == 2 and pos.dim() == 1:
-        pos = pos.unsqueeze(1)
-    return F.softplus(neg - pos).mean()
 
 
 def l2_on_batch(*embs: torch.Tensor) -> torch.Tensor:

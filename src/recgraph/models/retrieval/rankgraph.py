@@ -53,29 +53,12 @@ from ...graph.ppr import bipartite_ppr
 from ...graph.subsample import popularity_subsample
 from ...index.base import filter_excluded, topk_over_candidates
 from ...index.rq import RQIndex
+from ...nn.losses import info_nce
 from ...nn.quantizer import ResidualQuantizer
 from ..registry import register
 from .base import FitFn, Recommender
 
 MODES = ("u2i", "u2i-index", "u2i2i", "u2u2i")
-
-
-def info_nce(q: torch.Tensor, p: torch.Tensor, temperature: float, log_q: torch.Tensor | None = None,
-             same: torch.Tensor | None = None, weight: torch.Tensor | None = None) -> torch.Tensor:
-    """In-batch InfoNCE: row ``b`` of ``q [B, d]`` must pick ``p[b]`` among ``p [B, d]``.
-
-    ``log_q [B]`` is subtracted from every column (sampled-softmax correction); ``same [B, B]``
-    marks off-diagonal columns that are the same entity as the positive (masked out);
-    ``weight [B]`` weights the rows (normalised to sum 1)."""
-    logits = q @ p.T / temperature
-    if log_q is not None:
-        logits = logits - log_q.unsqueeze(0)
-    if same is not None:
-        logits = logits.masked_fill(same & ~torch.eye(len(q), dtype=torch.bool, device=q.device), -float("inf"))
-    nll = F.cross_entropy(logits, torch.arange(len(q), device=q.device), reduction="none")
-    if weight is None:
-        return nll.mean()
-    return (nll * weight).sum() / weight.sum().clamp_min(1e-12)
 
 
 @register("rankgraph")
