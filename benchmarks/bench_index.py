@@ -130,7 +130,7 @@ def movielens(args) -> dict:
     from recgraph.data.split import random_ratio
     from recgraph.graph.bipartite import BipartiteGraph
     from recgraph.models.retrieval.rankgraph import RankGraph2
-    from recgraph.train.experiment import evaluate_model
+    from recgraph.train.runner import evaluate_model
     from recgraph.train.trainer import Trainer, seed_everything
 
     seed_everything(0)

@@ -8,7 +8,7 @@ from recgraph.graph.bipartite import BipartiteGraph
 from recgraph.models.registry import get_model_class
 from recgraph.models.retrieval.dcgnn import (DCGNN, DCGNNPretraining, degree_negatives, khop_negatives,
                                              random_walk_with_restart)
-from recgraph.train.experiment import stage_fitter
+from recgraph.train.runner import stage_fitter
 from recgraph.train.trainer import Trainer
 
 FIT = stage_fitter("cpu")
@@ -178,7 +178,7 @@ def test_softmax_loss_scores_by_cosine_and_learns():
 @pytest.mark.slow
 def test_dcgnn_beats_pop_and_bpr_on_movielens(ml100k_split, ml100k_baselines):
     """Against Pop and MF-BPR trained with their default schedules on the same split (tests/conftest.py)."""
-    from recgraph.train.experiment import ExperimentConfig, run_experiment
+    from recgraph.train.runner import ExperimentConfig, run as run_experiment
 
     rec = run_experiment(ExperimentConfig(model="dcgnn", dataset="movielens-100k", progress=False, device="cpu"),
                          split=ml100k_split)

@@ -11,7 +11,7 @@ import torch
 
 from recgraph.models.retrieval.itemknn import ItemKNN
 from recgraph.models.retrieval.lightgcn import LightGCN
-from recgraph.serve.artifacts import load_model, save_model
+from recgraph.train.artifacts import load_model, save_model
 
 
 def test_lightgcn_propagation_matches_dense_formula(toy, toy_graph):
@@ -33,7 +33,7 @@ def test_lightgcn_propagation_matches_dense_formula(toy, toy_graph):
 
 
 @pytest.mark.parametrize("cls", [ItemKNN, LightGCN])
-def test_artifact_round_trip_scores_identically(tmp_path, toy, toy_graph, cls):
+def test_artifact_round_trip_scores_identically(tmp_path, toy_graph, cls):
     m = cls(3, 4)
     m.prepare(toy_graph)
     m.eval()
@@ -41,7 +41,7 @@ def test_artifact_round_trip_scores_identically(tmp_path, toy, toy_graph, cls):
         before = m.score(torch.arange(3))
     save_model(tmp_path / "model", m, {"dataset": "toy"})
     assert not list((tmp_path / "model").glob("*.tmp"))
-    loaded, meta = load_model(tmp_path / "model", train=toy)  # LightGCN rebuilds Â from the training graph
+    loaded, meta = load_model(tmp_path / "model", graph=toy_graph)  # LightGCN rebuilds Â from the graph
     with torch.no_grad():
         after = loaded.score(torch.arange(3))
     assert meta["dataset"] == "toy" and torch.equal(before, after)

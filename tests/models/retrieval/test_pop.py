@@ -7,7 +7,7 @@ import torch
 from recgraph.data.schema import Interactions
 from recgraph.graph.bipartite import BipartiteGraph
 from recgraph.models.retrieval.pop import Pop
-from recgraph.serve.artifacts import load_model, save_model
+from recgraph.train.artifacts import load_model, save_model
 
 
 def test_pop_scores_are_training_counts(toy_graph):
