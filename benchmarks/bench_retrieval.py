@@ -180,7 +180,8 @@ def main(argv=None):
         body, suffix = compare(args, ds, split), ""
     name = args.name or f"retrieval_{args.dataset.replace('-', '_')}{suffix}"
     command = "python benchmarks/bench_retrieval.py " + " ".join(sys.argv[1:] if argv is None else argv)
-    print(f"wrote {write_result(name, {'command': command, 'args': vars(args), 'split': split.protocol, 'results': body})}")
+    payload = {"command": command, "args": vars(args), "split": split.protocol, "results": body}
+    print(f"wrote {write_result(name, payload)}")
 
 
 if __name__ == "__main__":

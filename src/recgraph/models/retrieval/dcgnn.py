@@ -330,10 +330,11 @@ class DCGNN(Recommender):
         batch_size, n_neg, dropout, temperature: tower training.
         samples_per_epoch: training edges drawn (with replacement) per epoch; None: every edge once.
         pretrain_epochs, pretrain_lr: the trainer's budget for :class:`DCGNNPretraining`
-            (``pretrain_epochs=0``: the spectral start only); pretrain_*: its other arguments. Defaults chosen on MovieLens-100K validation NDCG@20 (0.2680 with the
-            first defaults — 3 epochs at lr 1e-2, 2 layers, contrastive weight 0.1 — vs 0.2789 now:
-            at lr 1e-2 pretraining scored below its own spectral start, at 1e-3 it improves on it; the
-            encoder depth now equals ``n_hops``, so the hop-mean features reproduce the encoder).
+            (``pretrain_epochs=0``: the spectral start only); pretrain_*: its other arguments.
+            Defaults chosen on MovieLens-100K validation NDCG@20 (0.2680 with the first defaults —
+            3 epochs at lr 1e-2, 2 layers, contrastive weight 0.1 — vs 0.2789 now: at lr 1e-2
+            pretraining scored below its own spectral start, at 1e-3 it improves on it; the encoder
+            depth now equals ``n_hops``, so the hop-mean features reproduce the encoder).
         feature_dtype: "float32" or "float16" storage of the hop features.
         memory_budget: bytes; larger hop features are memory-mapped from ``feature_dir`` (or a temp dir).
         seed: pretraining seed.
