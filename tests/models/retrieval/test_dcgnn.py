@@ -4,6 +4,7 @@ import torch
 
 from recgraph.data.sampling import is_positive, positive_keys
 from recgraph.data.schema import Interactions
+from recgraph.data.split import Split
 from recgraph.graph.bipartite import BipartiteGraph
 from recgraph.models.registry import get_model_class
 from recgraph.models.retrieval.dcgnn import (DCGNN, DCGNNPretraining, degree_negatives, khop_negatives,
@@ -185,3 +186,24 @@ def test_dcgnn_beats_pop_and_bpr_on_movielens(ml100k_split, ml100k_baselines):
     ours, pop, bpr = (r["recall@20"] for r in (rec["metrics"], ml100k_baselines["pop"], ml100k_baselines["bpr"]))
     assert ours > pop, f"DC-GNN {ours:.4f} vs Pop {pop:.4f}"
     assert ours > bpr, f"DC-GNN {ours:.4f} vs MF-BPR {bpr:.4f}"
+
+
+def test_runner_pretrains_through_the_trainer_and_the_saved_run_scores_identically(tmp_path):
+    """The runner builds the graph once, injects its Trainer as ``fit`` (pretraining history recorded
+    per epoch), and a saved run reloads without pretraining again: same scores from the saved state."""
+    from recgraph.train.runner import ExperimentConfig, load_run, run
+
+    inter, _ = _toy(e=600)
+    test = Interactions(inter.user[:40], inter.item[:40], inter.n_users, inter.n_items)
+    split = Split(inter, test, None, {"split": "toy"})
+    args = dict(dim=8, n_hops=2, hidden=16, out_dim=8, pretrain_epochs=2, pretrain_batch_size=128, batch_size=64)
+    rec = run(ExperimentConfig(model="dcgnn", dataset="toy", device="cpu", progress=False, epochs=1, model_args=args,
+                               out=str(tmp_path / "run")), split=split, return_model=True)
+    model = rec["model"]
+    assert [h["epoch"] for h in model.stats["pretrain_history"]] == [0, 1]
+    loaded = load_run(tmp_path / "run").model
+    assert loaded.stats["features"].startswith("not computed")  # prepare(graph) without fit: no pretraining
+    users = torch.arange(inter.n_users)
+    model.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.score(users), model.score(users))
