@@ -31,9 +31,9 @@ stays there until it teleports. Its push therefore moves the whole residual into
 closed form, and its push threshold uses degree 1. This keeps PPR linear in the source (the
 invariant ``pi_s = p + sum_u r[u] * pi_u`` that the error bound rests on still holds) and makes
 an isolated source's PPR vector exactly ``e_s``. :func:`exact_ppr` uses the same convention.
-(PyG instead drops the ``(1 - alpha)`` share at a dangling node; in the joint user + item graph of
-a :class:`~recgraph.graph.bipartite.BipartiteGraph` (:meth:`~recgraph.graph.bipartite.BipartiteGraph.joint_csr`,
-what :func:`bipartite_ppr` runs on) only isolated users/items are dangling, and only as sources.)
+(PyG instead drops the ``(1 - alpha)`` share at a dangling node; in the joint user + item graph
+that :func:`bipartite_ppr` runs on (``BipartiteGraph.joint_csr``) only isolated users/items are
+dangling, and only as sources.)
 
 Implementation
 --------------

@@ -59,9 +59,9 @@ class SubsampleResult:
     """Outcome of :func:`popularity_subsample`.
 
     ``kept`` indexes the input edges: positions in ``graph.to_scipy().indices`` (distinct pairs,
-    row-major order; for a deduplicated, item-ordered graph the same as ``graph.u_indices``). ``inclusion_prob[j]`` is the exact
-    probability that edge ``kept[j]`` is kept (1 for anchors). ``base_prob`` and ``is_anchor``
-    are given for *all* input edges.
+    row-major order; for a deduplicated, item-ordered graph the same as ``graph.u_indices``).
+    ``inclusion_prob[j]`` is the exact probability that edge ``kept[j]`` is kept (1 for anchors).
+    ``base_prob`` and ``is_anchor`` are given for *all* input edges.
     """
 
     kept: np.ndarray  # [K] int64 edge ids into the input edge list, ascending
