@@ -21,7 +21,8 @@ plus ``meta.json``) of a directory, one hop at a time: the directory is built un
 name next to the target and swapped in when complete (:func:`recgraph.io.atomic_write_dir`: a
 crash leaves no half-written result under the target name), and :meth:`PropagatedFeatures.load`
 opens it lazily, memory-mapped and read-only (:func:`recgraph.io.load_npy`, no pickle). Only
-two hops (previous and current, float32) of each side are in memory at a time: peak extra memory ≈ ``8 (N+M) d`` bytes plus the sparse operators.
+two hops (previous and current, float32) of each side are in memory at a time: peak extra
+memory ≈ ``8 (N+M) d`` bytes plus the sparse operators.
 
 Cost: ``K`` sparse–dense products per side, ``O(K · E · d)`` time; the operators hold ``2E``
 values + indices. Zero-degree nodes get all-zero hops ``k ≥ 1``.
