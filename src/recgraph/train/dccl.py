@@ -46,7 +46,7 @@ from ..models.ondevice.dccl import DCCLRanker
 from ..models.ondevice.device import device_step_time, train_device_vectors
 from ..models.ondevice.momodistill import DistillObjective
 from ..models.registry import get_model_class
-from .experiment import peak_rss_bytes
+from .runner import peak_rss_bytes
 from .trainer import Trainer, seed_everything
 
 __all__ = ["DCCLConfig", "run_dccl", "evaluate_rows", "load_sequence_data"]
