@@ -226,9 +226,10 @@ def main() -> None:
                          recent=args.recent, reference=("din",), onnx=(seed == args.onnx_seed))
         data = load_sequence_data(cfg)
         t = time.perf_counter()
-        rec = run_dccl(cfg, data, log=lambda s: print(f"[{args.dataset} seed {seed} {time.perf_counter() - t:.0f}s] {s}",
-                                                    flush=True))
-        atomic_write_json(RUNS / f"{args.dataset}_seed{seed}.json", {**_trim(rec), "command": "python " + " ".join(sys.argv)})
+        rec = run_dccl(cfg, data, log=lambda s: print(
+            f"[{args.dataset} seed {seed} {time.perf_counter() - t:.0f}s] {s}", flush=True))
+        atomic_write_json(RUNS / f"{args.dataset}_seed{seed}.json",
+                          {**_trim(rec), "command": "python " + " ".join(sys.argv)})
         write_aggregate(args.dataset, name, "python " + " ".join(sys.argv))
     if not args.seeds:
         write_aggregate(args.dataset, name, "python " + " ".join(sys.argv))

@@ -141,7 +141,8 @@ def group_metrics_png(stages: dict[str, dict], metric: str = "auc", base: str = 
     ref = {g["group"]: g[metric] for g in named.get(base, [])}
     colors = plt.get_cmap("tab10")
     for c, (name, groups) in enumerate(named.items()):
-        ax1.plot([g["group"] for g in groups], [g[metric] for g in groups], marker=".", label=name, color=colors(c % 10))
+        ax1.plot([g["group"] for g in groups], [g[metric] for g in groups], marker=".", label=name,
+                 color=colors(c % 10))
         if ref and name != base:
             ax2.plot([g["group"] for g in groups], [g[metric] - ref.get(g["group"], float("nan")) for g in groups],
                      marker=".", label=f"{name} − {base}", color=colors(c % 10))
@@ -170,7 +171,8 @@ def write_dccl_report(path: str | Path, record: dict) -> Path:
              "ONNX artifact bytes": ond.get("onnx_bytes"),
              "request latency, 1 thread (median ms)": (ond.get("latency_one_thread") or {}).get("median_ms"),
              "ONNX vs PyTorch max |diff|": ond.get("max_abs_diff_vs_torch")}
-    body = "<ul>" + "".join(f"<li><b>{html.escape(a)}</b>: {html.escape(str(b))}</li>" for a, b in items.items()) + "</ul>"
+    body = "<ul>" + "".join(f"<li><b>{html.escape(a)}</b>: {html.escape(str(b))}</li>"
+                            for a, b in items.items()) + "</ul>"
     return write_report(path, title=f"DCCL on {record['dataset']}", records=rows,
                         metric_keys=[f"hit@{k}", f"ndcg@{k}", "auc", "macro_auc"],
                         sections=[("Device cost and on-device artifact", body)],

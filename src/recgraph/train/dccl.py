@@ -200,7 +200,8 @@ def run_dccl(cfg: DCCLConfig, data: SequenceCTRData | None = None,
                        vec_dim=cfg.vec_dim, patch_rank=cfg.patch_rank, profile_size=data.profile_size,
                        n_profile_fields=len(data.profile_fields))
     model.set_profile(torch.from_numpy(data.profile))
-    valid_metric = lambda obj: _summary(evaluate_rows(model, data, "valid", cfg.ks, n_groups=cfg.n_groups))  # noqa: E731
+    valid_metric = lambda obj: _summary(  # noqa: E731
+        evaluate_rows(model, data, "valid", cfg.ks, n_groups=cfg.n_groups))
     cache: dict = {}  # cloud features of the evaluation candidates while the cloud is frozen
     valid_ndcg = lambda m: evaluate_rows(m, data, "valid", cfg.ks, n_groups=1, cache=cache)[f"ndcg@{k}"]  # noqa: E731
     valid_frozen = lambda obj: _summary(evaluate_rows(model, data, "valid", cfg.ks,  # noqa: E731
