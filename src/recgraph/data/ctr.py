@@ -154,12 +154,14 @@ def build_feature_tables(pos_user, pos_item, pos_time, n_users: int, n_items: in
                          fit_snapshot: int = 0, fit_events: np.ndarray | None = None,
                          category: np.ndarray | None = None, item_macro: str = "auto",
                          item_k: int = 50, user_k: int = 20, recent: int = 20, max_slots: int = 64,
-                         seed: int = 0) -> FeatureTables:
+                         seed: int = 0, snapshot_masks: list[np.ndarray] | None = None) -> FeatureTables:
     """Macro counts, recent lists and adjacency for every snapshot (positives with t < cutoff). The
     macro ids are fitted on the positives before ``cutoffs[fit_snapshot]`` (and in ``fit_events``,
-    a boolean mask over the positives, when given)."""
+    a boolean mask over the positives, when given). ``snapshot_masks`` (one boolean mask over the
+    positives per snapshot) replaces the time cut where a snapshot is not a global time prefix
+    (per-user windows, :mod:`recgraph.data.rows_protocol`)."""
     cutoffs = np.asarray(cutoffs, np.int64)
-    fit = pos_time < cutoffs[fit_snapshot]
+    fit = pos_time < cutoffs[fit_snapshot] if snapshot_masks is None else snapshot_masks[fit_snapshot].copy()
     if fit_events is not None:
         fit &= fit_events
     R_fit = positive_matrix(pos_user[fit], pos_item[fit], n_users, n_items)
@@ -167,8 +169,8 @@ def build_feature_tables(pos_user, pos_item, pos_time, n_users: int, n_items: in
     um, n_um = assign_user_macros(R_fit, im, n_im, k=user_k, seed=seed)
     dense = max(n_im, n_um) <= max_slots
     parts: dict[str, list] = {k: [] for k in ("u1", "u2", "i1", "i2", "ur", "urt", "ir", "irt", "ud", "id", "ua", "ia")}
-    for c in cutoffs:
-        m = pos_time < c
+    for k, c in enumerate(cutoffs):
+        m = pos_time < c if snapshot_masks is None else snapshot_masks[k]
         R = positive_matrix(pos_user[m], pos_item[m], n_users, n_items)
         mc = macro_counts(R, im, n_im, um, n_um)
         parts["u1"].append(_slots(mc.user1, n_im, max_slots, dense))
@@ -359,6 +361,12 @@ def build_ctr_data(inter: Interactions, protocol: str = "macgnn-quantile", *, la
                    item_macro: str = "auto", item_k: int = 50, user_k: int = 20, recent: int = 20,
                    max_slots: int = 64, seed: int = 0) -> CTRData:
     """CTR samples + feature tables for ``protocol`` (see the module docstring)."""
+    if protocol.startswith("rows:"):  # an external row listing (recgraph.data.rows_protocol)
+        from .rows_protocol import build_rows_ctr_data
+
+        return build_rows_ctr_data(inter, protocol[len("rows:"):], positive_threshold=positive_threshold,
+                                   item_macro=item_macro, item_k=item_k, user_k=user_k, recent=recent,
+                                   max_slots=max_slots, seed=seed)
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown CTR protocol {protocol!r}; choose from {', '.join(PROTOCOLS)}")
     if inter.timestamp is None:

@@ -49,7 +49,8 @@ class MacGNN(CTRModel):
     def __init__(self, n_users: int, n_items: int, n_user_macros: int = 1, n_item_macros: int = 1, dim: int = 10,
                  tau: float = 1.9, hidden: tuple[int, ...] = (200, 80), variant: str = "fixed",
                  official_attention_noop: bool = False, official_unmasked_slots: bool = False,
-                 official_dice_batch_stats: bool = False, cosine_attention: bool = False):
+                 official_dice_batch_stats: bool = False, cosine_attention: bool = False,
+                 degree_features: bool = False):
         super().__init__()
         if variant not in ("fixed", "official"):
             raise ValueError(f"variant must be 'fixed' or 'official', got {variant!r}")
@@ -68,7 +69,8 @@ class MacGNN(CTRModel):
                    cosine=cosine_attention)
         self.att = nn.ModuleDict({k: SlotAttention(dim, dim, 2 * dim, **att)
                                   for k in ("u1", "u2", "ur", "i1", "i2", "ir")})
-        self.mlp = MLP(14 * dim, tuple(hidden), activation="dice", dice_batch_stats_at_eval=official_dice_batch_stats)
+        self.degree_features = bool(degree_features)
+        self.mlp = MLP(14 * dim + (6 if degree_features else 0), tuple(hidden), activation="dice", dice_batch_stats_at_eval=official_dice_batch_stats)
 
     def _macro(self, name: str, query, ids, cnt, table):
         bias = torch.log1p(cnt) / self.tau
@@ -87,5 +89,11 @@ class MacGNN(CTRModel):
         ur_ids, ir_ids = u.recent, i.recent
         ur = self.att["ur"](ei, self.item(ur_ids), ur_ids != self.n_items)
         ir = self.att["ir"](eu, self.user(ir_ids), ir_ids != self.n_users)
-        x = torch.cat(broadcast_rows(eu, u1, u2, ur, ei, i1, i2, ir), dim=-1)
+        parts = [eu, u1, u2, ur, ei, i1, i2, ir]
+        if self.degree_features:  # log total counts: the weighted averages above drop them
+            parts.append(torch.log1p(torch.stack([u.hop1_cnt.sum(-1), u.hop2_cnt.sum(-1), (ur_ids != self.n_items).sum(-1)
+                                                  ], -1).to(eu.dtype)))
+            parts.append(torch.log1p(torch.stack([i.hop1_cnt.sum(-1), i.hop2_cnt.sum(-1), (ir_ids != self.n_users).sum(-1)
+                                                  ], -1).to(eu.dtype)))
+        x = torch.cat(broadcast_rows(*parts), dim=-1)
         return self.mlp(x).squeeze(-1)
