@@ -1,11 +1,11 @@
-"""CTR models on an external row listing (``--protocol rows:PATH``), each tuned with the same
-validation grid: ``lr × weight_decay`` (4 configurations per model), 5 seeds per configuration,
+"""CTR models on an external row listing (``--protocol rows:PATH``), each tuned with a validation
+grid of the same size: ``lr × one main knob of the model`` (4 configurations per model: weight
+decay for LR / DeepFM / DIN / SAGE, the degree features for MacGNN), 5 seeds per configuration,
 the configuration chosen by mean validation AUC over the seeds (each run early-stopped on
 validation AUC), test read once per run. Also the non-learned item-popularity floor.
 
-    nice -n 10 python benchmarks/bench_ctr_rows.py --rows ml-100k --models lr,deepfm,din,sage,macgnn \
-        --variants '{"macgnn-no-degree": ["macgnn", {"degree_features": false}]}'
-    nice -n 10 python benchmarks/bench_ctr_rows.py --rows ml-100k-pu --models macgnn
+    python benchmarks/bench_ctr_rows.py --rows ml-100k --models lr,deepfm,din,sage,macgnn
+    python benchmarks/bench_ctr_rows.py --rows ml-100k-pu --models macgnn
 
 ``--rows`` is a path, or a name under ``$RECGRAPH_DATA/macgnn-official-splits/`` (``ml-100k`` →
 ``ml-100k_split_rows.csv.gz``). Writes benchmarks/results/ctr_rows_<name>.json with every grid
@@ -32,7 +32,15 @@ from _common import print_table, write_result  # noqa: E402
 from recgraph.eval.protocols import evaluate_ctr  # noqa: E402
 from recgraph.train.ctr_experiment import ctr_data, run_ctr_experiment  # noqa: E402
 
-GRID = {"lr": [1e-3, 1e-2], "weight_decay": [0.0, 1e-4]}
+LRS = [1e-3, 1e-2]
+# model → (knob, values, where: "train" = a trainer argument, "model" = a constructor argument)
+KNOBS = {"macgnn": ("degree_features", [False, True], "model")}
+DEFAULT_KNOB = ("weight_decay", [0.0, 1e-4], "train")
+
+
+def grid_of(model: str) -> dict:
+    knob, values, _ = KNOBS.get(model, DEFAULT_KNOB)
+    return {"lr": LRS, knob: values}
 # the official MacGNN code on these rows (README of macgnn-official-splits; 5 seeds, epoch on valid)
 OFFICIAL = {"ml-100k": {"auc": (0.6953, 0.0078), "gauc": (0.7010, 0.0100), "logloss": (0.6556, 0.0121)},
             "ml-100k-pu": {"auc": (0.7422, 0.0033), "gauc": (0.6794, 0.0030), "logloss": (0.6131, 0.0123)}}
@@ -81,7 +89,6 @@ def main(argv=None):
     protocol = f"rows:{path}"
     entries = {m: (m, {}) for m in a.models.split(",") if m}
     entries.update({k: (v[0], v[1]) for k, v in a.variants.items()})
-    points = [dict(zip(GRID, v)) for v in itertools.product(*GRID.values())]
     t0 = time.perf_counter()
     datas = [ctr_data(a.dataset, protocol, s) for s in range(a.seeds)]
     res: dict = {"_popularity": popularity(datas[0])}
@@ -89,11 +96,17 @@ def main(argv=None):
              f"{res['_popularity']['test']['gauc']:.4f}", "-"]]
     for name, (model, margs) in entries.items():
         grid_runs = []
-        for p in points:
+        knob, _, where = KNOBS.get(model, DEFAULT_KNOB)
+        grid = grid_of(model)
+        if knob in margs:  # a named variant pins the knob: its grid is the step size alone
+            grid = {"lr": LRS}
+        for p in [dict(zip(grid, v)) for v in itertools.product(*grid.values())]:
+            train_kw = {k: v for k, v in p.items() if k == "lr" or where == "train"}
+            model_kw = {**margs, **{k: v for k, v in p.items() if k != "lr" and where == "model"}}
             runs = []
             for s, data in enumerate(datas):
                 r = run_ctr_experiment(model, a.dataset, protocol, seed=s, epochs=a.epochs, data=data, device="cpu",
-                                       patience=a.patience, model_args=margs, **p)
+                                       patience=a.patience, model_args=model_kw, **train_kw)
                 be = r["train"]["best_epoch"]
                 v = next(h for h in r["train"]["history"] if h["epoch"] == be)
                 runs.append({"seed": s, "valid": {k: v[f"valid_{k}"] for k in METRICS}, "test": r["metrics"],
@@ -107,7 +120,7 @@ def main(argv=None):
                                                np.mean([x["test"]["gauc"] for x in runs])), flush=True)
         best = max(grid_runs, key=lambda g: g["valid_auc_mean"])
         test = {k: _agg([x["test"][k] for x in best["runs"]]) for k in METRICS}
-        res[name] = {"model": model, "model_args": margs, "model_config": r["model_config"], "grid": GRID,
+        res[name] = {"model": model, "model_args": margs, "model_config": r["model_config"], "grid": grid,
                      "chosen": best["config"], "selection": "max mean validation AUC over the seeds",
                      "test": test, "best_epochs": [x["best_epoch"] for x in best["runs"]],
                      "hit_epoch_cap": sum(x["epochs_run"] >= a.epochs and not x["stopped_early"] for x in best["runs"]),
@@ -120,13 +133,14 @@ def main(argv=None):
         res["_official_code"] = {"source": "README of macgnn-official-splits (not re-run here)",
                                  **{k: {"mean": v[0], "std": v[1]} for k, v in o.items()}}
         rows.append(["official MacGNN code (README)", "-", "-"] + [f"{o[k][0]:.4f} ± {o[k][1]:.4f}" for k in METRICS])
-    print_table(f"rows {key}: 4-point grid per model, {a.seeds} seeds, chosen on validation AUC",
+    print_table(f"rows {key}: 4-point grid per model (2 for variants with the knob pinned), {a.seeds} seeds, chosen on validation AUC",
                 ["model", "chosen", "valid AUC", "test AUC", "test GAUC", "test Logloss"], rows)
     protocol_rec = dict(datas[0].protocol)
     protocol_rec.update({"parts": {k: datas[0].part(k).describe() for k in ("train", "valid", "test")},
                          "dropped": datas[0].dropped})
     body = {"args": vars(a), "seeds": list(range(a.seeds)), "protocol": protocol_rec, "results": res,
-            "hyperparameters": {"grid": GRID, "selection": "per model: the grid point with the highest mean "
+            "hyperparameters": {"grid": {m: grid_of(m) for m in ("lr", "deepfm", "din", "sage", "macgnn")},
+                                "selection": "per model: the grid point with the highest mean "
                                 "validation AUC over the seeds; epoch early-stopped on validation AUC "
                                 f"(patience {a.patience}, cap {a.epochs}); everything else the model's default "
                                 "(batch size = train_defaults, architecture = constructor defaults)"},
