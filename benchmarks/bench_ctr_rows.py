@@ -94,6 +94,23 @@ def main(argv=None):
     res: dict = {"_popularity": popularity(datas[0])}
     rows = [["item popularity (no learning)", "-", "-", f"{res['_popularity']['test']['auc']:.4f}",
              f"{res['_popularity']['test']['gauc']:.4f}", "-"]]
+    key = Path(path).name.replace("_split_rows.csv.gz", "")
+    out_name = a.name or f"ctr_rows_{key.replace('-', '_')}"
+
+    def save(complete: bool):
+        protocol_rec = dict(datas[0].protocol)
+        protocol_rec.update({"parts": {k: datas[0].part(k).describe() for k in ("train", "valid", "test")},
+                             "dropped": datas[0].dropped})
+        body = {"args": vars(a), "complete": complete, "seeds": list(range(a.seeds)), "protocol": protocol_rec,
+                "results": res,
+                "hyperparameters": {"grid": {m: grid_of(m) for m in ("lr", "deepfm", "din", "sage", "macgnn")},
+                                    "selection": "per model: the grid point with the highest mean validation AUC "
+                                    "over the seeds; epoch early-stopped on validation AUC "
+                                    f"(patience {a.patience}, cap {a.epochs}); everything else the model's default "
+                                    "(batch size = train_defaults, architecture = constructor defaults)"},
+                "seconds": time.perf_counter() - t0}
+        return write_result(out_name, body)
+
     for name, (model, margs) in entries.items():
         grid_runs = []
         knob, _, where = KNOBS.get(model, DEFAULT_KNOB)
@@ -127,7 +144,7 @@ def main(argv=None):
                      "grid_runs": grid_runs}
         rows.append([name, json.dumps(best["config"]), f"{best['valid_auc_mean']:.4f}"]
                     + [f"{test[k]['mean']:.4f} ± {test[k]['std']:.4f}" for k in METRICS])
-    key = Path(path).name.replace("_split_rows.csv.gz", "")
+        save(False)
     if key in OFFICIAL:
         o = OFFICIAL[key]
         res["_official_code"] = {"source": "README of macgnn-official-splits (not re-run here)",
@@ -135,17 +152,7 @@ def main(argv=None):
         rows.append(["official MacGNN code (README)", "-", "-"] + [f"{o[k][0]:.4f} ± {o[k][1]:.4f}" for k in METRICS])
     print_table(f"rows {key}: 4-point grid per model (2 for variants with the knob pinned), {a.seeds} seeds, chosen on validation AUC",
                 ["model", "chosen", "valid AUC", "test AUC", "test GAUC", "test Logloss"], rows)
-    protocol_rec = dict(datas[0].protocol)
-    protocol_rec.update({"parts": {k: datas[0].part(k).describe() for k in ("train", "valid", "test")},
-                         "dropped": datas[0].dropped})
-    body = {"args": vars(a), "seeds": list(range(a.seeds)), "protocol": protocol_rec, "results": res,
-            "hyperparameters": {"grid": {m: grid_of(m) for m in ("lr", "deepfm", "din", "sage", "macgnn")},
-                                "selection": "per model: the grid point with the highest mean "
-                                "validation AUC over the seeds; epoch early-stopped on validation AUC "
-                                f"(patience {a.patience}, cap {a.epochs}); everything else the model's default "
-                                "(batch size = train_defaults, architecture = constructor defaults)"},
-            "seconds": time.perf_counter() - t0}
-    print(f"wrote {write_result(a.name or f'ctr_rows_{key.replace(chr(45), chr(95))}', body)}")
+    print(f"wrote {save(True)}")
 
 
 if __name__ == "__main__":

@@ -320,9 +320,16 @@ def main() -> None:
     sys.path.insert(0, str(HERE.parent / "src"))
     from recgraph.graph.ppr import exact_ppr, homogeneous_csr
 
+    sys.path.insert(0, str(HERE))
+    from _common import git_commit
+
     results: dict = {"benchmark": "ppr", "machine": {"cpus": os.cpu_count()},
                      "alpha": args.alpha, "eps": args.eps, "k": args.k, "command": " ".join(
-                         ["python", "benchmarks/bench_ppr.py", *sys.argv[1:]])}
+                         ["python", "benchmarks/bench_ppr.py", *sys.argv[1:]]),
+                     "git": git_commit(),  # provenance: the commit (and whether the tree was dirty)
+                     "eps_used": {"main comparison": args.eps,
+                                  "recgraph sweep": [float(e) for e in args.sweep.split(",") if e],
+                                  "PyG sweep": [float(e) for e in args.pyg_sweep.split(",") if e]}}
     tmp = Path(tempfile.mkdtemp(prefix="bench_ppr_"))
     t0 = time.perf_counter()
     R = load_gowalla(DATA)

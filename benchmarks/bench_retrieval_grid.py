@@ -69,6 +69,16 @@ def main(argv=None):
     if split.valid is None or len(split.valid) == 0:
         raise SystemExit(f"{a.dataset}: the split has no validation part; this benchmark selects on validation")
     res, rows, t0 = {}, [], time.perf_counter()
+    name = a.name or f"retrieval_grid_{a.dataset.replace('-', '_')}"
+
+    def body(complete: bool) -> dict:
+        return {"args": vars(a), "complete": complete, "seeds": seeds, "split": split.protocol, "results": res,
+                "hyperparameters": "per model: the grid above on validation NDCG@20 (seed 0); everything else "
+                                   "each model's default (train_defaults / constructor defaults)",
+                "seconds": time.perf_counter() - t0}
+
+    def partial(model, state):  # a kill keeps what ran (complete: false)
+        write_result(name, body(False) | {"in_progress": {model: state}})
     for m in models:
         fixed, grid = GRIDS[m]
         points = [dict(zip(grid, vals)) for vals in itertools.product(*grid.values())]
@@ -76,11 +86,15 @@ def main(argv=None):
         for p in points:
             r = _run(m, a.dataset, split, seeds[0], p, fixed)
             runs.append(r)
+            partial(m, {"grid": grid, "grid_runs": runs})
             print(m, p, "valid", round(r["valid_best"], 4), "test", round(r["test"]["ndcg@20"], 4),
                   f"{r['wall_seconds']:.0f}s", flush=True)
         best = max(range(len(runs)), key=lambda k: runs[k]["valid_best"])
         chosen = points[best]
-        per_seed = [runs[best]] + [_run(m, a.dataset, split, s, chosen, fixed) for s in seeds[1:]]
+        per_seed = [runs[best]]
+        for s in seeds[1:]:
+            per_seed.append(_run(m, a.dataset, split, s, chosen, fixed))
+            partial(m, {"grid": grid, "grid_runs": runs, "chosen": chosen, "seed_runs": per_seed})
         for r in per_seed[1:]:
             print(m, chosen, "seed", r["seed"], "test", round(r["test"]["ndcg@20"], 4), flush=True)
         agg = {k: {"mean": float(np.mean([r["test"][k] for r in per_seed])),
@@ -94,12 +108,7 @@ def main(argv=None):
                      f"{agg['ndcg@20']['mean']:.4f} ± {agg['ndcg@20']['std']:.4f}"])
     print_table(f"{a.dataset}: 2-point validation grid per model, test over seeds {seeds}",
                 ["model", "chosen", f"valid {MONITOR}", "Recall@20", "NDCG@20"], rows)
-    name = a.name or f"retrieval_grid_{a.dataset.replace('-', '_')}"
-    body = {"args": vars(a), "seeds": seeds, "split": split.protocol, "results": res,
-            "hyperparameters": "per model: the grid above on validation NDCG@20 (seed 0); everything else "
-                               "each model's default (train_defaults / constructor defaults)",
-            "seconds": time.perf_counter() - t0}
-    print(f"wrote {write_result(name, body)}")
+    print(f"wrote {write_result(name, body(True))}")
 
 
 if __name__ == "__main__":
