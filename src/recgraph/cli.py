@@ -159,7 +159,8 @@ def train(model: str = typer.Argument(..., help="model name (see `recgraph model
           out: Optional[Path] = typer.Option(None, help="run folder (default runs/MODEL-DATASET-SEED)"),
           split: str = typer.Option("auto", help="retrieval models: auto | predefined | random-ratio | leave-last-out | "
                                                  "time-quantile"),
-          protocol: str = typer.Option("macgnn-quantile", help="ranking (CTR) models: macgnn-quantile | leave-last-out"),
+          protocol: str = typer.Option("macgnn-quantile", help="ranking (CTR) models: macgnn-quantile | leave-last-out | "
+                                       "rows:PATH (an external row listing, recgraph.data.rows_protocol)"),
           lr: Optional[float] = None, patience: Optional[int] = None,
           weight_decay: Optional[float] = typer.Option(None, help="the optimizer's weight decay on every parameter "
                                                                   "(default: the model's, else 0)"),
