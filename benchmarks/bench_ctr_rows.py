@@ -29,8 +29,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import print_table, write_result  # noqa: E402
 
+from recgraph.data.datasets import load_dataset  # noqa: E402
 from recgraph.eval.protocols import evaluate_ctr  # noqa: E402
-from recgraph.train.ctr_experiment import ctr_data, run_ctr_experiment  # noqa: E402
+from recgraph.graph.features import build_ctr_data  # noqa: E402
+from recgraph.train.runner import ExperimentConfig, run  # noqa: E402
 
 LRS = [1e-3, 1e-2]
 # model → (knob, values, where: "train" = a trainer argument, "model" = a constructor argument)
@@ -90,7 +92,8 @@ def main(argv=None):
     entries = {m: (m, {}) for m in a.models.split(",") if m}
     entries.update({k: (v[0], v[1]) for k, v in a.variants.items()})
     t0 = time.perf_counter()
-    datas = [ctr_data(a.dataset, protocol, s) for s in range(a.seeds)]
+    inter = load_dataset(a.dataset).interactions
+    datas = [build_ctr_data(inter, protocol, seed=s) for s in range(a.seeds)]
     res: dict = {"_popularity": popularity(datas[0])}
     rows = [["item popularity (no learning)", "-", "-", f"{res['_popularity']['test']['auc']:.4f}",
              f"{res['_popularity']['test']['gauc']:.4f}", "-"]]
@@ -122,8 +125,9 @@ def main(argv=None):
             model_kw = {**margs, **{k: v for k, v in p.items() if k != "lr" and where == "model"}}
             runs = []
             for s, data in enumerate(datas):
-                r = run_ctr_experiment(model, a.dataset, protocol, seed=s, epochs=a.epochs, data=data, device="cpu",
-                                       patience=a.patience, model_args=model_kw, **train_kw)
+                r = run(ExperimentConfig(model, a.dataset, protocol=protocol, seed=s, epochs=a.epochs, device="cpu",
+                                         patience=a.patience, model_args=model_kw, progress=False, **train_kw),
+                        data=data)
                 be = r["train"]["best_epoch"]
                 v = next(h for h in r["train"]["history"] if h["epoch"] == be)
                 runs.append({"seed": s, "valid": {k: v[f"valid_{k}"] for k in METRICS}, "test": r["metrics"],

@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import print_table, write_result  # noqa: E402
 
 from recgraph.data.datasets import load_dataset  # noqa: E402
-from recgraph.train.experiment import ExperimentConfig, make_split, run_experiment  # noqa: E402
+from recgraph.train.runner import ExperimentConfig, make_split, run as run_experiment  # noqa: E402
 
 # model → (fixed model args, {knob: values}); "lr" is the optimiser's step (ExperimentConfig.lr),
 # every other knob a model argument. Same size for every model: 2 step sizes around the model's

@@ -6,8 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from recgraph.data.ctr import _sample_negatives, build_ctr_data
+from recgraph.data.ctr import _sample_negatives
 from recgraph.data.schema import Interactions
+from recgraph.graph.features import build_ctr_data
 
 
 def test_negative_may_be_an_item_the_user_takes_later():
@@ -29,9 +30,9 @@ def test_negative_may_be_an_item_the_user_takes_later():
 
 @pytest.fixture(scope="module")
 def amazon():
-    from recgraph.train.ctr_experiment import load_interactions
+    from recgraph.data.datasets import load_dataset
 
-    return load_interactions("amazon2014-musical-instruments-5core")
+    return load_dataset("amazon2014-musical-instruments-5core").interactions
 
 
 def test_implicit_negatives_reject_the_past_only(amazon):

@@ -11,8 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from recgraph.data.rows_protocol import build_rows_ctr_data, per_user_quantiles, read_rows
+from recgraph.data.rows_protocol import build_rows_split, per_user_quantiles, read_rows
 from recgraph.eval.protocols import evaluate_ctr
+from recgraph.graph.features import build_ctr_data
+
+
+def build_rows_ctr_data(inter, path):
+    return build_ctr_data(inter, f"rows:{path}")
 
 def _root() -> Path:
     import os
@@ -25,9 +30,9 @@ def _root() -> Path:
 
 @pytest.fixture(scope="module")
 def ml():
-    from recgraph.train.ctr_experiment import load_interactions
+    from recgraph.data.datasets import load_dataset
 
-    return load_interactions("movielens-100k")
+    return load_dataset("movielens-100k").interactions
 
 
 def test_per_user_quantiles_match_numpy():
@@ -86,8 +91,8 @@ def test_bad_listings_name_row_and_column(ml, tmp_path):
         read_rows(_write(tmp_path, "user_id,item_id,timestamp,label,split\n1,2,3,1,dev\n"))
     # user 196 rated item 242 at 881250949 (rating 3): an existing event, label must be 0
     with pytest.raises(ValueError, match=r"row 2, column 'label'"):
-        build_rows_ctr_data(ml, _write(tmp_path, "user_id,item_id,timestamp,label,split\n196,242,881250949,1,train\n"))
+        build_rows_split(ml, _write(tmp_path, "user_id,item_id,timestamp,label,split\n196,242,881250949,1,train\n"))
     with pytest.raises(ValueError, match=r"row 2: .*not an event"):
-        build_rows_ctr_data(ml, _write(tmp_path, "user_id,item_id,timestamp,label,split\n196,242,881250950,0,train\n"))
+        build_rows_split(ml, _write(tmp_path, "user_id,item_id,timestamp,label,split\n196,242,881250950,0,train\n"))
     with pytest.raises(ValueError, match=r"row 2, column 'user_id'"):
-        build_rows_ctr_data(ml, _write(tmp_path, "user_id,item_id,timestamp,label,split\n99999,242,881250949,0,train\n"))
+        build_rows_split(ml, _write(tmp_path, "user_id,item_id,timestamp,label,split\n99999,242,881250949,0,train\n"))

@@ -19,7 +19,7 @@ MARGIN = {"recall@20": 2 * 0.0049, "ndcg@20": 2 * 0.0031}
 
 @pytest.fixture(scope="module")
 def pair(ml100k_split):
-    from recgraph.train.experiment import ExperimentConfig, run_experiment
+    from recgraph.train.runner import ExperimentConfig, run as run_experiment
 
     run = lambda m, args: run_experiment(ExperimentConfig(model=m, dataset="movielens-100k", device="cpu",  # noqa: E731
                                                           progress=False, model_args=args),

@@ -17,7 +17,9 @@ the rows the official MacGNN preprocessing keeps; features are rebuilt the way i
 * ``windows="auto"``: what ``<prefix>_stats.json`` next to the listing says (``"split":
   "peruser"`` → per-user), else global. Its ``q80`` / ``q90`` are used when present.
 
-Macro ids are fitted on snapshot 0 (as in :func:`recgraph.data.ctr.build_ctr_data`). Each row must
+This module builds the :class:`~recgraph.data.ctr.CTRSplit` (samples, parts, snapshots);
+:func:`recgraph.graph.features.build_ctr_data` (``protocol="rows:PATH"``) adds the features. Macro ids
+are fitted on snapshot 0. Each row must
 be an event of the dataset (same user, item and timestamp) whose label agrees with the positive
 rule, else a ``ValueError`` names the file, the row and the column; rows whose user or item has no
 positive in its snapshot are dropped and counted (the official listing has none).
@@ -30,12 +32,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io import read_json
-from ..io.atomic import sha256_file
-from .ctr import CTRData, CTRSamples, build_feature_tables
+from ..io import read_json, sha256_file
+from .ctr import CTRSamples, CTRSplit
 from .schema import Interactions
 
-__all__ = ["read_rows", "build_rows_ctr_data", "per_user_quantiles"]
+__all__ = ["read_rows", "build_rows_split", "per_user_quantiles"]
 
 SPLITS = {"train": 0, "valid_in_v_variant": 1, "valid": 1, "test": 2}
 COLUMNS = ("user_id", "item_id", "timestamp", "label", "split")
@@ -115,10 +116,10 @@ def _positive_mask(inter: Interactions, positive_threshold: float) -> tuple[np.n
     return np.ones(len(inter), bool), "every event"
 
 
-def build_rows_ctr_data(inter: Interactions, path: str | Path, *, windows: str = "auto",
-                        positive_threshold: float = 4.0, item_macro: str = "auto", item_k: int = 50,
-                        user_k: int = 20, recent: int = 20, max_slots: int = 64, seed: int = 0) -> CTRData:
-    """:class:`~recgraph.data.ctr.CTRData` on exactly the rows of the listing at ``path`` (module docstring)."""
+def build_rows_split(inter: Interactions, path: str | Path, *, windows: str = "auto",
+                     positive_threshold: float = 4.0) -> CTRSplit:
+    """The :class:`~recgraph.data.ctr.CTRSplit` of exactly the rows of the listing at ``path``
+    (module docstring); features: :func:`recgraph.graph.features.features_for`."""
     path = Path(path)
     if inter.timestamp is None:
         raise ValueError(f"{inter.name or 'data'} has no timestamps; a row listing needs them")
@@ -182,30 +183,16 @@ def build_rows_ctr_data(inter: Interactions, path: str | Path, *, windows: str =
         cutoffs = np.array([p_time[m].max(initial=0) + 1 for m in masks], np.int64)  # bookkeeping only
         wdesc = {"features": "per user u: positives of every user v with t <= q80_v (train/valid), t <= q90_v "
                              "(test); q = linear quantiles of each user's own timestamps"}
-    feats = build_feature_tables(p_user, p_item, p_time, nu, ni, cutoffs, fit_snapshot=0,
-                                 category=inter.item_features.get("category"), item_macro=item_macro,
-                                 item_k=item_k, user_k=user_k, recent=recent, max_slots=max_slots, seed=seed,
-                                 snapshot_masks=masks)
     snap = np.where(rows["split"] == 2, 1, 0).astype(np.int64)
-    warm = (feats.user_deg[snap * nu + u] > 0) & (feats.item_deg[snap * ni + i] > 0)
-    everything = CTRSamples(u, i, rows["label"], t, snap)
-    parts, dropped = [], {}
-    for k, name in enumerate(("train", "valid", "test")):
-        inpart = rows["split"] == k
-        dropped[f"{name}_cold_user_or_item"] = int((inpart & ~warm).sum())
-        sel = np.flatnonzero(inpart & warm)
-        parts.append(everything.select(sel[np.lexsort((sel, t[sel]))]))
-    digest = sha256_file(path)
-    proto = {"name": f"rows:{path}", "rows_file": str(path), "rows_sha256": digest, "windows": windows, **wdesc,
-             "labels": f"from the listing; feature positives: {pos_desc}",
+    samples = CTRSamples(u, i, rows["label"], t, snap)
+    proto = {"name": f"rows:{path}", "rows_file": str(path), "rows_sha256": sha256_file(path), "windows": windows,
+             **wdesc, "labels": f"from the listing; feature positives: {pos_desc}",
              "train": "rows marked train", "valid": "rows marked valid_in_v_variant (epoch / config selection)",
              "test": "rows marked test", "selection": "validation rows (never test)",
              "cold": "rows whose user or item has no positive in its feature snapshot are dropped (counted)",
-             "item_macro": item_macro if item_macro != "auto" else
-             ("category" if inter.item_features.get("category") is not None else "kmeans-rows"),
-             "item_k": item_k, "user_k": user_k, "recent": recent, "max_slots": max_slots,
              "stats_file": str(stats_path) if stats else None}
-    return CTRData(parts[0], parts[1], parts[2], feats, nu, ni, proto, dropped, inter.name)
+    return CTRSplit(samples, rows["split"].copy(), p_user, p_item, p_time, cutoffs, 0, nu, ni, proto, {},
+                    inter.name, snapshot_masks=masks)
 
 
 def _search_runs(sorted_time: np.ndarray, lo: np.ndarray, hi: np.ndarray, t: np.ndarray) -> np.ndarray:

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from recgraph.data.ctr import build_ctr_data
+from recgraph.data.datasets import load_dataset
+from recgraph.graph.features import build_ctr_data
 from recgraph.models.registry import get_model_class
-from recgraph.train.ctr_experiment import (build_ctr_model, evaluate_ctr_model, load_interactions,
-                                           run_ctr_experiment)
+from recgraph.train.runner import ExperimentConfig, build_model, evaluate_ctr_model, run
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -24,7 +24,7 @@ def _one_thread():
 
 @pytest.fixture(scope="module")
 def ml():
-    return load_interactions("movielens-100k")
+    return load_dataset("movielens-100k").interactions
 
 
 @pytest.fixture(scope="module")
@@ -54,8 +54,8 @@ def test_macgnn_and_din_beat_lr_on_movielens_auc(llo):
     compared against a weaker LR than a user would get)."""
     auc = {}
     for m in ("lr", "din", "macgnn"):
-        runs = [run_ctr_experiment(m, "movielens-100k", "leave-last-out", seed=seed, epochs=60, patience=5, data=llo,
-                                   device="cpu") for seed in (0, 1, 2)]
+        runs = [run(ExperimentConfig(m, "movielens-100k", protocol="leave-last-out", seed=seed, epochs=60,
+                                    patience=5, device="cpu", progress=False), data=llo) for seed in (0, 1, 2)]
         for r in runs:
             assert r["train"]["selected_on"] == "validation AUC"
             assert r["train"]["stopped_early"], f"{m} still improving after 60 epochs: the schedule is not fair"
@@ -66,7 +66,7 @@ def test_macgnn_and_din_beat_lr_on_movielens_auc(llo):
 
 def _trained_macgnn(data, **kw):
     torch.manual_seed(0)
-    model = build_ctr_model("macgnn", data, **kw)
+    model = build_model("macgnn", data.n_users, data.n_items, data, **kw)
     opt = torch.optim.Adam(model.parameters(), 3e-3)
     model.train()
     for b in data.loader("train", 128, model.needs, shuffle=True)(0, np.random.default_rng(0)):
@@ -131,8 +131,8 @@ def test_masked_slots_get_no_weight():
 
 
 def test_metrics_json_shape(quantile, tmp_path):
-    r = run_ctr_experiment("lr", "movielens-100k", "macgnn-quantile", seed=1, epochs=1, data=quantile,
-                           device="cpu", out=tmp_path)
+    r = run(ExperimentConfig("lr", "movielens-100k", seed=1, epochs=1, device="cpu", out=str(tmp_path),
+                             progress=False), data=quantile)
     import json
 
     saved = json.loads((tmp_path / "metrics.json").read_text())
@@ -144,12 +144,13 @@ def test_metrics_json_shape(quantile, tmp_path):
     assert saved["metrics"] == pytest.approx(r["metrics"])  # the file holds what the run returned
 
 
-@pytest.mark.parametrize("name", ["lr", "deepfm", "din", "sage", "macgnn"])
-def test_request_with_shared_user_side_scores_like_a_batch(quantile, name):
+@pytest.mark.parametrize("name,args", [("lr", {}), ("deepfm", {}), ("din", {}), ("sage", {}), ("macgnn", {}),
+                                       ("macgnn", {"degree_features": True})])
+def test_request_with_shared_user_side_scores_like_a_batch(quantile, name, args):
     """Serving path: one user against many candidates with the user side gathered (or sampled)
     once and broadcast must give the scores of the equivalent per-sample batch."""
     torch.manual_seed(0)
-    model = build_ctr_model(name, quantile)
+    model = build_model(name, quantile.n_users, quantile.n_items, quantile, **args)
     opt = torch.optim.Adam(model.parameters(), 3e-3)
     model.train()
     for step, b in enumerate(quantile.loader("train", 128, model.needs, shuffle=True)(0, np.random.default_rng(0))):
@@ -174,12 +175,12 @@ def test_request_with_shared_user_side_scores_like_a_batch(quantile, name):
 
 def test_sage_fanouts_reach_the_sampler(quantile):
     """The sampled GNN's ``fanouts`` argument decides how many neighbours its batches carry."""
-    model = build_ctr_model("sage", quantile, fanouts=(4, 3))
+    model = build_model("sage", quantile.n_users, quantile.n_items, quantile, fanouts=(4, 3))
     b = next(iter(quantile.loader("train", 16, model.needs, shuffle=False, **model.batch_kwargs)(0, None)))
     assert b.user.nb.shape == (16, 4) and b.user.nb2.shape == (16, 4, 3)
     assert b.item.nb.shape == (16, 4) and b.item.nb2.shape == (16, 4, 3)
-    r = run_ctr_experiment("sage", "movielens-100k", "macgnn-quantile", seed=0, epochs=1, data=quantile,
-                           device="cpu", model_args={"fanouts": (4, 3)})
+    r = run(ExperimentConfig("sage", "movielens-100k", seed=0, epochs=1, device="cpu", progress=False,
+                             model_args={"fanouts": (4, 3)}), data=quantile)
     assert r["model_config"]["fanouts"] in ((4, 3), [4, 3])
 
 
@@ -234,3 +235,21 @@ def test_request_rejects_bad_ids(quantile):
         quantile.request(0, [0], 10_000)
     with pytest.raises(TypeError, match="integer"):
         quantile.request(0, [0.5], snap)
+
+
+def test_degree_features_are_the_log_total_counts(quantile):
+    """``degree_features=True`` appends log(1 + total count) of the user's and the item's hop-1 /
+    hop-2 macro neighbourhoods and recent lists (hand-computed from the batch) to the readout."""
+    torch.manual_seed(0)
+    model = build_model("macgnn", quantile.n_users, quantile.n_items, quantile, degree_features=True).eval()
+    b = quantile.batch(quantile.test, np.arange(8), model.needs)
+    seen = {}
+    model.mlp.register_forward_hook(lambda m, inp, out: seen.setdefault("x", inp[0]))
+    with torch.no_grad():
+        model(b)
+    x = seen["x"]
+    assert x.shape == (8, 14 * 10 + 6)
+    want = [b.user.hop1_cnt.sum(-1), b.user.hop2_cnt.sum(-1), (b.user.recent != quantile.n_items).sum(-1),
+            b.item.hop1_cnt.sum(-1), b.item.hop2_cnt.sum(-1), (b.item.recent != quantile.n_users).sum(-1)]
+    torch.testing.assert_close(x[:, -6:], torch.log1p(torch.stack([w.float() for w in want], -1)))
+    assert (x[:, -6:-3] > 0).all()  # warm samples: every user has positives in her snapshot
