@@ -154,7 +154,8 @@ def main(argv=None):
         res["_official_code"] = {"source": "README of macgnn-official-splits (not re-run here)",
                                  **{k: {"mean": v[0], "std": v[1]} for k, v in o.items()}}
         rows.append(["official MacGNN code (README)", "-", "-"] + [f"{o[k][0]:.4f} ± {o[k][1]:.4f}" for k in METRICS])
-    print_table(f"rows {key}: 4-point grid per model (2 for variants with the knob pinned), {a.seeds} seeds, chosen on validation AUC",
+    print_table(f"rows {key}: 4-point grid per model (2 for variants with the knob pinned), {a.seeds} seeds, "
+                "chosen on validation AUC",
                 ["model", "chosen", "valid AUC", "test AUC", "test GAUC", "test Logloss"], rows)
     print(f"wrote {save(True)}")
 

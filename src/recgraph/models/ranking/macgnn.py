@@ -23,7 +23,8 @@ chosen on the test set — is ``select_on_test`` of :class:`recgraph.train.runne
 macro neighbourhoods and recent lists (6 numbers) to the readout: every aggregation above is a
 weighted *average*, so without them the model cannot see how popular an item (or active a user) is.
 On the official MacGNN rows of MovieLens-100K it is what lifts GAUC from 0.660 to 0.723, above the
-official code (BENCHMARKS §11); off by default (validation preferred it off on leave-last-out).
+official code (BENCHMARKS, "Honest numbers"); off by default (validation preferred it off on
+leave-last-out).
 
 Measured, not fixed: with embeddings initialised at std 0.01 the learned attention term
 ``q·k/√d`` stays ~1e-5 across slots while the count bias spreads ~0.2-0.8, so the trained
