@@ -150,13 +150,20 @@ def _stack_slots(parts: list[tuple[np.ndarray, np.ndarray]], pad_id: int) -> tup
 def build_feature_tables(pos_user, pos_item, pos_time, n_users: int, n_items: int, cutoffs: np.ndarray, *,
                          fit_snapshot: int = 0, category: np.ndarray | None = None, item_macro: str = "auto",
                          item_k: int = 50, user_k: int = 20, recent: int = 20, max_slots: int = 64,
-                         seed: int = 0) -> FeatureTables:
-    """Macro counts, recent lists and adjacency for every snapshot (positives with t < cutoff)."""
+                         seed: int = 0, macros: tuple[np.ndarray, int, np.ndarray, int] | None = None) -> FeatureTables:
+    """Macro counts, recent lists and adjacency for every snapshot (positives with t < cutoff).
+
+    ``macros = (item_macro, n_item_macros, user_macro, n_user_macros)`` reuses a given macro
+    assignment instead of fitting one (multi-task: every behaviour graph counts over the same macro
+    nodes, :mod:`recgraph.data.multitask`)."""
     cutoffs = np.asarray(cutoffs, np.int64)
-    fit = pos_time < cutoffs[fit_snapshot]
-    R_fit = positive_matrix(pos_user[fit], pos_item[fit], n_users, n_items)
-    im, n_im = assign_item_macros(item_macro, n_items=n_items, category=category, R=R_fit, k=item_k, seed=seed)
-    um, n_um = assign_user_macros(R_fit, im, n_im, k=user_k, seed=seed)
+    if macros is not None:
+        im, n_im, um, n_um = macros
+    else:
+        fit = pos_time < cutoffs[fit_snapshot]
+        R_fit = positive_matrix(pos_user[fit], pos_item[fit], n_users, n_items)
+        im, n_im = assign_item_macros(item_macro, n_items=n_items, category=category, R=R_fit, k=item_k, seed=seed)
+        um, n_um = assign_user_macros(R_fit, im, n_im, k=user_k, seed=seed)
     dense = max(n_im, n_um) <= max_slots
     parts: dict[str, list] = {k: [] for k in ("u1", "u2", "i1", "i2", "ur", "urt", "ir", "irt", "ud", "id", "ua", "ia")}
     for c in cutoffs:
