@@ -172,6 +172,8 @@ def train(model: str = typer.Argument(..., help="model name (see `recgraph model
           select_on_test: bool = typer.Option(False, help="official LightGCN protocol: select the epoch on the test "
                                                           "file when the split has no validation part"),
           set_: List[str] = typer.Option([], "--set", help="model argument KEY=VALUE (repeatable)"),
+          tasks: Optional[str] = typer.Option(None, help="multi-task ranking: comma-separated behaviours, e.g. "
+                                                         "cart,fav,buy (macgnn then trains one MacGNN per task)"),
           data_dir: Optional[Path] = DataDirOpt):
     """Train and evaluate one model; writes OUT/metrics.json and the model artifact."""
     from .models.registry import get_model_class
@@ -182,6 +184,11 @@ def train(model: str = typer.Argument(..., help="model name (see `recgraph model
         task = getattr(get_model_class(model), "task", "retrieval")
     except KeyError as exc:
         _fail(str(exc.args[0]))
+    if tasks is not None or task == "multitask":
+        _train_multitask(model, dataset, tasks, seed=seed, epochs=epochs, device=device, out=out, lr=lr,
+                         weight_decay=weight_decay, patience=patience, model_args=_parse_model_args(set_),
+                         data_dir=data_dir)
+        return
     if task == "ctr":
         from .train.ctr_experiment import run_ctr_experiment
 
@@ -212,6 +219,27 @@ def train(model: str = typer.Argument(..., help="model name (see `recgraph model
         _fail(str(exc))
     keys = ["recall@10", "ndcg@10", "recall@20", "ndcg@20"]
     console.print(metrics_table([rec], keys, f"{model} on {dataset}"))
+    console.print(f"metrics: {out / 'metrics.json'}")
+
+
+def _train_multitask(model, dataset, tasks, *, seed, epochs, device, out, lr, weight_decay, patience, model_args,
+                     data_dir) -> None:
+    """``recgraph train MODEL --tasks a,b,c``: :func:`recgraph.train.multitask_experiment.run_multitask_experiment`."""
+    from .train.multitask_experiment import run_multitask_experiment
+
+    names = [t.strip() for t in (tasks or "").split(",") if t.strip()]
+    if not names:
+        _fail(f"{model} is a multi-task model: give --tasks, e.g. --tasks cart,fav,buy")
+    try:
+        rec = run_multitask_experiment(model, dataset, names, seed=seed, epochs=epochs, device=device, out=str(out),
+                                       lr=lr, weight_decay=weight_decay, patience=patience if patience is not None else 2,
+                                       model_args=model_args, data_dir=None if data_dir is None else str(data_dir),
+                                       progress=True)
+    except (FileNotFoundError, KeyError, ValueError, RuntimeError) as exc:
+        _fail(str(exc))
+    rows = [{"model": f"{model} · {t}", "metrics": m} for t, m in rec["metrics"]["per_task"].items()]
+    rows.append({"model": f"{model} · mean", "metrics": {k: rec["metrics"][f"{k}_mean"] for k in ("auc", "gauc", "logloss")}})
+    console.print(metrics_table(rows, ["auc", "gauc", "logloss"], f"{model} on {dataset} (tasks {', '.join(names)})"))
     console.print(f"metrics: {out / 'metrics.json'}")
 
 
