@@ -75,3 +75,11 @@ def test_runner_trains_every_model_above_chance(data, name, tmp_path):
         np.mean([m["per_task"][t]["auc"] for t in ("cart", "fav", "buy")]))
     # users prefer a band of items in the fixture: the training signal is learnable
     assert rec["metrics"]["per_task"]["buy"]["auc"] > 0.55, rec["metrics"]
+
+
+def test_gathered_slot_path_equals_whole_table_path(data):
+    m = _model(data, experts_per_task=1).double()
+    b = data.batch(data.test, None, m.needs).to(None, torch.float64)
+    whole = m(b)  # fixture: 6 item macros, so every neighbourhood takes the whole-table path
+    m._pool = lambda att, q, ids, cnt, table: att(q, table(ids), cnt > 0, torch.log1p(cnt) / m.tau)
+    assert torch.allclose(m(b), whole, atol=1e-12)

@@ -75,6 +75,15 @@ class MGOE(MultiTaskModel):
         self.towers = nn.ModuleList(tower(h + fuse_dim, tower_hidden) for _ in range(n_tasks))
         self.last_fusion: torch.Tensor | None = None  # [B, T, T] attention of the last forward (diagnostics)
 
+    def _pool(self, att: SlotAttention, query, ids, cnt, table: nn.Embedding) -> torch.Tensor:
+        """MacGNN's count-biased target attention over one macro neighbourhood ``[B, 2·dim]``. With
+        few slots against a big macro table (Taobao: 64 slots, 2,912 categories) the slot keys are
+        gathered (``B·S·d`` work); else the whole-table path (``B·T·d``) — same result."""
+        bias = torch.log1p(cnt) / self.tau
+        if ids.shape[1] * 8 < table.weight.shape[0]:
+            return att(query, table(ids), cnt > 0, bias)
+        return att.forward_table(query, table.weight, ids, cnt > 0, bias)
+
     def task_macro(self, batch, eu: torch.Tensor, ei: torch.Tensor) -> torch.Tensor:
         """Task-specific macro embeddings ``[B, T, 8·dim]`` (from each task's graph, or all from the
         shared graph when ``shared_graphs``)."""
@@ -86,8 +95,7 @@ class MGOE(MultiTaskModel):
             att = self.macro_att[t]
             parts = [(att["u1"], ei, u.hop1_ids, u.hop1_cnt, enc.imacro), (att["u2"], ei, u.hop2_ids, u.hop2_cnt, enc.umacro),
                      (att["i1"], eu, i.hop1_ids, i.hop1_cnt, enc.umacro), (att["i2"], eu, i.hop2_ids, i.hop2_cnt, enc.imacro)]
-            vs = [a.forward_table(q, table.weight, ids, cnt > 0, torch.log1p(cnt) / self.tau)
-                  for a, q, ids, cnt, table in parts]
+            vs = [self._pool(a, q, ids, cnt, table) for a, q, ids, cnt, table in parts]
             n = max(v.shape[0] for v in vs)
             out.append(torch.cat([v.expand(n, -1) for v in vs], dim=-1))
         return torch.stack(out, dim=1)
