@@ -4,7 +4,7 @@ Protocol: :mod:`recgraph.data.multitask` ``daily-window`` (pv impressions; cart 
 after the impression; features from events before the impression's day; train = 3 days, validation =
 the next day, test = the day after). Every model gets the same budget: dim 16, Adam lr 2e-3, batch 256,
 no weight decay, at most ``--epochs`` epochs, early stopping (patience 2) and epoch selection on the
-validation mean AUC over tasks; a grid of 3 values of the model's main knob, run with seed 0 and chosen
+validation mean AUC over tasks; a grid of 2 values of the model's main knob, run with seed 0 and chosen
 on the validation mean AUC; the chosen config is then run with every seed (``--seeds``). MGOE's ablations
 use MGOE's chosen config. Then: training samples/s and 1 user x 1,000 candidates latency of MGOE vs MMoE
 (measured back to back in this process), and the per-behaviour macro graphs of the multi-behaviour
