@@ -237,8 +237,9 @@ def _train_multitask(model, dataset, tasks, *, seed, epochs, device, out, lr, we
                                        progress=True)
     except (FileNotFoundError, KeyError, ValueError, RuntimeError) as exc:
         _fail(str(exc))
-    rows = [{"model": f"{model} · {t}", "metrics": m} for t, m in rec["metrics"]["per_task"].items()]
-    rows.append({"model": f"{model} · mean", "metrics": {k: rec["metrics"][f"{k}_mean"] for k in ("auc", "gauc", "logloss")}})
+    rows = [{"model": f"{model} · {t}", "metrics": m, "seconds": rec["seconds"]} for t, m in rec["metrics"]["per_task"].items()]
+    rows.append({"model": f"{model} · mean", "seconds": rec["seconds"],
+                 "metrics": {k: rec["metrics"][f"{k}_mean"] for k in ("auc", "gauc", "logloss")}})
     console.print(metrics_table(rows, ["auc", "gauc", "logloss"], f"{model} on {dataset} (tasks {', '.join(names)})"))
     console.print(f"metrics: {out / 'metrics.json'}")
 

@@ -81,5 +81,5 @@ def test_gathered_slot_path_equals_whole_table_path(data):
     m = _model(data, experts_per_task=1).double()
     b = data.batch(data.test, None, m.needs).to(None, torch.float64)
     whole = m(b)  # fixture: 6 item macros, so every neighbourhood takes the whole-table path
-    m._pool = lambda att, q, ids, cnt, table: att(q, table(ids), cnt > 0, torch.log1p(cnt) / m.tau)
+    m._pool = lambda att, q, ids, cnt, table: att(q, table(ids), cnt > 0, torch.log1p(cnt) / m.tau)  # gathered
     assert torch.allclose(m(b), whole, atol=1e-12)

@@ -76,13 +76,8 @@ class MGOE(MultiTaskModel):
         self.last_fusion: torch.Tensor | None = None  # [B, T, T] attention of the last forward (diagnostics)
 
     def _pool(self, att: SlotAttention, query, ids, cnt, table: nn.Embedding) -> torch.Tensor:
-        """MacGNN's count-biased target attention over one macro neighbourhood ``[B, 2·dim]``. With
-        few slots against a big macro table (Taobao: 64 slots, 2,912 categories) the slot keys are
-        gathered (``B·S·d`` work); else the whole-table path (``B·T·d``) — same result."""
-        bias = torch.log1p(cnt) / self.tau
-        if ids.shape[1] * 8 < table.weight.shape[0]:
-            return att(query, table(ids), cnt > 0, bias)
-        return att.forward_table(query, table.weight, ids, cnt > 0, bias)
+        """MacGNN's count-biased target attention over one macro neighbourhood ``[B, 2·dim]``."""
+        return att.forward_table(query, table.weight, ids, cnt > 0, torch.log1p(cnt) / self.tau)
 
     def task_macro(self, batch, eu: torch.Tensor, ei: torch.Tensor) -> torch.Tensor:
         """Task-specific macro embeddings ``[B, T, 8·dim]`` (from each task's graph, or all from the
