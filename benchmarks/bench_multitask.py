@@ -28,9 +28,8 @@ import torch
 
 from _common import machine_info, measure, print_table, write_result
 
-from recgraph.data.multitask import behavior_feature_tables, build_multitask_data
-from recgraph.train.ctr_experiment import load_interactions
-from recgraph.train.multitask_experiment import build_multitask_model, run_multitask_experiment
+from recgraph.graph.task_graphs import behavior_feature_tables, build_multitask_data
+from recgraph.train.multitask_experiment import build_multitask_model, load_interactions, run_multitask_experiment
 
 DATASET = "taobao-userbehavior-sample"
 TASKS = ("cart", "fav", "buy")

@@ -10,7 +10,7 @@ from recgraph.models.retrieval.itemknn import ItemKNN
 from recgraph.models.retrieval.mf import MFBPR
 from recgraph.models.retrieval.lightgcn import LightGCN
 from recgraph.models.retrieval.pop import Pop
-from recgraph.serve.artifacts import load_model, save_model
+from recgraph.train.artifacts import load_model, save_model
 
 
 def toy():
@@ -147,7 +147,7 @@ def test_artifact_round_trip_scores_identically(tmp_path, cls):
         before = m.score(torch.arange(3))
     save_model(tmp_path / "model", m, {"dataset": "toy"})
     assert not list((tmp_path / "model").glob("*.tmp"))
-    loaded, meta = load_model(tmp_path / "model", train=data)
+    loaded, meta = load_model(tmp_path / "model", graph=data)
     with torch.no_grad():
         after = loaded.score(torch.arange(3))
     assert meta["dataset"] == "toy" and torch.equal(before, after)

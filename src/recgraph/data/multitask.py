@@ -19,13 +19,9 @@ multi-behaviour log with timestamps (Taobao UserBehavior: ``pv`` / ``cart`` / ``
   A sample of day ``d`` uses feature snapshot ``d``: events with ``t < start of day d`` — strictly
   before the sample's snapshot cutoff, hence strictly before the impression and its label window
   (``tests/data/test_multitask.py`` checks this from the raw log).
-* **Graphs.** The *shared* graph = every logged event (all behaviours, as the implicit CTR protocol
-  of :mod:`recgraph.data.ctr`); the graph of task ``b`` = the ``b`` events only. Each gets the same
-  :func:`recgraph.data.ctr.build_feature_tables` (macro counts, slots, recent lists) per snapshot —
-  one builder, run once per graph. Macro *nodes* are shared: item macros (category where there
-  is one) and user k-means clusters are fitted once on the shared graph at the first snapshot and
-  reused for every task graph (``macros=``), so a task graph differs only in its edges and counts
-  and macro embeddings can be shared by the tasks. ``MultiTaskData.memory`` has the bytes per graph.
+* **Graphs** (built by :mod:`recgraph.graph.task_graphs` from the :class:`MultiTaskSplit`): the
+  *shared* graph = every logged event (all behaviours, as the implicit CTR protocol of
+  :mod:`recgraph.data.ctr`); the graph of task ``b`` = the ``b`` events only.
 * **Cold samples are kept** (counted in ``dropped``/``cold``): most Taobao impressions are of items
   that nobody touched before (55k items for 84k events); dropping them, as the CTR protocols do,
   would keep a biased minority of the impressions. Cold nodes have empty slots (zero weights).
@@ -41,15 +37,12 @@ import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
-import scipy.sparse as sp
-import torch
 
-from .batch import CTRBatch, NodeSide
-from .ctr import CTRData, CTRSamples, FeatureTables, build_feature_tables
+from .batch import CTRBatch
+from .ctr import CTRSamples
 from .schema import Interactions
 
-__all__ = ["MultiTaskSamples", "MultiTaskBatch", "MultiTaskData", "build_multitask_data", "table_bytes",
-           "behavior_feature_tables", "PROTOCOL"]
+__all__ = ["MultiTaskSamples", "MultiTaskBatch", "MultiTaskSplit", "build_multitask_samples", "PROTOCOL"]
 
 PROTOCOL = "daily-window"
 
@@ -94,88 +87,30 @@ class MultiTaskBatch(CTRBatch):
                                    task_item=tuple(s.to(device, float_dtype) for s in self.task_item))
 
 
-def table_bytes(ft: FeatureTables) -> int:
-    """Bytes held by one graph's feature tables (arrays + CSR buffers)."""
-    total = 0
-    for f in dataclasses.fields(ft):
-        v = getattr(ft, f.name)
-        if isinstance(v, np.ndarray):
-            total += v.nbytes
-        elif sp.issparse(v):
-            total += v.data.nbytes + v.indices.nbytes + v.indptr.nbytes
-    return int(total)
-
-
 @dataclass(frozen=True, eq=False)
-class MultiTaskData:
+class MultiTaskSplit:
+    """Multi-task samples before features: the three parts, every event of the log (the feature
+    graphs' edges: ``behavior`` picks a task's graph) and the snapshot cutoffs."""
+
     tasks: tuple[str, ...]
     train: MultiTaskSamples
     valid: MultiTaskSamples
     test: MultiTaskSamples
-    shared: CTRData                 # shared (all-behaviour) graph features
-    task_data: tuple[CTRData, ...]  # one per task: that behaviour's graph (same macro nodes)
+    user: np.ndarray        # [E] every event
+    item: np.ndarray
+    time: np.ndarray
+    behavior: np.ndarray
+    task_codes: tuple[int, ...]
+    cutoffs: np.ndarray     # [S] exclusive: snapshot s uses events with t < cutoffs[s]
+    n_users: int
+    n_items: int
     protocol: dict
-    dropped: dict = field(default_factory=dict)
-    memory: dict = field(default_factory=dict)
+    dropped: dict
+    category: np.ndarray | None = None
     name: str = ""
-
-    @property
-    def n_users(self) -> int:
-        return self.shared.n_users
-
-    @property
-    def n_items(self) -> int:
-        return self.shared.n_items
-
-    @property
-    def features(self) -> FeatureTables:
-        return self.shared.features
 
     def part(self, name: str) -> MultiTaskSamples:
         return {"train": self.train, "valid": self.valid, "test": self.test}[name]
-
-    def batch(self, samples: MultiTaskSamples, idx: np.ndarray | None = None, needs: frozenset = frozenset(),
-              *, salt: int = 0) -> MultiTaskBatch:
-        """Batch of ``samples[idx]``: shared-graph features per ``needs`` (see
-        :meth:`CTRData.batch`), labels ``[B, T]``, task graphs' macro slots if ``"task_macro"``."""
-        s = samples if idx is None else samples.select(idx)
-        c = s.as_ctr()
-        base = self.shared.batch(c, None, needs - {"task_macro"}, salt=salt)
-        tu, ti = (), ()
-        if "task_macro" in needs:
-            sides = [td.batch(c, None, frozenset({"macro"})) for td in self.task_data]
-            tu, ti = tuple(b.user for b in sides), tuple(b.item for b in sides)
-        return MultiTaskBatch(user=base.user, item=base.item, label=base.label, time=base.time,
-                              labels=torch.from_numpy(np.ascontiguousarray(s.labels, np.float32)),
-                              task_user=tu, task_item=ti)
-
-    def request(self, user: int, items: np.ndarray, snapshot: int, needs: frozenset = frozenset(),
-                *, time: int | None = None) -> MultiTaskBatch:
-        """One user against ``B`` candidates (user side of leading size 1), all tasks' features;
-        same values as :meth:`batch` on the ``B`` samples. Argument errors as
-        :meth:`CTRData.request`."""
-        base = self.shared.request(user, items, snapshot, needs - {"task_macro"}, time=time)
-        tu, ti = (), ()
-        if "task_macro" in needs:
-            sides = [td.request(user, items, snapshot, frozenset({"macro"}), time=time) for td in self.task_data]
-            tu, ti = tuple(b.user for b in sides), tuple(b.item for b in sides)
-        return MultiTaskBatch(user=base.user, item=base.item, label=base.label, time=base.time,
-                              labels=torch.zeros(len(base.label), len(self.tasks)), task_user=tu, task_item=ti)
-
-    def loader(self, part: str, batch_size: int, needs: frozenset, *, shuffle: bool):
-        """``batches(epoch, rng)`` for :class:`~recgraph.train.trainer.Trainer`."""
-        samples = self.part(part)
-
-        def batches(epoch: int, rng: np.random.Generator):
-            order = rng.permutation(len(samples)) if shuffle else np.arange(len(samples))
-            for a in range(0, len(order), batch_size):
-                yield self.batch(samples, order[a:a + batch_size], needs)
-
-        return batches
-
-    def describe(self) -> dict:
-        return {k: self.part(k).describe(self.tasks) for k in ("train", "valid", "test")} | {
-            "dropped": self.dropped, "memory_bytes": self.memory, "protocol": self.protocol}
 
 
 # ----------------------------------------------------------------------------- construction
@@ -199,12 +134,11 @@ def _label_hits(imp_key, imp_t, ev_key, ev_t, window: int) -> np.ndarray:
     return np.searchsorted(code, q + window, side="right") > np.searchsorted(code, q, side="left")
 
 
-def build_multitask_data(inter: Interactions, tasks: tuple[str, ...] | list[str] = ("cart", "fav", "buy"), *,
+def build_multitask_samples(inter: Interactions, tasks: tuple[str, ...] | list[str] = ("cart", "fav", "buy"), *,
                          impression: str = "pv", window: int = 86400, period: int = 86400, offset: int = 8 * 3600,
-                         train_periods: int = 3, min_positives: int = 5, item_macro: str = "auto",
-                         item_k: int = 50, user_k: int = 20, recent: int = 20, max_slots: int = 64,
-                         seed: int = 0) -> MultiTaskData:
-    """Multi-task samples and per-graph feature tables (see the module docstring).
+                            train_periods: int = 3, min_positives: int = 5) -> MultiTaskSplit:
+    """Multi-task samples of the ``daily-window`` protocol (see the module docstring); the feature
+    tables come from :func:`recgraph.graph.task_graphs.multitask_features`.
 
     Args:
         inter: a log with ``behavior`` codes and timestamps.
@@ -214,7 +148,6 @@ def build_multitask_data(inter: Interactions, tasks: tuple[str, ...] | list[str]
         period, offset: day length and the shift of day boundaries (UTC+8 by default), seconds.
         train_periods: number of days of training impressions before the validation day.
         min_positives: smallest positive count per task and part (else ``ValueError``).
-        item_macro, item_k, user_k, recent, max_slots, seed: as :func:`build_feature_tables`.
     """
     tasks = tuple(tasks)
     if inter.timestamp is None or inter.behavior is None:
@@ -266,26 +199,6 @@ def build_multitask_data(inter: Interactions, tasks: tuple[str, ...] | list[str]
     everything = MultiTaskSamples(iu, ii, it, snap, labels)
     parts = [everything.select(np.flatnonzero(part == p)) for p in range(3)]
 
-    # feature graphs: shared (every event), then each task's behaviour, over the same macro nodes
-    shared_ft = build_feature_tables(u, i, t, nu, ni, cutoffs, fit_snapshot=0,
-                                     category=inter.item_features.get("category"), item_macro=item_macro,
-                                     item_k=item_k, user_k=user_k, recent=recent, max_slots=max_slots, seed=seed)
-    macros = (shared_ft.item_macro, shared_ft.n_item_macros, shared_ft.user_macro, shared_ft.n_user_macros)
-    task_ft = []
-    for code in task_codes:
-        e = b == code
-        task_ft.append(build_feature_tables(u[e], i[e], t[e], nu, ni, cutoffs, recent=1, max_slots=max_slots,
-                                            macros=macros))
-    memory = {"shared": table_bytes(shared_ft), **{f"task:{n}": table_bytes(f) for n, f in zip(tasks, task_ft)}}
-
-    # counts: cold nodes (kept), positives per task and part (rare tasks)
-    cold = {}
-    for p, name in enumerate(("train", "valid", "test")):
-        s = parts[p]
-        cold[name] = {"cold_user": int((shared_ft.user_deg[s.snapshot * nu + s.user] == 0).sum()),
-                      "cold_item": int((shared_ft.item_deg[s.snapshot * ni + s.item] == 0).sum()),
-                      **{f"item_without_{n}_edges": int((f.item_deg[s.snapshot * ni + s.item] == 0).sum())
-                         for n, f in zip(tasks, task_ft)}}
     positives = {n: {name: int(parts[p].labels[:, k].sum()) for p, name in enumerate(("train", "valid", "test"))}
                  for k, n in enumerate(tasks)}
     for n, per in positives.items():
@@ -303,40 +216,11 @@ def build_multitask_data(inter: Interactions, tasks: tuple[str, ...] | list[str]
              "features": "snapshot = the impression's day: events with t < start of that day",
              "graphs": "shared = every event; task graph = that behaviour's events; macro nodes fitted once on "
                        "the shared graph at the first snapshot and shared by every graph",
-             "cold": cold, "positives": positives,
+             "positives": positives,
              "positive_rate": {n: {name: round(c / max(len(parts[p]), 1), 5)
                                    for p, (name, c) in enumerate(per.items())} for n, per in positives.items()},
              "rare_tasks": f"no re-weighting; a task with < {min_positives} positives in a part is an error",
-             "item_macro": item_macro, "item_k": item_k, "user_k": user_k, "recent": recent, "max_slots": max_slots,
              "selection": "validation day (never test)"}
 
-    def ctr(ft: FeatureTables) -> CTRData:
-        return CTRData(parts[0].as_ctr(), parts[1].as_ctr(), parts[2].as_ctr(), ft, nu, ni,
-                       {"name": PROTOCOL}, {}, inter.name)
-
-    return MultiTaskData(tasks, parts[0], parts[1], parts[2], ctr(shared_ft), tuple(ctr(f) for f in task_ft),
-                         proto, dropped, memory, inter.name)
-
-
-def behavior_feature_tables(inter: Interactions, behaviors: tuple[str, ...] | None = None, *,
-                            item_macro: str = "auto", item_k: int = 50, user_k: int = 20, max_slots: int = 64,
-                            seed: int = 0) -> tuple[FeatureTables, dict[str, FeatureTables], dict[str, int]]:
-    """Per-behaviour macro graphs of a *static* multi-behaviour log (Tmall, Beibei, Taobao-GHCF: no
-    timestamps, so one snapshot holding every given event — pass the training split to stay
-    leak-free). Returns ``(shared tables, {behaviour: tables}, bytes per graph)``; all graphs use
-    the macro nodes fitted on the shared (all-behaviour) graph."""
-    if inter.behavior is None:
-        raise ValueError(f"{inter.name or 'data'} has no behaviour codes")
-    names = tuple(inter.behavior_names)
-    behaviors = names if behaviors is None else tuple(behaviors)
-    codes = [_behavior_code(inter, n) for n in behaviors]
-    u, i = inter.user.astype(np.int64), inter.item.astype(np.int64)
-    t = np.zeros(len(u), np.int64) if inter.timestamp is None else inter.timestamp.astype(np.int64)
-    cut = np.array([int(t.max(initial=0)) + 1], np.int64)
-    shared = build_feature_tables(u, i, t, inter.n_users, inter.n_items, cut, category=inter.item_features.get(
-        "category"), item_macro=item_macro, item_k=item_k, user_k=user_k, recent=1, max_slots=max_slots, seed=seed)
-    macros = (shared.item_macro, shared.n_item_macros, shared.user_macro, shared.n_user_macros)
-    b = np.asarray(inter.behavior)
-    per = {n: build_feature_tables(u[b == c], i[b == c], t[b == c], inter.n_users, inter.n_items, cut, recent=1,
-                                   max_slots=max_slots, macros=macros) for n, c in zip(behaviors, codes)}
-    return shared, per, {"shared": table_bytes(shared), **{n: table_bytes(f) for n, f in per.items()}}
+    return MultiTaskSplit(tasks, parts[0], parts[1], parts[2], u, i, t, b, tuple(task_codes), cutoffs, nu, ni, proto,
+                          dropped, inter.item_features.get("category"), inter.name)

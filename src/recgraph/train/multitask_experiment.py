@@ -2,7 +2,7 @@
 validation AUC over tasks) → per-task test metrics.
 
 ``run_multitask_experiment(model, dataset, tasks=("cart", "fav", "buy"), seed=0, epochs=None, ...)``
-writes ``out/metrics.json`` in the record shape of :mod:`recgraph.train.ctr_experiment` (model,
+writes ``out/metrics.json`` in the record shape of :func:`recgraph.train.runner.make_record` (model,
 model_config, dataset, protocol, metrics, train, seconds, peak_memory_bytes, seed, device,
 version, git_commit, config) where ``metrics`` = ``{"per_task": {task: {auc, gauc, logloss,
 n_samples, n_positives, n_users_gauc}}, "auc_mean", "gauc_mean", "logloss_mean"}``.
@@ -23,18 +23,24 @@ import torch
 
 from .. import __version__
 from ..config import git_commit
-from ..data.multitask import MultiTaskData, build_multitask_data
 from ..eval.protocols import evaluate_ctr
-from ..models.registry import get_model_class
+from ..graph.task_graphs import MultiTaskData, build_multitask_data
 from ..io import atomic_write_json
-from .ctr_experiment import load_interactions
-from .experiment import peak_rss_bytes
+from ..models.registry import get_model_class
+from .runner import peak_rss_bytes
 from .trainer import Trainer, resolve_device, seed_everything
 
 __all__ = ["run_multitask_experiment", "multitask_data", "build_multitask_model", "evaluate_multitask_model",
-           "SINGLE_TASK_ALIASES"]
+           "SINGLE_TASK_ALIASES", "load_interactions"]
 
 SINGLE_TASK_ALIASES = {"macgnn": "macgnn-per-task"}
+
+
+def load_interactions(dataset: str, data_dir: str | None = None):
+    """The bundled dataset's full log (:func:`recgraph.data.datasets.load_dataset`)."""
+    from ..data.datasets import load_dataset
+
+    return load_dataset(dataset, data_dir).interactions
 
 
 def multitask_data(dataset: str, tasks: Sequence[str], seed: int = 0, data_dir: str | None = None,

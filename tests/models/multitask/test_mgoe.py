@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from recgraph.data.multitask import build_multitask_data
+from recgraph.graph.task_graphs import build_multitask_data
 from recgraph.models.multitask.mgoe import MGOE
 
 

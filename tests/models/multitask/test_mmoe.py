@@ -38,7 +38,7 @@ def test_gates_have_no_bias_and_experts_are_shared_by_every_task():
 
 
 def test_tower_k_reads_mixture_k(small_mt_log):
-    from recgraph.data.multitask import build_multitask_data
+    from recgraph.graph.task_graphs import build_multitask_data
 
     d = build_multitask_data(small_mt_log, ("cart", "buy"), min_positives=1)
     m = MMoE(d.n_users, d.n_items, d.features.n_user_macros, d.features.n_item_macros, n_tasks=2, dim=4).eval()

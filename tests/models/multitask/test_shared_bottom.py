@@ -6,7 +6,7 @@ from recgraph.models.multitask.shared_bottom import SharedBottom
 
 
 def test_towers_share_the_bottom(small_mt_log):
-    from recgraph.data.multitask import build_multitask_data
+    from recgraph.graph.task_graphs import build_multitask_data
 
     d = build_multitask_data(small_mt_log, ("cart", "buy"), min_positives=1)
     m = SharedBottom(d.n_users, d.n_items, d.features.n_user_macros, d.features.n_item_macros, n_tasks=2,
