@@ -14,6 +14,8 @@ releases (Tmall, Beibei, Taobao-GHCF; training split) with their memory.
         python benchmarks/bench_multitask.py --seeds 3 --epochs 4
 
 Writes ``benchmarks/results/multitask_taobao.json`` (after every run, so a killed run keeps what it did).
+``--timing-only`` re-measures MGOE vs MMoE alone (``multitask_latency.json``); ``--loaders-only`` builds
+only the multi-behaviour sets' per-behaviour graphs (``multitask_task_graphs.json``).
 """
 
 from __future__ import annotations
@@ -158,8 +160,30 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=4)
     ap.add_argument("--models", default=",".join(GRIDS))
     ap.add_argument("--skip-ablations", action="store_true")
+    ap.add_argument("--skip-loaders", action="store_true")
+    ap.add_argument("--loaders-only", action="store_true",
+                    help="only the per-behaviour graphs of the multi-behaviour sets → results/multitask_task_graphs.json")
+    ap.add_argument("--timing-only", action="store_true",
+                    help="only the MGOE vs MMoE throughput / latency (configs: --timing-args JSON) → "
+                         "results/multitask_latency.json")
+    ap.add_argument("--timing-args", default='{"mgoe": {"dim": 16, "experts_per_task": 1}, '
+                                             '"mmoe": {"dim": 16, "n_experts": 4}}')
     args = ap.parse_args()
     torch.set_num_threads(1)
+    if args.loaders_only:
+        write_result("multitask_task_graphs", {"command": "python benchmarks/bench_multitask.py " + " ".join(sys.argv[1:]),
+                                               "graphs": _loaders()})
+        return
+    if args.timing_only:
+        import json
+
+        data = build_multitask_data(load_interactions(DATASET), TASKS, seed=0)
+        cfgs = json.loads(args.timing_args)
+        write_result("multitask_latency", {"command": "python benchmarks/bench_multitask.py " + " ".join(sys.argv[1:]),
+                                           "dataset": DATASET, "tasks": list(TASKS), "configs": cfgs,
+                                           "note": "configs = the ones selected on validation in multitask_taobao.json",
+                                           "timing": _timing(data, cfgs, steps=30, repeats=30)})
+        return
     models = args.models.split(",")
     t_start = time.perf_counter()
     payload: dict = {"command": "python benchmarks/bench_multitask.py " + " ".join(sys.argv[1:]),
@@ -214,8 +238,9 @@ def main() -> None:
                                               "20 training steps (batch 256) and of 20 requests (1 user x 1,000 "
                                               "random candidates: feature gather + forward + weighted task sum)")
         save()
-    payload["per_task_graphs_multibehavior"] = _loaders()
-    save()
+    if not args.skip_loaders:
+        payload["per_task_graphs_multibehavior"] = _loaders()
+        save()
 
     rows = []
     for name, summ in list(payload["summary"].items()) + [(f"mgoe {k}", v["summary"]) for k, v in

@@ -61,3 +61,13 @@ def test_behavior_tables_count_each_behaviours_edges(small_mt_log):
         assert per[name].u1_cnt.sum() == (b == code).sum()     # 1-hop counts = the behaviour's events
         assert (per[name].item_macro == shared.item_macro).all()
     assert shared.u1_cnt.sum() == len(b) and set(mem) == {"shared", "pv", "cart", "fav", "buy"}
+
+
+def test_behavior_tables_without_categories_cluster_svd_factors(small_mt_log):
+    import dataclasses
+
+    inter = dataclasses.replace(small_mt_log, item_features={})
+    shared, per, _ = behavior_feature_tables(inter, ("cart", "buy"), item_k=4, user_k=3)
+    assert shared.n_item_macros <= 5 and shared.n_user_macros == 4      # k (+ "unknown")
+    assert per["cart"].u1_cnt.sum() == (inter.behavior == 1).sum()
+    assert (per["buy"].user_macro == shared.user_macro).all()

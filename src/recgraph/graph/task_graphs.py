@@ -26,7 +26,8 @@ from ..data.multitask import MultiTaskBatch, MultiTaskSamples, MultiTaskSplit, b
 from ..data.schema import Interactions
 from .bipartite import BipartiteGraph
 from .features import CTRData
-from .macro import FeatureTables, build_feature_tables
+from .macro import (FeatureTables, assign_item_macros, assign_user_macros, build_feature_tables,
+                    positive_matrix)
 
 __all__ = ["MultiTaskData", "multitask_features", "build_multitask_data", "behavior_feature_tables", "table_bytes"]
 
@@ -168,7 +169,9 @@ def behavior_feature_tables(inter: Interactions, behaviors: tuple[str, ...] | No
     """Per-behaviour macro graphs of a *static* multi-behaviour log (Tmall, Beibei, Taobao-GHCF: no
     timestamps, so one snapshot holding every given event — pass the training split to stay
     leak-free). Returns ``(shared tables, {behaviour: tables}, bytes per graph)``; all graphs use
-    the macro nodes fitted on the shared (all-behaviour) graph."""
+    the macro nodes fitted on the shared (all-behaviour) graph: item categories when there are
+    some, else k-means on 32-d truncated-SVD item factors (memory O(items · 32)); users: k-means on
+    their item-macro counts."""
     if inter.behavior is None:
         raise ValueError(f"{inter.name or 'data'} has no behaviour codes")
     names = tuple(inter.behavior_names)
@@ -180,10 +183,21 @@ def behavior_feature_tables(inter: Interactions, behaviors: tuple[str, ...] | No
     t = np.zeros(len(u), np.int64) if inter.timestamp is None else inter.timestamp.astype(np.int64)
     cut = np.array([int(t.max(initial=0)) + 1], np.int64)
     nu, ni = inter.n_users, inter.n_items
-    shared = build_feature_tables(_graph(u, i, t, nu, ni), cut, category=inter.item_features.get("category"),
-                                  item_macro=item_macro, item_k=item_k, user_k=user_k, recent=1, max_slots=max_slots,
-                                  seed=seed)
-    macros = (shared.item_macro, shared.n_item_macros, shared.user_macro, shared.n_user_macros)
+    R = positive_matrix(u, i, nu, ni)
+    category = inter.item_features.get("category")
+    if item_macro == "auto" and category is None:
+        # k-means on 32-d truncated-SVD item factors, not on raw item rows: ``kmeans-rows`` densifies
+        # chunks of 65,536 items x n_users floats (7.7 GB on GHCF-Taobao's 39k x 49k)
+        from scipy.sparse.linalg import svds
+
+        _, sv, vt = svds(R.astype(np.float64), k=int(min(32, min(R.shape) - 1)), random_state=seed)
+        im, n_im = assign_item_macros("kmeans-embeddings", n_items=ni, embeddings=(vt.T * sv).astype(np.float32),
+                                      k=item_k, seed=seed)
+    else:
+        im, n_im = assign_item_macros(item_macro, n_items=ni, category=category, R=R, k=item_k, seed=seed)
+    um, n_um = assign_user_macros(R, im, n_im, k=user_k, seed=seed)
+    macros = (im, n_im, um, n_um)
+    shared = build_feature_tables(_graph(u, i, t, nu, ni), cut, recent=1, max_slots=max_slots, macros=macros)
     b = np.asarray(inter.behavior)
     per = {n: build_feature_tables(_graph(u[b == c], i[b == c], t[b == c], nu, ni), cut, recent=1,
                                    max_slots=max_slots, macros=macros)
