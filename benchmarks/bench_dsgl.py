@@ -15,6 +15,7 @@ Writes benchmarks/results/dsgl_sampler.json, dsgl_<dataset>_<protocol>.json, dsg
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 import time
@@ -229,19 +230,21 @@ def main():
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     t0 = time.perf_counter()
-    meta = {"command": _command(), "args": vars(a), "git_commit_at_start": git_commit(), "machine": machine_info()}
+    meta = {"command": _command(), "args": vars(a), "git_commit_at_start": git_commit(), "machine": machine_info(),
+            "load_average_at_start": os.getloadavg()}
+    meta["note"] = "shared 2-core machine: timings include contention (see load_average_at_start / _at_end)"
     if a.what == "sampler":
         write_result("dsgl_sampler" + a.tag, {**meta, "results": sampler(a.dataset),
-                                              "seconds": time.perf_counter() - t0})
+                                              "seconds": time.perf_counter() - t0, "load_average_at_end": os.getloadavg()})
     elif a.what == "latency":
         write_result("dsgl_latency" + a.tag, {**meta, "results": {ds: latency(ds, a.protocol, threads=a.threads)
                                                                   for ds in a.dataset},
-                                              "seconds": time.perf_counter() - t0})
+                                              "seconds": time.perf_counter() - t0, "load_average_at_end": os.getloadavg()})
     else:
         for ds in a.dataset:
             res = compare(ds, a.protocol, a.seeds, a.epochs, a.patience, a.models, a.ablation_seeds or a.seeds)
             write_result(f"dsgl_{ds.split('-')[0]}_{a.protocol}{a.tag}",
-                         {**meta, "results": res, "seconds": time.perf_counter() - t0})
+                         {**meta, "results": res, "seconds": time.perf_counter() - t0, "load_average_at_end": os.getloadavg()})
 
 
 if __name__ == "__main__":
