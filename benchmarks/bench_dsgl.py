@@ -28,8 +28,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import git_commit, machine_info, print_table, write_result  # noqa: E402
 
 from recgraph.data.ctr import CTRSamples  # noqa: E402
+from recgraph.data.datasets import load_dataset  # noqa: E402
 from recgraph.graph.dynamic import sample_dynamic  # noqa: E402
-from recgraph.train.ctr_experiment import build_ctr_model, ctr_data, run_ctr_experiment  # noqa: E402
+from recgraph.graph.features import build_ctr_data  # noqa: E402
+from recgraph.train.runner import ExperimentConfig, build_model, run  # noqa: E402
 
 MODELS = ("lr", "deepfm", "din", "sage", "macgnn", "dsgl")
 LR_GRID = (1e-3, 3e-3, 1e-2)
@@ -37,6 +39,10 @@ ABLATIONS = {"no time buckets": {"use_time": False}, "no sequence encoder": {"se
              "first-order (GAT-style) query": {"second_order": False}, "one layer": {"n_layers": 1},
              "LEAK: all-time neighbourhood": {"deep_bound": "all-time"}}
 KEYS = ("auc", "gauc", "logloss")
+
+
+def ctr_data(ds: str, protocol: str, seed: int):
+    return build_ctr_data(load_dataset(ds).interactions, protocol, seed=seed)
 
 
 def _agg(vals):
@@ -94,8 +100,8 @@ def sampler(datasets, n_samples=20000, repeats=3):
 # ----------------------------------------------------------------------------- quality
 
 def _run(model, ds, protocol, seed, data, lr, epochs, patience, args=None):
-    r = run_ctr_experiment(model, ds, protocol, seed=seed, epochs=epochs, data=data, device="cpu", lr=lr,
-                           patience=patience, model_args=args or {})
+    r = run(ExperimentConfig(model, ds, protocol=protocol, seed=seed, epochs=epochs, lr=lr, patience=patience,
+                             device="cpu", progress=False, model_args=args or {}), data=data)
     valid = max(h.get("valid_auc", -1.0) for h in r["train"]["history"])
     row = {"seed": seed, "lr": lr, "model_args": args or {}, "valid_auc": valid,
            **{k: r["metrics"][k] for k in KEYS}, "best_epoch": r["train"]["best_epoch"],
@@ -166,7 +172,7 @@ def latency(ds, protocol, n_candidates=1000, repeats=110, threads=1, min_train_s
                 "dsgl (one layer)": ("dsgl", {"n_layers": 1}), "dsgl (no sequence encoder)": ("dsgl", {"seq_encoder": False})}
     for name, (m, args) in variants.items():
         torch.manual_seed(0)
-        model = build_ctr_model(m, data, **args)
+        model = build_model(m, data.n_users, data.n_items, data, **args)
         opt = torch.optim.Adam(model.parameters(), 1e-3)
         model.train()
         loader = data.loader("train", batch_size, model.needs, shuffle=True, **model.batch_kwargs)

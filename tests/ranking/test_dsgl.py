@@ -10,17 +10,18 @@ import numpy as np
 import pytest
 import torch
 
-from recgraph.data.ctr import build_ctr_data
+from recgraph.data.datasets import load_dataset
 from recgraph.graph.dynamic import time_graph
+from recgraph.graph.features import build_ctr_data
 from recgraph.models.ranking.dsgl import DSGL, gap_buckets
-from recgraph.train.ctr_experiment import build_ctr_model, load_interactions, run_ctr_experiment
+from recgraph.train.runner import ExperimentConfig, build_model, run
 
 NEEDS = frozenset({"dynamic"})
 
 
 @pytest.fixture(scope="module")
 def ml():
-    inter = load_interactions("movielens-100k")
+    inter = load_dataset("movielens-100k").interactions
     return inter, build_ctr_data(inter, "leave-last-out", seed=0)
 
 
@@ -68,7 +69,7 @@ def test_truncation_check_catches_the_all_time_variant(ml):
 def test_request_scores_like_a_batch(ml):
     _, data = ml
     torch.manual_seed(0)
-    model = build_ctr_model("dsgl", data, dim=8).eval()
+    model = build_model("dsgl", data.n_users, data.n_items, data, dim=8).eval()
     s = data.test
     u, t, snap = int(s.user[0]), int(s.time[0]), int(s.snapshot[0])
     items = np.unique(s.item)[:50]
@@ -92,7 +93,7 @@ def test_gap_buckets_by_hand():
 def test_ablation_switches_train_one_step(ml, args):
     _, data = ml
     torch.manual_seed(0)
-    model = build_ctr_model("dsgl", data, dim=8, **args)
+    model = build_model("dsgl", data.n_users, data.n_items, data, dim=8, **args)
     assert len(model.fanouts) == model.n_layers
     b = data.batch(data.train, np.arange(64), model.needs, **model.batch_kwargs)
     opt = torch.optim.Adam(model.parameters(), 1e-2)
@@ -116,9 +117,29 @@ def test_dsgl_beats_popularity_and_leak_inflates_auc(ml):
     """On real data the model learns (test AUC > 0.70; LR reaches ~0.73 on this split, a constant
     0.5), and the all-time (leaking) neighbourhood overstates the test AUC by more than 0.02."""
     _, data = ml
-    rec = run_ctr_experiment("dsgl", "movielens-100k", "leave-last-out", seed=0, epochs=2, data=data, device="cpu",
-                             model_args={"dim": 8})
+    cfg = ExperimentConfig("dsgl", "movielens-100k", protocol="leave-last-out", epochs=2, device="cpu",
+                           progress=False, model_args={"dim": 8})
+    rec = run(cfg, data=data)
     assert rec["metrics"]["auc"] > 0.70
-    leak = run_ctr_experiment("dsgl", "movielens-100k", "leave-last-out", seed=0, epochs=2, data=data, device="cpu",
-                              model_args={"dim": 8, "deep_bound": "all-time"})
+    leak = run(dataclasses.replace(cfg, model_args={"dim": 8, "deep_bound": "all-time"}), data=data)
     assert leak["metrics"]["auc"] > rec["metrics"]["auc"] + 0.02
+
+
+def test_run_folder_scores_requests_like_the_trained_model(ml, tmp_path):
+    """A saved DSGL run carries its event graph: the loaded model + run-folder CTRData score a
+    request exactly like the in-memory model and data."""
+    from recgraph.train.runner import load_run
+
+    _, data = ml
+    cfg = ExperimentConfig("dsgl", "movielens-100k", protocol="leave-last-out", epochs=1, device="cpu",
+                           progress=False, model_args={"dim": 8, "n_layers": 1}, out=str(tmp_path / "run"))
+    rec = run(cfg, data=data, return_model=True)
+    loaded = load_run(tmp_path / "run")
+    assert loaded.events is not None and loaded.events.n_edges == data.events.n_edges
+    s = data.test
+    items = np.unique(s.item)[:20]
+    kw = dict(time=int(s.time[0]), **loaded.model.batch_kwargs)
+    with torch.no_grad():
+        a = rec["model"].eval()(data.request(int(s.user[0]), items, int(s.snapshot[0]), NEEDS, **kw))
+        b = loaded.model.eval()(loaded.ctr_data().request(int(s.user[0]), items, int(s.snapshot[0]), NEEDS, **kw))
+    torch.testing.assert_close(a, b)

@@ -1,6 +1,6 @@
 """Typed model batches for ranking (CTR, multi-task) models.
 
-A :class:`CTRBatch` is what :meth:`recgraph.data.ctr.CTRData.batch` / ``request`` hand a ranking
+A :class:`CTRBatch` is what :meth:`recgraph.graph.features.CTRData.batch` / ``request`` hand a ranking
 model: two :class:`NodeSide` s (the user and the item of each sample) and the labels. Every feature
 group is ``None`` unless the model's ``needs`` asked for it, so a model touching a field it did not
 ask for fails loudly instead of reading a stale key.

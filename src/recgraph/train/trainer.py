@@ -88,6 +88,9 @@ class Trainer:
         checkpoint_every: epochs between ``last/`` writes; a killed run repeats at most
             ``checkpoint_every - 1`` epochs when resumed (on Gowalla ``last/`` is ~55 MB).
         resume: continue from ``checkpoint_dir/last`` when present.
+        run_key: what shaped the data and the model (dataset, split, seed, model arguments...); stored
+            in every checkpoint, and a resume from a checkpoint with a different key is refused (it
+            would continue on another split, e.g. one whose test items the model trained on).
         device: "cpu", "cuda" or "auto".
         seed: run seed.
         progress: show rich progress bars.
@@ -98,6 +101,7 @@ class Trainer:
                  optimizer: str = "adam", lr_schedule: str = "constant", monitor: str | None = "ndcg@20",
                  mode: str = "max", patience: int | None = 10, eval_every: int = 1,
                  checkpoint_dir: str | Path | None = None, checkpoint_every: int = 1, resume: bool = False,
+                 run_key: dict | None = None,
                  device: str | torch.device | None = "auto", seed: int = 0,
                  progress: bool = True, grad_clip: float | None = None,
                  log: Callable[[str], None] | None = None):
@@ -113,6 +117,7 @@ class Trainer:
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
         self.checkpoint_every = checkpoint_every
         self.resume, self.device, self.seed = resume, resolve_device(device), seed
+        self.run_key = run_key
         self.progress, self.grad_clip = progress, grad_clip
         self.log = log or (lambda s: None)
 
@@ -137,6 +142,19 @@ class Trainer:
             return self.lr * 0.5 * (1.0 + math.cos(math.pi * epoch / self.max_epochs))
         return self.lr
 
+    def _check_run_key(self, saved: dict | None) -> None:
+        if self.run_key is None:
+            return
+        import json
+
+        norm = lambda d: json.loads(json.dumps(d, sort_keys=True, default=str))  # noqa: E731
+        want, have = norm(self.run_key), norm(saved or {})
+        diff = sorted(k for k in set(want) | set(have) if want.get(k) != have.get(k))
+        if diff:
+            shown = "; ".join(f"{k}: checkpoint {have.get(k)!r}, now {want.get(k)!r}" for k in diff)
+            raise ValueError(f"cannot resume from {self.checkpoint_dir / 'last'}: it was made with different "
+                             f"settings ({shown}); resume with the checkpoint's settings or use a new --out")
+
     def _better(self, value: float, best: float | None) -> bool:
         if value is None or (isinstance(value, float) and math.isnan(value)):
             return False
@@ -153,6 +171,7 @@ class Trainer:
         best_state = None
         if self.resume and self.checkpoint_dir and (self.checkpoint_dir / "last" / "meta.json").exists():
             meta = load_checkpoint(self.checkpoint_dir / "last", model, opt, map_location=str(self.device))
+            self._check_run_key(meta.get("run_key"))
             start_epoch = meta["epoch"] + 1
             result.history, best_value, bad_evals = meta["history"], meta["best_value"], meta["bad_evals"]
             result.best_epoch, result.best_metrics = meta["best_epoch"], meta["best_metrics"]
@@ -228,7 +247,8 @@ class Trainer:
                     save_checkpoint(self.checkpoint_dir / "last", model, opt,
                                     {"epoch": epoch, "history": result.history, "best_value": best_value,
                                      "bad_evals": bad_evals, "best_epoch": result.best_epoch,
-                                     "best_metrics": result.best_metrics, "seed": self.seed})
+                                     "best_metrics": result.best_metrics, "seed": self.seed,
+                                     "run_key": self.run_key})
                 if stop:
                     result.stopped_early = True
                     break

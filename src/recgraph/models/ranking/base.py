@@ -2,9 +2,9 @@
 
 A ranking model is an ``nn.Module`` with ``task = "ctr"``, built from plain typed arguments
 ``(n_users, n_items, n_user_macros, n_item_macros, dim, ...)``; ``needs`` names the feature groups
-its batches must carry (see :meth:`recgraph.data.ctr.CTRData.batch`: ``"macro"``, ``"recent"``,
+its batches must carry (see :meth:`recgraph.graph.features.CTRData.batch`: ``"macro"``, ``"recent"``,
 ``"sage"``); ``forward(batch: CTRBatch) -> logits [B]``, where ``batch.user`` may have leading size 1
-(one user against ``B`` candidates: :meth:`~recgraph.data.ctr.CTRData.request`); ``loss(batch)`` = BCE with logits (the
+(one user against ``B`` candidates: :meth:`~recgraph.graph.features.CTRData.request`); ``loss(batch)`` = BCE with logits (the
 :class:`~recgraph.train.trainer.Trainer` contract).
 """
 
@@ -36,7 +36,7 @@ class CTRModel(nn.Module):
 
     @property
     def batch_kwargs(self) -> dict:
-        """Extra arguments for :meth:`~recgraph.data.ctr.CTRData.batch` / ``loader`` / ``request``
+        """Extra arguments for :meth:`~recgraph.graph.features.CTRData.batch` / ``loader`` / ``request``
         (e.g. the sampled GNN's ``fanouts``)."""
         return {}
 

@@ -1,6 +1,6 @@
 """MacGNN (WWW 2024): CTR with a macro graph.
 
-Inputs per sample (from :class:`recgraph.data.ctr.CTRData`, snapshot strictly before the sample):
+Inputs per sample (from :class:`recgraph.graph.features.CTRData`, snapshot strictly before the sample):
 user 1-hop (item-macro counts), user 2-hop (user-macro counts), item 1-hop (user-macro counts),
 item 2-hop (item-macro counts), the user's last 20 positive items and the item's last 20 positive
 users. Macro embeddings are free parameters. Each macro neighbourhood is aggregated by target-aware
@@ -11,7 +11,7 @@ Readout ``[e_u, u1, u2, u_rec, e_i, i1, i2, i_rec]`` (14·d with attention outpu
 
 Defaults fix the defects of the official code; each can be switched back on by name
 (``variant="official"`` switches on all three; the fourth official behaviour — best checkpoint
-chosen on the test set — is ``select_on_test`` of :func:`recgraph.train.ctr_experiment.run_ctr_experiment`):
+chosen on the test set — is ``select_on_test`` of :class:`recgraph.train.runner.ExperimentConfig`):
 
 * ``official_attention_noop``: softmax over a length-1 axis → attention weights are all 1, only
   the count weights ``softmax(log(n + 1) / τ)`` remain;
@@ -76,7 +76,7 @@ class MacGNN(CTRModel):
 
     def forward(self, batch: CTRBatch) -> torch.Tensor:
         """Logits ``[B]``. The user side (``batch.user``) may have leading
-        size 1 — one user scored against B candidates (:meth:`recgraph.data.ctr.CTRData.request`):
+        size 1 — one user scored against B candidates (:meth:`recgraph.graph.features.CTRData.request`):
         the user's neighbourhoods are then projected once and shared."""
         u, i = batch.user, batch.item
         eu, ei = self.user(u.ids), self.item(i.ids)
