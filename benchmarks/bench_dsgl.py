@@ -35,9 +35,12 @@ from recgraph.train.runner import ExperimentConfig, build_model, run  # noqa: E4
 
 MODELS = ("lr", "deepfm", "din", "sage", "macgnn", "dsgl")
 LR_GRID = (1e-3, 3e-3, 1e-2)
-ABLATIONS = {"no time buckets": {"use_time": False}, "no sequence encoder": {"seq_encoder": False},
-             "first-order (GAT-style) query": {"second_order": False}, "one layer": {"n_layers": 1},
-             "LEAK: all-time neighbourhood": {"deep_bound": "all-time"}}
+# key → (name in the tables, DSGL arguments)
+ABLATIONS = {"no_time": ("no time buckets", {"use_time": False}),
+             "no_seq": ("no sequence encoder", {"seq_encoder": False}),
+             "first_order": ("first-order (GAT-style) query", {"second_order": False}),
+             "one_layer": ("one layer", {"n_layers": 1}),
+             "leak": ("LEAK: all-time neighbourhood", {"deep_bound": "all-time"})}
 KEYS = ("auc", "gauc", "logloss")
 
 
@@ -113,7 +116,7 @@ def _run(model, ds, protocol, seed, data, lr, epochs, patience, args=None):
     return row
 
 
-def compare(ds, protocol, seeds, epochs, patience, models, ablation_seeds):
+def compare(ds, protocol, seeds, epochs, patience, models, ablation_seeds, ablations=tuple(ABLATIONS)):
     t0 = time.perf_counter()
     datas = {s: ctr_data(ds, protocol, s) for s in range(seeds)}
     res = {"tuning": {}, "models": {}, "ablation": {}}
@@ -124,9 +127,9 @@ def compare(ds, protocol, seeds, epochs, patience, models, ablation_seeds):
         res["tuning"][m] = {"grid": {"lr": list(LR_GRID)}, "runs": tune, "chosen_lr": best["lr"]}
         res["models"][m] = {"runs": runs, **{k: _agg([r[k] for r in runs]) for k in KEYS + ("valid_auc",)},
                             "train_samples_per_second": _agg([r["train_samples_per_second"] for r in runs])}
-    if "dsgl" in models:
+    if "dsgl" in models and ablation_seeds > 0 and ablations:
         lr = res["tuning"]["dsgl"]["chosen_lr"]
-        for name, args in ABLATIONS.items():
+        for name, args in (ABLATIONS[k] for k in ablations):
             runs = [_run("dsgl", ds, protocol, s, datas[s], lr, epochs, patience, args) for s in range(ablation_seeds)]
             res["ablation"][name] = {"model_args": args, "runs": runs,
                                      **{k: _agg([r[k] for r in runs]) for k in KEYS + ("valid_auc",)}}
@@ -231,7 +234,8 @@ def main():
     ap.add_argument("--dataset", nargs="+", default=["movielens-100k"])
     ap.add_argument("--protocol", default="leave-last-out")
     ap.add_argument("--seeds", type=int, default=5)
-    ap.add_argument("--ablation-seeds", type=int, default=None)
+    ap.add_argument("--ablation-seeds", type=int, default=None, help="default: --seeds; 0: no ablation")
+    ap.add_argument("--ablations", nargs="*", default=list(ABLATIONS), choices=list(ABLATIONS))
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--patience", type=int, default=3)
     ap.add_argument("--models", nargs="+", default=list(MODELS))
@@ -252,7 +256,8 @@ def main():
                                               "seconds": time.perf_counter() - t0, "load_average_at_end": os.getloadavg()})
     else:
         for ds in a.dataset:
-            res = compare(ds, a.protocol, a.seeds, a.epochs, a.patience, a.models, a.ablation_seeds or a.seeds)
+            res = compare(ds, a.protocol, a.seeds, a.epochs, a.patience, a.models,
+                          a.seeds if a.ablation_seeds is None else a.ablation_seeds, a.ablations)
             write_result(f"dsgl_{ds.split('-')[0]}_{a.protocol}{a.tag}",
                          {**meta, "results": res, "seconds": time.perf_counter() - t0, "load_average_at_end": os.getloadavg()})
 
