@@ -15,7 +15,9 @@ Writes benchmarks/results/dsgl_sampler.json, dsgl_<dataset>_<protocol>.json, dsg
 from __future__ import annotations
 
 import argparse
+import ast
 import os
+import re
 import shlex
 import sys
 import time
@@ -116,46 +118,105 @@ def _run(model, ds, protocol, seed, data, lr, epochs, patience, args=None):
     return row
 
 
-def compare(ds, protocol, seeds, epochs, patience, models, ablation_seeds, ablations=tuple(ABLATIONS)):
+def _summary(runs) -> dict:
+    out = {"runs": runs, **{k: _agg([r[k] for r in runs]) for k in KEYS + ("valid_auc",)}}
+    if all(r.get("train_samples_per_second") is not None for r in runs):
+        out["train_samples_per_second"] = _agg([r["train_samples_per_second"] for r in runs])
+    return out
+
+
+def _setup(ds, protocol, d0, seeds, ablation_seeds, epochs, patience) -> dict:
+    return {"dataset": ds, "protocol": d0.protocol, "dropped": d0.dropped,
+            "parts": {k: d0.part(k).describe() for k in ("train", "valid", "test")},
+            "events_in_dynamic_graph": d0.events.n_edges, "seeds": list(range(seeds)),
+            "ablation_seeds": list(range(ablation_seeds)), "max_epochs": epochs, "patience": patience,
+            "selection": (f"learning rate from {list(LR_GRID)} chosen per model on seed 0's validation AUC "
+                          "(the best-validation epoch of each run, early stopping on validation AUC); the "
+                          "other seeds rerun the chosen rate; ablations and the leak use DSGL's chosen rate; "
+                          "other hyper-parameters are each model's defaults"),
+            "information": ("LR/DeepFM/DIN/sage/MacGNN read features of the latest global snapshot whose "
+                            "cutoff <= the sample's time (strictly before the cutoff); DSGL reads every "
+                            "positive event strictly before the sample's own time (fresher, still leak-free)")}
+
+
+def compare(ds, protocol, seeds, epochs, patience, models, ablation_seeds, ablations=tuple(ABLATIONS), *,
+            dsgl_lr=None, save=lambda res: None):
+    """Tuned comparison of ``models`` then the DSGL ``ablations`` (at DSGL's chosen rate, or ``dsgl_lr``
+    when DSGL itself is not in ``models``); ``save(res)`` after every model / variant."""
     t0 = time.perf_counter()
-    datas = {s: ctr_data(ds, protocol, s) for s in range(seeds)}
-    res = {"tuning": {}, "models": {}, "ablation": {}}
+    datas = {s: ctr_data(ds, protocol, s) for s in range(max(seeds, ablation_seeds))}
+    res = {"tuning": {}, "models": {}, "ablation": {},
+           "_setup": _setup(ds, protocol, datas[0], seeds, ablation_seeds, epochs, patience)}
     for m in models:
         tune = [_run(m, ds, protocol, 0, datas[0], lr, epochs, patience) for lr in LR_GRID]
         best = max(tune, key=lambda r: r["valid_auc"])
         runs = [best] + [_run(m, ds, protocol, s, datas[s], best["lr"], epochs, patience) for s in range(1, seeds)]
         res["tuning"][m] = {"grid": {"lr": list(LR_GRID)}, "runs": tune, "chosen_lr": best["lr"]}
-        res["models"][m] = {"runs": runs, **{k: _agg([r[k] for r in runs]) for k in KEYS + ("valid_auc",)},
-                            "train_samples_per_second": _agg([r["train_samples_per_second"] for r in runs])}
-    if "dsgl" in models and ablation_seeds > 0 and ablations:
-        lr = res["tuning"]["dsgl"]["chosen_lr"]
+        res["models"][m] = _summary(runs)
+        save(res)
+    lr = res["tuning"]["dsgl"]["chosen_lr"] if "dsgl" in models else dsgl_lr
+    if lr is not None and ablation_seeds > 0:
+        res["_setup"]["ablation_lr"] = lr
         for name, args in (ABLATIONS[k] for k in ablations):
             runs = [_run("dsgl", ds, protocol, s, datas[s], lr, epochs, patience, args) for s in range(ablation_seeds)]
-            res["ablation"][name] = {"model_args": args, "runs": runs,
-                                     **{k: _agg([r[k] for r in runs]) for k in KEYS + ("valid_auc",)}}
-        full = res["models"]["dsgl"]["runs"][:ablation_seeds]
-        res["ablation"]["full DSGL (same seeds)"] = {"model_args": {}, "runs": full,
-                                                    **{k: _agg([r[k] for r in full]) for k in KEYS + ("valid_auc",)}}
-    d0 = datas[0]
-    res["_setup"] = {"dataset": ds, "protocol": d0.protocol, "dropped": d0.dropped,
-                     "parts": {k: d0.part(k).describe() for k in ("train", "valid", "test")},
-                     "events_in_dynamic_graph": d0.events.n_edges, "seeds": list(range(seeds)),
-                     "ablation_seeds": list(range(ablation_seeds)), "max_epochs": epochs, "patience": patience,
-                     "selection": (f"learning rate from {list(LR_GRID)} chosen per model on seed 0's validation AUC "
-                                   "(the best-validation epoch of each run, early stopping on validation AUC); the "
-                                   "other seeds rerun the chosen rate; ablations and the leak use DSGL's chosen rate; "
-                                   "other hyper-parameters are each model's defaults"),
-                     "information": ("LR/DeepFM/DIN/sage/MacGNN read features of the latest global snapshot whose "
-                                     "cutoff <= the sample's time (strictly before the cutoff); DSGL reads every "
-                                     "positive event strictly before the sample's own time (fresher, still leak-free)")}
-    rows = [[m, *(f"{res['models'][m][k]['mean']:.4f} ± {res['models'][m][k]['std']:.4f}" for k in KEYS),
-             f"{res['models'][m]['valid_auc']['mean']:.4f}", f"{res['tuning'][m]['chosen_lr']:g}"] for m in models]
-    print_table(f"{ds} ({protocol}), {seeds} seeds", ["model", "AUC", "GAUC", "Logloss", "valid AUC", "lr"], rows)
-    if res["ablation"]:
-        rows = [[n, *(f"{v[k]['mean']:.4f} ± {v[k]['std']:.4f}" for k in KEYS)] for n, v in res["ablation"].items()]
-        print_table(f"DSGL ablation on {ds} ({protocol}), {ablation_seeds} seeds", ["variant", "AUC", "GAUC", "Logloss"],
-                    rows)
+            res["ablation"][name] = {"model_args": args, **_summary(runs)}
+            save(res)
+    if "dsgl" in models and res["ablation"]:
+        res["ablation"]["full DSGL (same seeds)"] = {"model_args": {}, **_summary(res["models"]["dsgl"]["runs"][
+            :ablation_seeds])}
+    _print(ds, protocol, res)
     res["_setup"]["seconds"] = time.perf_counter() - t0
+    save(res)
+    return res
+
+
+def _print(ds, protocol, res):
+    rows = [[m, *(f"{v[k]['mean']:.4f} ± {v[k]['std']:.4f}" for k in KEYS), f"{v['valid_auc']['mean']:.4f}",
+             f"{res['tuning'][m]['chosen_lr']:g}" if m in res["tuning"] else "", len(v["runs"])]
+            for m, v in res["models"].items()]
+    if rows:
+        print_table(f"{ds} ({protocol})", ["model", "AUC", "GAUC", "Logloss", "valid AUC", "lr", "seeds"], rows)
+    rows = [[n, *(f"{v[k]['mean']:.4f} ± {v[k]['std']:.4f}" for k in KEYS), len(v["runs"])]
+            for n, v in res["ablation"].items()]
+    if rows:
+        print_table(f"DSGL ablation on {ds} ({protocol})", ["variant", "AUC", "GAUC", "Logloss", "seeds"], rows)
+
+
+_LOG_ROW = re.compile(r"^(?P<ds>\S+) (?P<model>\S+) (?P<args>\{.*\}|) ?seed (?P<seed>\d+) lr (?P<lr>[0-9.e-]+): "
+                      r"valid (?P<valid>[0-9.-]+) test (?P<metrics>\{.*\}) ep (?P<best>\d+)/(?P<run>\d+) (?P<sec>\d+)s$")
+
+
+def from_log(path, ds, protocol, seeds, ablation_seeds, epochs, patience):
+    """Rebuild the results of a ``compare`` run from its log (for a run stopped before it wrote its
+    JSON): every printed run row, grouped as ``compare`` groups them. Metrics are printed rounded to
+    4 decimals; training throughput is not printed (None)."""
+    rows = []
+    for line in Path(path).read_text().splitlines():
+        m = _LOG_ROW.match(line.strip())
+        if m and m["ds"] == ds:
+            met = ast.literal_eval(m["metrics"])
+            rows.append({"model": m["model"], "model_args": ast.literal_eval(m["args"]) if m["args"] else {},
+                         "seed": int(m["seed"]), "lr": float(m["lr"]), "valid_auc": float(m["valid"]), **met,
+                         "best_epoch": int(m["best"]), "epochs_run": int(m["run"]), "seconds": float(m["sec"]),
+                         "train_samples_per_second": None})
+    res = {"tuning": {}, "models": {}, "ablation": {},
+           "_setup": {**_setup(ds, protocol, ctr_data(ds, protocol, 0), seeds, ablation_seeds, epochs, patience),
+                      "reconstructed_from_log": str(path)}}
+    names = {tuple(sorted(a.items())): n for n, a in ABLATIONS.values()}
+    for model in dict.fromkeys(r["model"] for r in rows if not r["model_args"]):
+        mr = [r for r in rows if r["model"] == model and not r["model_args"]]
+        tune = [r for r in mr if r["seed"] == 0][:len(LR_GRID)]
+        if len(tune) < len(LR_GRID):
+            continue
+        best = max(tune, key=lambda r: r["valid_auc"])
+        runs = [best] + [r for r in mr[len(LR_GRID):] if r["lr"] == best["lr"]]
+        res["tuning"][model] = {"grid": {"lr": list(LR_GRID)}, "runs": tune, "chosen_lr": best["lr"]}
+        res["models"][model] = _summary(runs)
+    for key, name in names.items():
+        runs = [r for r in rows if r["model"] == "dsgl" and tuple(sorted(r["model_args"].items())) == key]
+        if runs:
+            res["ablation"][name] = {"model_args": dict(key), **_summary(runs)}
+    _print(ds, protocol, res)
     return res
 
 
@@ -238,9 +299,11 @@ def main():
     ap.add_argument("--ablations", nargs="*", default=list(ABLATIONS), choices=list(ABLATIONS))
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--patience", type=int, default=3)
-    ap.add_argument("--models", nargs="+", default=list(MODELS))
+    ap.add_argument("--models", nargs="*", default=list(MODELS))
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--tag", default="")
+    ap.add_argument("--dsgl-lr", type=float, default=None, help="ablations only (--models without dsgl): DSGL's rate")
+    ap.add_argument("--from-log", default=None, help="compare: rebuild the results from this log instead of running")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     t0 = time.perf_counter()
@@ -255,11 +318,16 @@ def main():
                                                                   for ds in a.dataset},
                                               "seconds": time.perf_counter() - t0, "load_average_at_end": os.getloadavg()})
     else:
+        abl = a.seeds if a.ablation_seeds is None else a.ablation_seeds
         for ds in a.dataset:
-            res = compare(ds, a.protocol, a.seeds, a.epochs, a.patience, a.models,
-                          a.seeds if a.ablation_seeds is None else a.ablation_seeds, a.ablations)
-            write_result(f"dsgl_{ds.split('-')[0]}_{a.protocol}{a.tag}",
-                         {**meta, "results": res, "seconds": time.perf_counter() - t0, "load_average_at_end": os.getloadavg()})
+            name = f"dsgl_{ds.split('-')[0]}_{a.protocol}{a.tag}"
+            save = lambda res: write_result(name, {**meta, "results": res, "seconds": time.perf_counter() - t0,  # noqa
+                                                   "load_average_at_end": os.getloadavg()})
+            if a.from_log:
+                save(from_log(a.from_log, ds, a.protocol, a.seeds, abl, a.epochs, a.patience))
+            else:
+                compare(ds, a.protocol, a.seeds, a.epochs, a.patience, [m for m in a.models if m],
+                        abl, a.ablations, dsgl_lr=a.dsgl_lr, save=save)
 
 
 if __name__ == "__main__":
