@@ -42,7 +42,8 @@ ABLATIONS = {"no_time": ("no time buckets", {"use_time": False}),
              "no_seq": ("no sequence encoder", {"seq_encoder": False}),
              "first_order": ("first-order (GAT-style) query", {"second_order": False}),
              "one_layer": ("one layer", {"n_layers": 1}),
-             "leak": ("LEAK: all-time neighbourhood", {"deep_bound": "all-time"})}
+             "leak": ("LEAK: all-time neighbourhood", {"deep_bound": "all-time"}),
+             "snapshot": ("snapshot horizon (the baselines' information)", {"horizon": "snapshot"})}
 KEYS = ("auc", "gauc", "logloss")
 
 

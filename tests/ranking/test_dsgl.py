@@ -143,3 +143,17 @@ def test_run_folder_scores_requests_like_the_trained_model(ml, tmp_path):
         a = rec["model"].eval()(data.request(int(s.user[0]), items, int(s.snapshot[0]), NEEDS, **kw))
         b = loaded.model.eval()(loaded.ctr_data().request(int(s.user[0]), items, int(s.snapshot[0]), NEEDS, **kw))
     torch.testing.assert_close(a, b)
+
+
+def test_snapshot_horizon_stops_at_the_cutoff(ml):
+    """``horizon="snapshot"``: every dynamic edge is strictly before the sample's snapshot cutoff."""
+    _, data = ml
+    s = data.test
+    b = data.batch(s, np.arange(300), NEEDS, fanouts=(10, 5), horizon="snapshot")
+    cut = data.features.cutoffs[s.snapshot[:300]]
+    t_edge = cut[:, None] - b.user.dynamic.gaps[0].numpy()  # gaps are measured from the horizon
+    valid = b.user.dynamic.ids[0].numpy() != b.user.dynamic.pads[0]
+    assert valid.any() and np.all(t_edge[valid] < cut[:, None].repeat(10, 1)[valid])
+    assert np.all(b.user.dynamic.gaps[0].numpy()[valid] > 0)
+    with pytest.raises(ValueError, match="horizon"):
+        data.batch(s, np.arange(3), NEEDS, horizon="future")

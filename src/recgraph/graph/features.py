@@ -78,21 +78,23 @@ class CTRData:
         return {"train": self.train, "valid": self.valid, "test": self.test}[name]
 
     def batch(self, samples: CTRSamples, idx: np.ndarray | None = None, needs: frozenset = frozenset(),
-              *, salt: int = 0, fanouts: tuple[int, ...] = (10, 5), deep_bound: str = "sample") -> CTRBatch:
+              *, salt: int = 0, fanouts: tuple[int, ...] = (10, 5), deep_bound: str = "sample",
+              horizon: str = "sample") -> CTRBatch:
         """:class:`~recgraph.data.batch.CTRBatch` of ``samples[idx]``: ids and macro ids always;
         ``"macro"``: the hop-1/hop-2 macro slots; ``"recent"``: recent lists; ``"sage"``: sampled
         2-hop neighbourhoods; ``"dynamic"``: the k-hop (``len(fanouts)``) neighbourhoods of
         :func:`recgraph.graph.dynamic.sample_dynamic` over ``events``, strictly before each sample's
-        own time (``deep_bound`` as there)."""
+        own time (``deep_bound`` as there; ``horizon="snapshot"``: before its feature snapshot's
+        cutoff instead — the information the snapshot-feature models get)."""
         s = samples if idx is None else samples.select(idx)
-        dyn = {"time": s.time, "deep_bound": deep_bound}
+        dyn = {"time": self._horizon(s.time, s.snapshot, horizon), "deep_bound": deep_bound}
         return CTRBatch(user=self._side("user", s.user, s.snapshot, needs, salt, fanouts, **dyn),
                         item=self._side("item", s.item, s.snapshot, needs, salt + 2, fanouts, **dyn),
                         label=_tensor(s.label.astype(np.float32)), time=_tensor(s.time))
 
     def request(self, user: int, items: np.ndarray, snapshot: int, needs: frozenset = frozenset(), *,
                 salt: int = 0, fanouts: tuple[int, ...] = (10, 5), time: int | None = None,
-                deep_bound: str = "sample") -> CTRBatch:
+                deep_bound: str = "sample", horizon: str = "sample") -> CTRBatch:
         """One user against ``B`` candidate items, as a batch whose user side has leading size 1
         (gathered or sampled once, not once per candidate); models broadcast it. Same values as
         :meth:`batch` on the ``B`` (user, item) samples."""
@@ -111,10 +113,11 @@ class CTRData:
         one = np.array([snapshot], np.int64)
         t = int(self.features.cutoffs[snapshot]) if time is None else int(time)
         dyn = {"deep_bound": deep_bound}
+        t_dyn = int(self._horizon(np.array([t]), one, horizon)[0])
         return CTRBatch(user=self._side("user", np.array([user], np.int64), one, needs, salt, fanouts,
-                                        time=np.array([t], np.int64), **dyn),
+                                        time=np.array([t_dyn], np.int64), **dyn),
                         item=self._side("item", items, np.full(len(items), snapshot, np.int64), needs, salt + 2,
-                                        fanouts, time=np.full(len(items), t, np.int64), **dyn),
+                                        fanouts, time=np.full(len(items), t_dyn, np.int64), **dyn),
                         label=torch.zeros(len(items)), time=torch.full((len(items),), t, dtype=torch.int64))
 
     def _side(self, kind: str, ids, snapshot, needs, salt, fanouts, time=None, deep_bound="sample") -> NodeSide:
@@ -139,6 +142,13 @@ class CTRData:
         dynamic = self._dynamic(kind, ids, time, fanouts, deep_bound) if "dynamic" in needs else None
         return NodeSide(**{k: _tensor(v) for k, v in out.items()}, dynamic=dynamic)
 
+    def _horizon(self, time: np.ndarray, snapshot: np.ndarray, horizon: str) -> np.ndarray:
+        if horizon == "sample":
+            return np.asarray(time, np.int64)
+        if horizon == "snapshot":
+            return self.features.cutoffs[snapshot].astype(np.int64)
+        raise ValueError(f"horizon must be 'sample' or 'snapshot', got {horizon!r}")
+
     def _dynamic(self, kind: str, ids, time, fanouts, deep_bound) -> DynamicNeighborhood:
         """DSGL's neighbourhood of nodes ``ids`` at sample times ``time`` (gaps ``t - edge time``)."""
         if self.events is None:
@@ -152,7 +162,7 @@ class CTRData:
         return DynamicNeighborhood(tuple(_tensor(x) for x in hops.ids), tuple(gaps), hops.pads)
 
     def loader(self, part: str, batch_size: int, needs: frozenset, *, shuffle: bool,
-               fanouts: tuple[int, ...] = (10, 5), deep_bound: str = "sample"):
+               fanouts: tuple[int, ...] = (10, 5), deep_bound: str = "sample", horizon: str = "sample"):
         """``batches(epoch, rng)`` for :class:`~recgraph.train.trainer.Trainer`."""
         samples = self.part(part)
 
@@ -161,7 +171,7 @@ class CTRData:
             salt = int(rng.integers(1, 2**62)) if shuffle else 0
             for a in range(0, len(order), batch_size):
                 yield self.batch(samples, order[a:a + batch_size], needs, salt=salt + a, fanouts=fanouts,
-                                 deep_bound=deep_bound)
+                                 deep_bound=deep_bound, horizon=horizon)
 
         return batches
 

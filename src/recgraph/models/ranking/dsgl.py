@@ -103,6 +103,9 @@ class DSGL(CTRModel):
         n_buckets, base: time-gap buckets ``⌊log_base gap⌋`` (gaps in the data's time unit).
         use_time, seq_encoder, second_order: the ablation switches (module docstring).
         deep_bound: time bound of deeper hops, ``"sample"`` | ``"parent"`` | ``"all-time"`` (leaks).
+        horizon: ``"sample"`` (events strictly before the sample's own time) or ``"snapshot"`` (strictly
+            before its feature snapshot's cutoff: the information the snapshot-feature baselines get,
+            to separate DSGL's architecture from its fresher neighbourhoods).
         hidden: MLP sizes.
     """
 
@@ -112,7 +115,7 @@ class DSGL(CTRModel):
     def __init__(self, n_users: int, n_items: int, n_user_macros: int = 1, n_item_macros: int = 1, dim: int = 16,
                  fanouts: tuple[int, ...] = (10, 5), n_layers: int = 2, n_buckets: int = 32, base: float = 2.0,
                  use_time: bool = True, seq_encoder: bool = True, second_order: bool = True,
-                 deep_bound: str = "sample", hidden: tuple[int, ...] = (200, 80)):
+                 deep_bound: str = "sample", horizon: str = "sample", hidden: tuple[int, ...] = (200, 80)):
         super().__init__()
         fanouts = tuple(int(f) for f in fanouts)
         if n_layers < 1:
@@ -125,9 +128,12 @@ class DSGL(CTRModel):
                 raise ValueError(f"fanouts needs one entry per layer ({n_layers}), got {fanouts}")
         if deep_bound not in ("sample", "parent", "all-time"):
             raise ValueError(f"deep_bound must be 'sample', 'parent' or 'all-time', got {deep_bound!r}")
+        if horizon not in ("sample", "snapshot"):
+            raise ValueError(f"horizon must be 'sample' or 'snapshot', got {horizon!r}")
         self._save_config({**locals(), "fanouts": fanouts})
         self.n_users, self.n_items, self.fanouts, self.n_layers = n_users, n_items, fanouts, n_layers
         self.n_buckets, self.base, self.use_time, self.deep_bound = n_buckets, float(base), use_time, deep_bound
+        self.horizon = horizon
         self.user = nn.Embedding(n_users + 1, dim, padding_idx=n_users)
         self.item = nn.Embedding(n_items + 1, dim, padding_idx=n_items)
         self.time = nn.Embedding(2 * n_buckets + 1, dim, padding_idx=0)
@@ -143,7 +149,7 @@ class DSGL(CTRModel):
 
     @property
     def batch_kwargs(self) -> dict:
-        return {"fanouts": self.fanouts, "deep_bound": self.deep_bound}
+        return {"fanouts": self.fanouts, "deep_bound": self.deep_bound, "horizon": self.horizon}
 
     def _emb(self, kind: str) -> nn.Embedding:
         return self.user if kind == "user" else self.item
