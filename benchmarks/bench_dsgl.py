@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import json
 import os
 import re
 import shlex
@@ -47,8 +48,11 @@ ABLATIONS = {"no_time": ("no time buckets", {"use_time": False}),
 KEYS = ("auc", "gauc", "logloss")
 
 
+PROTOCOL_ARGS: dict = {}  # --protocol-args (e.g. {"valid_carve": "time"})
+
+
 def ctr_data(ds: str, protocol: str, seed: int):
-    return build_ctr_data(load_dataset(ds).interactions, protocol, seed=seed)
+    return build_ctr_data(load_dataset(ds).interactions, protocol, seed=seed, **PROTOCOL_ARGS)
 
 
 def _agg(vals):
@@ -106,7 +110,7 @@ def sampler(datasets, n_samples=20000, repeats=3):
 # ----------------------------------------------------------------------------- quality
 
 def _run(model, ds, protocol, seed, data, lr, epochs, patience, args=None):
-    r = run(ExperimentConfig(model, ds, protocol=protocol, seed=seed, epochs=epochs, lr=lr, patience=patience,
+    r = run(ExperimentConfig(model, ds, protocol=protocol, seed=seed, epochs=epochs, lr=lr, patience=patience, protocol_args=dict(PROTOCOL_ARGS),
                              device="cpu", progress=False, model_args=args or {}), data=data)
     valid = max(h.get("valid_auc", -1.0) for h in r["train"]["history"])
     row = {"seed": seed, "lr": lr, "model_args": args or {}, "valid_auc": valid,
@@ -303,10 +307,12 @@ def main():
     ap.add_argument("--models", nargs="*", default=list(MODELS))
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--tag", default="")
+    ap.add_argument("--protocol-args", type=json.loads, default={}, help='JSON, e.g. \'{"valid_carve": "time"}\'')
     ap.add_argument("--dsgl-lr", type=float, default=None, help="ablations only (--models without dsgl): DSGL's rate")
     ap.add_argument("--from-log", default=None, help="compare: rebuild the results from this log instead of running")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
+    PROTOCOL_ARGS.update(a.protocol_args)
     t0 = time.perf_counter()
     meta = {"command": _command(), "args": vars(a), "git_commit_at_start": git_commit(), "machine": machine_info(),
             "load_average_at_start": os.getloadavg()}
