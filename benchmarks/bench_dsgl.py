@@ -110,8 +110,8 @@ def sampler(datasets, n_samples=20000, repeats=3):
 # ----------------------------------------------------------------------------- quality
 
 def _run(model, ds, protocol, seed, data, lr, epochs, patience, args=None):
-    r = run(ExperimentConfig(model, ds, protocol=protocol, seed=seed, epochs=epochs, lr=lr, patience=patience, protocol_args=dict(PROTOCOL_ARGS),
-                             device="cpu", progress=False, model_args=args or {}), data=data)
+    r = run(ExperimentConfig(model, ds, protocol=protocol, protocol_args=dict(PROTOCOL_ARGS), seed=seed, epochs=epochs,
+                             lr=lr, patience=patience, device="cpu", progress=False, model_args=args or {}), data=data)
     valid = max(h.get("valid_auc", -1.0) for h in r["train"]["history"])
     row = {"seed": seed, "lr": lr, "model_args": args or {}, "valid_auc": valid,
            **{k: r["metrics"][k] for k in KEYS}, "best_epoch": r["train"]["best_epoch"],
