@@ -188,7 +188,8 @@ def _print(ds, protocol, res):
 
 
 _LOG_ROW = re.compile(r"^(?P<ds>\S+) (?P<model>\S+) (?P<args>\{.*\}|) ?seed (?P<seed>\d+) lr (?P<lr>[0-9.e-]+): "
-                      r"valid (?P<valid>[0-9.-]+) test (?P<metrics>\{.*\}) ep (?P<best>\d+)/(?P<run>\d+) (?P<sec>\d+)s$")
+                      r"valid (?P<valid>[0-9.-]+) test (?P<metrics>\{.*\}) "
+                      r"ep (?P<best>\d+)/(?P<run>\d+) (?P<sec>\d+)s$")
 
 
 def from_log(path, ds, protocol, seeds, ablation_seeds, epochs, patience):
@@ -238,7 +239,8 @@ def latency(ds, protocol, n_candidates=1000, repeats=110, threads=1, min_train_s
     warm = np.flatnonzero(f.item_deg[snap * data.n_items:(snap + 1) * data.n_items] > 0)
     res, rows = {}, []
     variants = {"din": ("din", {}), "macgnn": ("macgnn", {}), "dsgl": ("dsgl", {}),
-                "dsgl (one layer)": ("dsgl", {"n_layers": 1}), "dsgl (no sequence encoder)": ("dsgl", {"seq_encoder": False})}
+                "dsgl (one layer)": ("dsgl", {"n_layers": 1}),
+                "dsgl (no sequence encoder)": ("dsgl", {"seq_encoder": False})}
     for name, (m, args) in variants.items():
         torch.manual_seed(0)
         model = build_model(m, data.n_users, data.n_items, data, **args)
@@ -319,11 +321,13 @@ def main():
     meta["note"] = "shared 2-core machine: timings include contention (see load_average_at_start / _at_end)"
     if a.what == "sampler":
         write_result("dsgl_sampler" + a.tag, {**meta, "results": sampler(a.dataset),
-                                              "seconds": time.perf_counter() - t0, "load_average_at_end": os.getloadavg()})
+                                              "seconds": time.perf_counter() - t0,
+                                              "load_average_at_end": os.getloadavg()})
     elif a.what == "latency":
         write_result("dsgl_latency" + a.tag, {**meta, "results": {ds: latency(ds, a.protocol, threads=a.threads)
                                                                   for ds in a.dataset},
-                                              "seconds": time.perf_counter() - t0, "load_average_at_end": os.getloadavg()})
+                                              "seconds": time.perf_counter() - t0,
+                                              "load_average_at_end": os.getloadavg()})
     else:
         abl = a.seeds if a.ablation_seeds is None else a.ablation_seeds
         for ds in a.dataset:

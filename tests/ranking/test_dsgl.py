@@ -84,7 +84,8 @@ def test_request_scores_like_a_batch(ml):
 def test_gap_buckets_by_hand():
     gaps = torch.tensor([0, 1, 2, 3, 4, 1023, 1024, 10**12, 0, -5])
     pad = torch.tensor([True] + [False] * 7 + [False, False])
-    # log2: 1→0, 2→1, 3→1, 4→2, 1023→9, 1024→10, 1e12→39 capped at 31; gap 0 / -5 (leak only): 1+32+⌊log2(1-g)⌋
+    # log2: 1→0, 2→1, 3→1, 4→2, 1023→9, 1024→10, 1e12→39 capped at 31 (ids +1);
+    # gap 0 / -5 (leak only): 1 + 32 + ⌊log2(1 - g)⌋
     assert gap_buckets(gaps, pad, 32, 2.0).tolist() == [0, 1, 2, 2, 3, 10, 11, 32, 33, 35]
 
 
