@@ -214,8 +214,10 @@ def from_log(path, ds, protocol, seeds, ablation_seeds, epochs, patience):
         tune = [r for r in mr if r["seed"] == 0][:len(LR_GRID)]
         if len(tune) < len(LR_GRID):
             continue
-        best = max(tune, key=lambda r: r["valid_auc"])
-        runs = [best] + [r for r in mr[len(LR_GRID):] if r["lr"] == best["lr"]]
+        later = mr[len(LR_GRID):]  # the rate the run chose shows in its later seeds (the log rounds ties)
+        best = ([r for r in tune if r["lr"] == later[0]["lr"]] or [None])[0] if later else None
+        best = best or max(tune, key=lambda r: r["valid_auc"])
+        runs = [best] + [r for r in later if r["lr"] == best["lr"]]
         res["tuning"][model] = {"grid": {"lr": list(LR_GRID)}, "runs": tune, "chosen_lr": best["lr"]}
         res["models"][model] = _summary(runs)
     for key, name in names.items():
