@@ -230,7 +230,7 @@ def from_log(path, ds, protocol, seeds, ablation_seeds, epochs, patience):
 
 # ----------------------------------------------------------------------------- latency
 
-def latency(ds, protocol, n_candidates=1000, repeats=110, threads=1, min_train_samples=20000, batch_size=128):
+def latency(ds, protocol, n_candidates=1000, repeats=110, threads=1, min_train_samples=6000, batch_size=128):
     """Training samples/s (batch ``batch_size``, feature gathering / sampling included) and the latency
     of one user × ``n_candidates`` through :meth:`CTRData.request` (user side once, broadcast)."""
     torch.set_num_threads(threads)
