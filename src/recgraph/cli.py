@@ -255,6 +255,11 @@ def models():
     console.print(table)
 
 
+from .cli_graph import graph_app  # noqa: E402  (recgraph graph build | info)
+
+app.add_typer(graph_app, name="graph")
+
+
 def main() -> None:
     app()
 

@@ -267,10 +267,11 @@ def _gather_bucket(work: _Work, stage: str, n_parts: int, b: int, dtypes: dict[s
     return out
 
 
-def _save_arrays(target: Path, arrays: dict[str, np.ndarray]) -> None:
+def _save_arrays(target: Path, arrays: dict[str, np.ndarray], step: str = "", i: int = -1) -> None:
     def build(tmp: Path) -> None:
         for k, v in arrays.items():
             np.save(tmp / f"{k}.npy", np.ascontiguousarray(v), allow_pickle=False)
+        _fault_point(f"{step}-mid", i)  # files written, not yet committed
 
     atomic_write_dir(target, build)
 
@@ -341,7 +342,7 @@ def _user_bucket(work: _Work, b: int) -> None:
     for k, v in (("u_timestamp", ts), ("u_behavior", beh), ("u_count", cnt)):
         if v is not None:
             arrays[k] = v
-    _save_arrays(work.bucket("user", b), arrays)
+    _save_arrays(work.bucket("user", b), arrays, "user-bucket", b)
     _fault_point("user-bucket", b)
 
 
@@ -395,14 +396,16 @@ def _item_bucket(work: _Work, b: int) -> None:
         rp = np.empty(out["i_indices"].shape[0], idx)
         _row_time_order(ptr.astype(idx), out["i_timestamp"], rp)
         out = {k: v[rp] for k, v in out.items()}
-    _save_arrays(work.bucket("item", b), out)
+    _save_arrays(work.bucket("item", b), out, "item-bucket", b)
     _fault_point("item-bucket", b)
 
 
 def _fault_point(step: str, i: int) -> None:
     """Fault injection for the resume / retry tests: ``RECGRAPH_BUILD_FAULT="STEP:I:ACTION"`` makes
-    step ``STEP`` index ``I`` raise (``ACTION=raise``) or sleep N seconds (``ACTION=sleepN``) after its
-    output is committed; nothing happens when the variable is unset."""
+    step ``STEP`` index ``I`` raise (``ACTION=raise``) after its output is committed, or, at
+    ``STEP-mid`` (outputs written, not committed), write its process id to the file
+    ``RECGRAPH_BUILD_FAULT_PIDFILE`` and sleep N seconds (``ACTION=sleepN``; only the first attempt
+    sleeps: a retry finds the file). Nothing happens when the variable is unset."""
     spec = os.environ.get("RECGRAPH_BUILD_FAULT")
     if not spec:
         return
@@ -413,6 +416,10 @@ def _fault_point(step: str, i: int) -> None:
         if action.startswith("sleep"):
             import time
 
+            pidfile = Path(os.environ["RECGRAPH_BUILD_FAULT_PIDFILE"])
+            if pidfile.exists():
+                return
+            pidfile.write_text(str(os.getpid()))
             time.sleep(float(action[5:]))
 
 
