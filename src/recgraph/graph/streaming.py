@@ -1,0 +1,280 @@
+"""Graph computations in bounded memory over a (memory-mapped) :class:`BipartiteGraph`.
+
+The graph stages that sweep every edge — macro-neighbour counts, recent-behaviour lists, the
+homogeneous CSR that PPR pushes on — read the graph here in row chunks of at most ``max_edges``
+edges. A chunk of a memory-mapped array is read with ``pread`` (:func:`read_slice`), not through
+the mapping, so it costs its own size in RAM and the kernel's page cache, never the resident set
+of the whole file. Results equal the in-memory functions of :mod:`recgraph.graph.macro` and
+:mod:`recgraph.graph.ppr` (tests/graph/test_streaming.py).
+
+Memory of :func:`macro_counts_from_graph`: the four count matrices it returns (CSR, 8 bytes per
+stored entry) plus one chunk (``max_edges`` × (index + weight) bytes) and ``O(n_cols)`` work
+arrays — versus ``R`` (16 bytes/edge with its COO temporaries 24+), ``Rᵀ`` and scipy's product
+temporaries in :func:`recgraph.graph.macro.macro_counts`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numba
+import numpy as np
+import scipy.sparse as sp
+
+from ..io import atomic_npy_writer
+from .bipartite import BipartiteGraph
+from .macro import MacroCounts, MacroGraph, assign_item_macros, kmeans_assign, one_hot
+from .ppr import PPRNeighbourhoods, ppr_topk
+
+__all__ = ["read_slice", "row_chunks", "spmm_rows", "macro_counts_from_graph", "recent_from_graph",
+           "build_macro_graph_from_graph", "homogeneous_csr_from_graph", "graph_ppr"]
+
+DEFAULT_MAX_EDGES = 1 << 24  # 16M edges per chunk: ~128 MB of ids and weights
+
+
+def read_slice(a: np.ndarray, start: int, stop: int) -> np.ndarray:
+    """``a[start:stop]`` as a fresh in-memory array; a file-backed ``np.memmap`` is read with one
+    ``pread`` (the mapping is not touched, so the pages do not join this process's RSS)."""
+    start, stop = int(start), int(stop)
+    fname = getattr(a, "filename", None)
+    if isinstance(a, np.memmap) and fname and a.ndim == 1 and a.flags.c_contiguous and stop > start:
+        # a top-level np.load(mmap_mode=...) array: .offset is where element 0 sits in the file
+        with open(fname, "rb") as fh:
+            return np.fromfile(fh, dtype=a.dtype, count=stop - start, offset=a.offset + start * a.itemsize)
+    return np.array(a[start:stop])
+
+
+def row_chunks(indptr: np.ndarray, max_edges: int) -> list[tuple[int, int]]:
+    """Contiguous row ranges ``(r0, r1)`` holding at most ``max_edges`` edges (a bigger row alone)."""
+    ptr = np.asarray(indptr, np.int64)
+    n = ptr.shape[0] - 1
+    out, r0 = [], 0
+    while r0 < n:
+        r1 = int(np.searchsorted(ptr, ptr[r0] + max_edges, side="right")) - 1
+        r1 = min(n, max(r1, r0 + 1))
+        out.append((r0, r1))
+        r0 = r1
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _spmm_rows(indptr, nbr, w, has_w, b_indptr, b_indices, b_data, acc, mark, touched, fill, out_ptr, out_ind,
+               out_val):  # pragma: no cover - compiled
+    """Row ``r`` of ``A·B`` with ``A`` the chunk CSR (``indptr`` local, values ``w`` or 1) and ``B`` a CSR:
+    pass 1 (``fill=False``) writes row sizes to ``out_ptr[r+1]``; pass 2 writes sorted columns and values."""
+    for r in range(indptr.shape[0] - 1):
+        nt = 0
+        for p in range(indptr[r], indptr[r + 1]):
+            v = nbr[p]
+            wp = w[p] if has_w else 1.0
+            for q in range(b_indptr[v], b_indptr[v + 1]):
+                c = b_indices[q]
+                if mark[c] == 0:
+                    mark[c] = 1
+                    touched[nt] = c
+                    nt += 1
+                    acc[c] = 0.0
+                acc[c] += wp * b_data[q]
+        if fill:
+            base = out_ptr[r]
+            t = np.sort(touched[:nt])
+            for j in range(nt):
+                out_ind[base + j] = t[j]
+                out_val[base + j] = acc[t[j]]
+        else:
+            out_ptr[r + 1] = nt
+        for j in range(nt):
+            mark[touched[j]] = 0
+
+
+def spmm_rows(indptr: np.ndarray, indices: np.ndarray, B: sp.csr_matrix, *, weights: np.ndarray | None = None,
+              weight_index: np.ndarray | None = None, max_edges: int = DEFAULT_MAX_EDGES) -> sp.csr_matrix:
+    """``A·B`` for the CSR ``A = (indptr, indices, weights or 1)`` read in row chunks (``[n_rows, B.shape[1]]``
+    float32, sorted indices). ``weight_index``: weights are ``weights[weight_index[p]]`` (item-side edges
+    reading user-side counts through ``i_edge``). ``B`` must fit in RAM (here: ``≤ n_macros`` columns)."""
+    B = sp.csr_matrix(B)
+    n_cols = B.shape[1]
+    b_ptr, b_ind, b_val = B.indptr.astype(np.int64), B.indices.astype(np.int32), B.data.astype(np.float64)
+    acc = np.zeros(n_cols, np.float64)
+    mark = np.zeros(n_cols, np.uint8)
+    touched = np.empty(n_cols, np.int64)
+    n_rows = np.asarray(indptr).shape[0] - 1
+    ptr_all = np.asarray(indptr, np.int64) if not isinstance(indptr, np.memmap) else read_slice(indptr, 0, n_rows + 1)
+    ptr_all = ptr_all.astype(np.int64, copy=False)
+    parts_ptr, parts_ind, parts_val = [np.zeros(1, np.int64)], [], []
+    nnz = 0
+    for r0, r1 in row_chunks(ptr_all, max_edges):
+        a, b = int(ptr_all[r0]), int(ptr_all[r1])
+        lp = ptr_all[r0:r1 + 1] - a
+        nb = read_slice(indices, a, b)
+        if weights is None:
+            w, has_w = np.zeros(1), False
+        elif weight_index is None:
+            w, has_w = read_slice(weights, a, b).astype(np.float64), True
+        else:
+            w, has_w = np.asarray(weights)[read_slice(weight_index, a, b)].astype(np.float64), True
+        sizes = np.zeros(r1 - r0 + 1, np.int64)
+        _spmm_rows(lp, nb, w, has_w, b_ptr, b_ind, b_val, acc, mark, touched, False, sizes, np.empty(0, np.int32),
+                   np.empty(0, np.float32))
+        np.cumsum(sizes, out=sizes)
+        ind = np.empty(int(sizes[-1]), np.int32)
+        val = np.empty(int(sizes[-1]), np.float32)
+        _spmm_rows(lp, nb, w, has_w, b_ptr, b_ind, b_val, acc, mark, touched, True, sizes, ind, val)
+        parts_ptr.append(sizes[1:] + nnz)
+        parts_ind.append(ind)
+        parts_val.append(val)
+        nnz += int(sizes[-1])
+    out_ptr = np.concatenate(parts_ptr)
+    idx_dt = np.int32 if nnz < np.iinfo(np.int32).max else np.int64
+    m = sp.csr_matrix((np.concatenate(parts_val) if parts_val else np.zeros(0, np.float32),
+                       np.concatenate(parts_ind) if parts_ind else np.zeros(0, np.int32),
+                       out_ptr.astype(idx_dt)), shape=(n_rows, n_cols))
+    m.has_sorted_indices = True
+    return m
+
+
+def macro_counts_from_graph(graph: BipartiteGraph, item_macro: np.ndarray, n_item_macros: int,
+                            user_macro: np.ndarray, n_user_macros: int, *,
+                            max_edges: int = DEFAULT_MAX_EDGES) -> MacroCounts:
+    """The four macro-neighbour count matrices of :func:`recgraph.graph.macro.macro_counts`, from a graph.
+
+    ``R`` is the graph's edges weighted by ``u_count`` (a ``keep_counts`` graph) or 1 per edge (a
+    ``dedupe=False`` graph counts repeated events as parallel edges): equal to ``macro_counts`` on
+    ``positive_matrix`` of the same events. Streams ``R`` (user side) and ``Rᵀ`` (item side) in chunks."""
+    C = one_hot(item_macro, n_item_macros)
+    U = one_hot(user_macro, n_user_macros)
+    w = graph.u_count
+    user1 = spmm_rows(graph.u_indptr, graph.u_indices, C, weights=w, max_edges=max_edges)
+    item1 = spmm_rows(graph.i_indptr, graph.i_indices, U, weights=w, weight_index=None if w is None else graph.i_edge,
+                      max_edges=max_edges)
+    user2 = spmm_rows(graph.u_indptr, graph.u_indices, item1, weights=w, max_edges=max_edges)
+    item2 = spmm_rows(graph.i_indptr, graph.i_indices, user1, weights=w,
+                      weight_index=None if w is None else graph.i_edge, max_edges=max_edges)
+    return MacroCounts(user1, user2, item1, item2)
+
+
+@numba.njit(cache=True, nogil=True)
+def _last_per_row(indptr, nbr, ts, has_ts, length, pad, ids, times):  # pragma: no cover - compiled
+    for r in range(indptr.shape[0] - 1):
+        a, b = indptr[r], indptr[r + 1]
+        k = 0
+        p = b - 1
+        while p >= a and k < length:
+            ids[r, k] = nbr[p]
+            times[r, k] = ts[p] if has_ts else -1
+            k += 1
+            p -= 1
+        while k < length:
+            ids[r, k] = pad
+            times[r, k] = -1
+            k += 1
+
+
+def recent_from_graph(graph: BipartiteGraph, length: int = 20, *, side: str = "user", pad: int = -1,
+                      max_edges: int = DEFAULT_MAX_EDGES) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The last ``length`` neighbours of every user (``side="user"``) or item, most recent first, from a
+    graph built with ``order="time"``: ``(ids [n, length] int64, times [n, length] int64, counts [n])``,
+    as :func:`recgraph.graph.macro.recent_lists` returns. Build the graph with ``dedupe=False`` to keep
+    repeated events (ties on a timestamp are then in neighbour-id order, not input order)."""
+    if graph.order != "time":
+        raise ValueError("recent_from_graph needs a graph built with order='time'")
+    if side == "user":
+        ptr, nbr, ts = graph.u_indptr, graph.u_indices, graph.u_timestamp
+    elif side == "item":
+        ptr, nbr, ts = graph.i_indptr, graph.i_indices, graph.i_timestamp
+    else:
+        raise ValueError(f"side must be 'user' or 'item', got {side!r}")
+    ptr = read_slice(ptr, 0, ptr.shape[0]).astype(np.int64)
+    n = ptr.shape[0] - 1
+    ids = np.empty((n, length), np.int64)
+    times = np.empty((n, length), np.int64)
+    for r0, r1 in row_chunks(ptr, max_edges):
+        a, b = int(ptr[r0]), int(ptr[r1])
+        _last_per_row(ptr[r0:r1 + 1] - a, read_slice(nbr, a, b), read_slice(ts, a, b), True, length, pad,
+                      ids[r0:r1], times[r0:r1])
+    return ids, times, np.minimum(np.diff(ptr), length)
+
+
+def build_macro_graph_from_graph(graph: BipartiteGraph, *, category: np.ndarray | None = None,
+                                 item_method: str = "auto", item_k: int = 50, user_k: int = 20, recent: int = 20,
+                                 seed: int = 0, max_edges: int = DEFAULT_MAX_EDGES) -> MacroGraph:
+    """:func:`recgraph.graph.macro.build_macro_graph` from a time-ordered graph (``dedupe=False``, or
+    ``keep_counts=True`` for the counts), streaming the edges: macro assignment, counts, recent lists.
+    ``item_method="kmeans-rows"`` needs ``Rᵀ`` in RAM (built from the graph); "category" does not."""
+    n_users, n_items = graph.n_users, graph.n_items
+    R = None
+    if item_method == "kmeans-rows" or (item_method == "auto" and category is None):
+        R = graph.to_scipy("count")
+    im, n_im = assign_item_macros(item_method, n_items=n_items, category=category, R=R, k=item_k, seed=seed)
+    del R
+    C = one_hot(im, n_im)
+    w = graph.u_count
+    user1 = spmm_rows(graph.u_indptr, graph.u_indices, C, weights=w, max_edges=max_edges)
+    raw = kmeans_assign(user1, user_k, seed=seed)
+    um, n_um = np.where(raw >= 0, raw, user_k).astype(np.int64), int(user_k) + 1
+    U = one_hot(um, n_um)
+    wi = None if w is None else graph.i_edge
+    item1 = spmm_rows(graph.i_indptr, graph.i_indices, U, weights=w, weight_index=wi, max_edges=max_edges)
+    user2 = spmm_rows(graph.u_indptr, graph.u_indices, item1, weights=w, max_edges=max_edges)
+    item2 = spmm_rows(graph.i_indptr, graph.i_indices, user1, weights=w, weight_index=wi, max_edges=max_edges)
+    ur, _, _ = recent_from_graph(graph, recent, side="user", max_edges=max_edges)
+    ir, _, _ = recent_from_graph(graph, recent, side="item", max_edges=max_edges)
+    return MacroGraph(im, n_im, um, n_um, MacroCounts(user1, user2, item1, item2), ur, ir,
+                      {"n_item_macros": n_im, "n_user_macros": n_um, "edges": graph.n_edges})
+
+
+# ---------------------------------------------------------------------------------------------- PPR
+
+
+def homogeneous_csr_from_graph(graph: BipartiteGraph, path: str | os.PathLike | None = None, *,
+                               max_edges: int = DEFAULT_MAX_EDGES) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """The undirected user+item CSR of :func:`recgraph.graph.ppr.homogeneous_csr` (users ``0..N-1``, items
+    ``N..N+M-1``) from a deduplicated, item-ordered graph. ``path``: write ``indices [2E] int32`` to that
+    ``.npy`` in chunks and return it memory-mapped (``indptr [N+M+1] int64`` stays in RAM)."""
+    if not (graph.deduped and graph.order == "item"):
+        raise ValueError("homogeneous_csr_from_graph needs a deduplicated graph with order='item'")
+    n, m, e = graph.n_users, graph.n_items, graph.n_edges
+    if n + m >= np.iinfo(np.int32).max:
+        raise ValueError(f"{n + m} nodes do not fit int32 node ids")
+    indptr = np.empty(n + m + 1, np.int64)
+    indptr[: n + 1] = read_slice(graph.u_indptr, 0, n + 1)
+    indptr[n + 1:] = read_slice(graph.i_indptr, 1, m + 1).astype(np.int64) + e
+
+    def pieces():
+        for a in range(0, e, max_edges):
+            yield read_slice(graph.u_indices, a, min(e, a + max_edges)).astype(np.int32) + np.int32(n)
+        for a in range(0, e, max_edges):
+            yield read_slice(graph.i_indices, a, min(e, a + max_edges)).astype(np.int32)
+
+    if path is None:
+        indices = np.concatenate(list(pieces())) if e else np.zeros(0, np.int32)
+    else:
+        path = Path(path)
+        with atomic_npy_writer(path, np.int32, 2 * e) as wr:
+            for piece in pieces():
+                wr.write(piece)
+        indices = np.load(path, mmap_mode="r", allow_pickle=False)
+    return indptr, indices, n, m
+
+
+def graph_ppr(graph: BipartiteGraph, user_sources=None, item_sources=None, *,
+              workdir: str | os.PathLike | None = None, **kwargs) -> tuple[PPRNeighbourhoods, PPRNeighbourhoods]:
+    """:func:`recgraph.graph.ppr.bipartite_ppr` on a (memory-mapped) graph; with ``workdir`` the
+    homogeneous adjacency lives in ``workdir/homogeneous_indices.npy`` (memory-mapped: the push reads
+    only the rows it visits). Keyword arguments go to :func:`ppr_topk`."""
+    path = None if workdir is None else Path(workdir) / "homogeneous_indices.npy"
+    indptr, indices, N, M = homogeneous_csr_from_graph(graph, path)
+    users = (np.arange(N, dtype=np.int64) if user_sources is None
+             else np.asarray(user_sources, dtype=np.int64).reshape(-1))
+    items = (np.arange(M, dtype=np.int64) if item_sources is None
+             else np.asarray(item_sources, dtype=np.int64).reshape(-1))
+    if users.size and (users.min() < 0 or users.max() >= N):
+        raise ValueError(f"user_sources must lie in [0, {N})")
+    if items.size and (items.min() < 0 or items.max() >= M):
+        raise ValueError(f"item_sources must lie in [0, {M})")
+    res = ppr_topk(indptr, indices, np.concatenate([users, items + N]), check_indices=False, **kwargs)
+    nu = users.shape[0]
+    half = dict(alpha=res.alpha, eps=res.eps, num_pushes=res.num_pushes)
+    return (PPRNeighbourhoods(res.sources[:nu], res.indices[:nu], res.scores[:nu], **half),
+            PPRNeighbourhoods(res.sources[nu:], res.indices[nu:], res.scores[nu:], **half))
