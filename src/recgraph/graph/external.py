@@ -57,7 +57,7 @@ from .bipartite import (_ARRAY_FIELDS, BipartiteGraph, _build_user_side, _counti
                         _row_time_order)
 
 __all__ = ["BuildOptions", "build_graph", "open_graph", "save_graph", "parse_bytes", "list_partitions",
-           "GRAPH_FORMAT", "STEPS", "run_step", "prepare", "pending", "finish"]
+           "GRAPH_FORMAT", "STEPS", "run_step", "prepare", "pending", "finish", "read_slice"]
 
 GRAPH_FORMAT = "recgraph.graph.csr/1"
 _PLAN_FORMAT = "recgraph.graph.build-plan/1"
@@ -167,6 +167,18 @@ def _iter_chunks(path: Path, opt: BuildOptions, chunk_rows: int) -> Iterator[tup
             out[name] = a
         yield row, out
         row += batch.num_rows
+
+
+def read_slice(a: np.ndarray, start: int, stop: int) -> np.ndarray:
+    """``a[start:stop]`` as a fresh in-memory array; a file-backed ``np.memmap`` is read with one
+    ``pread`` (the mapping is not touched, so the pages do not join this process's RSS)."""
+    start, stop = int(start), int(stop)
+    fname = getattr(a, "filename", None)
+    if isinstance(a, np.memmap) and fname and a.ndim == 1 and a.flags.c_contiguous and stop > start:
+        # a top-level np.load(mmap_mode=...) array: .offset is where element 0 sits in the file
+        with open(fname, "rb") as fh:
+            return np.fromfile(fh, dtype=a.dtype, count=stop - start, offset=a.offset + start * a.itemsize)
+    return np.array(a[start:stop])
 
 
 # ---------------------------------------------------------------------------------------------- plan
@@ -280,7 +292,7 @@ def _concat_npy(paths: Sequence[Path], out: Path, dtype, total: int) -> None:
     """Stream 1-D ``.npy`` files, in order, into one ``.npy`` (bounded memory: one file at a time)."""
     with atomic_npy_writer(out, dtype, total) as w:
         for p in paths:
-            w.write(np.load(p, mmap_mode="r", allow_pickle=False))
+            w.write(np.load(p, allow_pickle=False))  # one bucket: bounded by the budget
 
 
 # ---------------------------------------------------------------------------------------------- steps
@@ -355,13 +367,13 @@ def _item_spill(work: _Work, c: int) -> None:
     uptr = np.load(out / "u_indptr.npy", mmap_mode="r")
     a, b = int(uptr[ulo]), int(uptr[uhi])
     deg = np.diff(np.asarray(uptr[ulo:uhi + 1], np.int64))
-    ch = {"item": np.asarray(np.load(out / "u_indices.npy", mmap_mode="r")[a:b]),
+    ch = {"item": read_slice(np.load(out / "u_indices.npy", mmap_mode="r"), a, b),
           "user": np.repeat(np.arange(ulo, uhi, dtype=idx), deg),
           "edge": np.arange(a, b, dtype=idx)}
     if plan["ts_dtype"]:
-        ch["ts"] = np.asarray(np.load(out / "u_timestamp.npy", mmap_mode="r")[a:b])
+        ch["ts"] = read_slice(np.load(out / "u_timestamp.npy", mmap_mode="r"), a, b)
     if plan["beh_dtype"]:
-        ch["beh"] = np.asarray(np.load(out / "u_behavior.npy", mmap_mode="r")[a:b])
+        ch["beh"] = read_slice(np.load(out / "u_behavior.npy", mmap_mode="r"), a, b)
     _spill(work.spill("item", c), [ch], "item", np.asarray(plan["item_bounds"], np.int64), _item_names(plan))
     _fault_point("item-spill", c)
 
@@ -542,7 +554,7 @@ def _assemble_users(work: _Work) -> None:
         ideg = np.zeros(plan["n_items"], np.int64)
         step = plan["chunk_rows"]
         for a in range(0, e, step):
-            ideg += np.bincount(np.asarray(ind[a:a + step]), minlength=plan["n_items"])
+            ideg += np.bincount(read_slice(ind, a, min(e, a + step)), minlength=plan["n_items"])
         uptr = np.load(out / "u_indptr.npy", mmap_mode="r")
         udeg = np.diff(np.asarray(uptr, np.int64))
         plan.update(item_bounds=_greedy_bounds(ideg, plan["bucket_events"]).tolist(),

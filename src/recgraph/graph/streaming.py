@@ -24,6 +24,7 @@ import scipy.sparse as sp
 
 from ..io import atomic_npy_writer
 from .bipartite import BipartiteGraph
+from .external import read_slice
 from .macro import MacroCounts, MacroGraph, assign_item_macros, kmeans_assign, one_hot
 from .ppr import PPRNeighbourhoods, ppr_topk
 
@@ -31,18 +32,6 @@ __all__ = ["read_slice", "row_chunks", "spmm_rows", "macro_counts_from_graph", "
            "build_macro_graph_from_graph", "homogeneous_csr_from_graph", "graph_ppr"]
 
 DEFAULT_MAX_EDGES = 1 << 24  # 16M edges per chunk: ~128 MB of ids and weights
-
-
-def read_slice(a: np.ndarray, start: int, stop: int) -> np.ndarray:
-    """``a[start:stop]`` as a fresh in-memory array; a file-backed ``np.memmap`` is read with one
-    ``pread`` (the mapping is not touched, so the pages do not join this process's RSS)."""
-    start, stop = int(start), int(stop)
-    fname = getattr(a, "filename", None)
-    if isinstance(a, np.memmap) and fname and a.ndim == 1 and a.flags.c_contiguous and stop > start:
-        # a top-level np.load(mmap_mode=...) array: .offset is where element 0 sits in the file
-        with open(fname, "rb") as fh:
-            return np.fromfile(fh, dtype=a.dtype, count=stop - start, offset=a.offset + start * a.itemsize)
-    return np.array(a[start:stop])
 
 
 def row_chunks(indptr: np.ndarray, max_edges: int) -> list[tuple[int, int]]:
