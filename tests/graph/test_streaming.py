@@ -85,3 +85,25 @@ def test_read_slice_and_row_chunks(tmp_path):
     ptr = np.array([0, 3, 3, 10, 11, 30])
     ch = row_chunks(ptr, 5)
     assert ch == [(0, 2), (2, 3), (3, 4), (4, 5)]  # row 2 (7 edges) and row 4 (19 edges) alone
+
+
+def test_streamed_macro_graph_equals_feature_tables(events, tmp_path):
+    """The streamed single-snapshot macro graph equals build_feature_tables' (dense slots = the counts)."""
+    from recgraph.graph.macro import build_feature_tables
+    from recgraph.graph.streaming import build_macro_graph_from_graph
+
+    user, item, ts, n, m = events
+    g = BipartiteGraph.from_edges(user, item, n, m, timestamp=ts // 3, dedupe=False, order="time")  # ties
+    save_graph(g, tmp_path / "g")
+    cat = np.random.default_rng(1).integers(0, 9, m)
+    ref = build_feature_tables(g, category=cat, user_k=5, recent=6, max_slots=64)
+    got = build_macro_graph_from_graph(open_graph(tmp_path / "g"), category=cat, user_k=5, recent=6, max_edges=2000)
+    np.testing.assert_array_equal(got.item_macro, ref.item_macro)
+    np.testing.assert_array_equal(got.user_macro, ref.user_macro)
+    assert ref.dense_slots
+    np.testing.assert_array_equal(got.counts.user1.toarray(), ref.u1_cnt)
+    np.testing.assert_array_equal(got.counts.user2.toarray(), ref.u2_cnt)
+    np.testing.assert_array_equal(got.counts.item1.toarray(), ref.i1_cnt)
+    np.testing.assert_array_equal(got.counts.item2.toarray(), ref.i2_cnt)
+    np.testing.assert_array_equal(got.user_recent, ref.u_rec)
+    np.testing.assert_array_equal(got.item_recent, ref.i_rec)

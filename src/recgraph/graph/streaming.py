@@ -16,6 +16,7 @@ temporaries in :func:`recgraph.graph.macro.macro_counts`.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numba
@@ -25,10 +26,10 @@ import scipy.sparse as sp
 from ..io import atomic_npy_writer
 from .bipartite import BipartiteGraph
 from .external import read_slice
-from .macro import MacroCounts, MacroGraph, assign_item_macros, kmeans_assign, one_hot
+from .macro import MacroCounts, assign_item_macros, kmeans_assign, one_hot
 from .ppr import PPRNeighbourhoods, ppr_topk
 
-__all__ = ["read_slice", "row_chunks", "spmm_rows", "macro_counts_from_graph", "recent_from_graph",
+__all__ = ["read_slice", "row_chunks", "spmm_rows", "macro_counts_from_graph", "recent_from_graph", "MacroParts",
            "build_macro_graph_from_graph", "homogeneous_csr_from_graph", "graph_ppr"]
 
 DEFAULT_MAX_EDGES = 1 << 24  # 16M edges per chunk: ~128 MB of ids and weights
@@ -185,12 +186,28 @@ def recent_from_graph(graph: BipartiteGraph, length: int = 20, *, side: str = "u
     return ids, times, np.minimum(np.diff(ptr), length)
 
 
+@dataclass(frozen=True, eq=False)
+class MacroParts:
+    """One snapshot's macro graph over all edges: assignments, the four count matrices, recent lists."""
+
+    item_macro: np.ndarray  # [n_items] int64
+    n_item_macros: int
+    user_macro: np.ndarray  # [n_users] int64
+    n_user_macros: int
+    counts: MacroCounts
+    user_recent: np.ndarray  # [n_users, recent] int64 item ids, most recent first (pad n_items)
+    item_recent: np.ndarray  # [n_items, recent] int64 user ids (pad n_users)
+    info: dict
+
+
 def build_macro_graph_from_graph(graph: BipartiteGraph, *, category: np.ndarray | None = None,
                                  item_method: str = "auto", item_k: int = 50, user_k: int = 20, recent: int = 20,
-                                 seed: int = 0, max_edges: int = DEFAULT_MAX_EDGES) -> MacroGraph:
-    """:func:`recgraph.graph.macro.build_macro_graph` from a time-ordered graph (``dedupe=False``, or
-    ``keep_counts=True`` for the counts), streaming the edges: macro assignment, counts, recent lists.
-    ``item_method="kmeans-rows"`` needs ``Rᵀ`` in RAM (built from the graph); "category" does not."""
+                                 seed: int = 0, max_edges: int = DEFAULT_MAX_EDGES) -> MacroParts:
+    """The single-snapshot macro graph of :func:`recgraph.graph.macro.build_feature_tables` (macro
+    assignment, the four count matrices, recent lists; before slotting) from a time-ordered graph
+    (``dedupe=False``: counts are events), streaming the edges in chunks instead of materialising
+    ``R``, ``Rᵀ`` and int64 edge copies. ``item_method="kmeans-rows"`` needs ``R`` in RAM; "category"
+    does not."""
     n_users, n_items = graph.n_users, graph.n_items
     R = None
     if item_method == "kmeans-rows" or (item_method == "auto" and category is None):
@@ -207,9 +224,9 @@ def build_macro_graph_from_graph(graph: BipartiteGraph, *, category: np.ndarray 
     item1 = spmm_rows(graph.i_indptr, graph.i_indices, U, weights=w, weight_index=wi, max_edges=max_edges)
     user2 = spmm_rows(graph.u_indptr, graph.u_indices, item1, weights=w, max_edges=max_edges)
     item2 = spmm_rows(graph.i_indptr, graph.i_indices, user1, weights=w, weight_index=wi, max_edges=max_edges)
-    ur, _, _ = recent_from_graph(graph, recent, side="user", max_edges=max_edges)
-    ir, _, _ = recent_from_graph(graph, recent, side="item", max_edges=max_edges)
-    return MacroGraph(im, n_im, um, n_um, MacroCounts(user1, user2, item1, item2), ur, ir,
+    ur, _, _ = recent_from_graph(graph, recent, side="user", pad=n_items, max_edges=max_edges)
+    ir, _, _ = recent_from_graph(graph, recent, side="item", pad=n_users, max_edges=max_edges)
+    return MacroParts(im, n_im, um, n_um, MacroCounts(user1, user2, item1, item2), ur, ir,
                       {"n_item_macros": n_im, "n_user_macros": n_um, "edges": graph.n_edges})
 
 
