@@ -132,7 +132,7 @@ class DistributedContext:
         from torch.nn.parallel import DistributedDataParallel
 
         ids = [self.local_rank] if self.backend == "nccl" else None
-        return DistributedDataParallel(_LossModule(model), device_ids=ids, broadcast_buffers=False)
+        return DistributedDataParallel(_LossModule(model), device_ids=ids)
 
     def shard(self, batch) -> tuple[Any, float]:
         """``(this rank's slice, loss scale)``; the scale makes DDP's average the full-batch gradient."""
@@ -155,14 +155,21 @@ class DistributedContext:
         return float(t.item()) / self.world_size
 
     def broadcast(self, obj):
-        """Rank 0's ``obj`` on every rank."""
+        """Rank 0's ``obj`` (JSON-serialisable: metrics) on every rank; sent as JSON bytes, never pickled."""
         if not self.enabled:
             return obj
+        import json
+
         import torch.distributed as dist
 
-        box = [obj]
-        dist.broadcast_object_list(box, src=0)
-        return box[0]
+        data = json.dumps(obj).encode() if self.is_main else b""
+        size = torch.tensor([len(data)], dtype=torch.int64)
+        dist.broadcast(size, src=0)
+        buf = torch.zeros(int(size.item()), dtype=torch.uint8)
+        if self.is_main:
+            buf[:] = torch.frombuffer(bytearray(data), dtype=torch.uint8)
+        dist.broadcast(buf, src=0)
+        return json.loads(bytes(buf.tolist()).decode())
 
     def barrier(self) -> None:
         if self.enabled:
