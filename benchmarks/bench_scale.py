@@ -10,9 +10,11 @@ partitions (not timed). Then, each engine in its own subprocess (so peak RSS is 
 * ``ooc``: ``graph.external.build_graph`` with ``--memory-budget``, then on the memory-mapped result:
   PPR top-32 for ``--ppr-sources`` sources (half users, half items; α 0.2, ε 1e-4) and the degree arrays;
 * ``ray``: ``distributed.ray.build_graph_ray`` (local Ray, 2 CPUs, the same total budget);
-* ``macro``: the macro graph (categories, user k-means k=20, 4 count matrices, last-20 lists) from a
-  time-ordered ``dedupe=False`` out-of-core graph (``streaming.build_macro_graph_from_graph``), and at
-  sizes ≤ ``--old-macro-max`` the in-memory ``macro.build_macro_graph`` it replaces.
+* ``macro``: the macro features (categories, user k-means k=20, the four slot tables, last-20 lists)
+  from a time-ordered ``dedupe=False`` out-of-core graph (``streaming.build_macro_graph_from_graph``;
+  ``macro-compact``: the same with int32 ids), and at sizes ≤ ``--old-macro-max`` the in-memory
+  ``macro.build_feature_tables`` on the in-memory graph (``macro-old``). ``macro_peak_extra``: peak RSS
+  of the macro call minus RSS just before it (graph already built / loaded).
 
 Peak RSS: the engine process's ``VmHWM`` (exact) and, sampled every 0.1 s, the RSS summed over its
 whole process tree (Ray's raylet and workers included). Every engine's arrays are hashed
@@ -115,9 +117,9 @@ def worker(a) -> dict:
             du, di = g.user_degree, g.item_degree
             res["degrees"] = {"seconds": time.perf_counter() - t1, "user_max": int(du.max()),
                               "item_max": int(di.max())}
-    elif a.worker in ("macro", "macro-old"):
+    elif a.worker in ("macro", "macro-compact", "macro-old"):
         cat = np.random.default_rng(1).zipf(1.5, a.n_items) % 500  # the bench_macro_build categories
-        if a.worker == "macro":
+        if a.worker != "macro-old":
             from recgraph.graph.streaming import build_macro_graph_from_graph
 
             opt = BuildOptions(timestamp_col="timestamp", n_users=a.n_users, n_items=a.n_items, memory_budget=budget,
@@ -125,26 +127,30 @@ def worker(a) -> dict:
             g = build_graph(inp, out, opt)
             res["graph_seconds"] = time.perf_counter() - t0
             res["graph_peak_rss_self"] = _vmhwm()
+            res["rss_before"] = _rss()
             _reset_hwm()
             t1 = time.perf_counter()
-            m = build_macro_graph_from_graph(g, category=cat, user_k=20, recent=20)
+            m = build_macro_graph_from_graph(g, category=cat, user_k=20, recent=20,
+                                             id_dtype=np.int32 if a.worker == "macro-compact" else np.int64)
             res["seconds"] = time.perf_counter() - t1
         else:
             import pyarrow.parquet as pq
 
-            from recgraph.graph.macro import build_macro_graph
+            from recgraph.graph.macro import build_feature_tables
 
             tabs = [pq.read_table(f) for f in sorted(inp.glob("*.parquet"))]
             u, i, t = (np.concatenate([tb.column(c).to_numpy() for tb in tabs]) for c in ("user", "item", "timestamp"))
             del tabs
-            base = _rss()
+            g = BipartiteGraph.from_edges(u, i, a.n_users, a.n_items, timestamp=t, dedupe=False)
+            del u, i, t
+            res["rss_before"] = _rss()
             _reset_hwm()
             t1 = time.perf_counter()
-            m = build_macro_graph(u, i, t, a.n_users, a.n_items, category=cat, user_k=20)
+            m = build_feature_tables(g, category=cat, user_k=20, recent=20)
             res["seconds"] = time.perf_counter() - t1
-            res["input_rss"] = base
         res["macro_info"] = m.info
-        res["counts_nnz"] = {k: int(getattr(m.counts, k).nnz) for k in ("user1", "user2", "item1", "item2")}
+        res["output_bytes"] = m.nbytes()
+        res["macro_peak_extra"] = _vmhwm() - res["rss_before"]
     res["peak_rss_self"] = _vmhwm()
     if a.worker in ("memory", "ooc", "ray"):
         res["hashes"] = {f: _hash(getattr(g, f)) for f in FIELDS}
@@ -241,7 +247,7 @@ def write_input(folder: Path, n: int, n_users: int, n_items: int, seed: int) -> 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", nargs="+", type=float, default=[1e7, 1e8])
-    ap.add_argument("--engines", nargs="+", default=["memory", "ooc", "ray", "macro", "macro-old"])
+    ap.add_argument("--engines", nargs="+", default=["memory", "ooc", "ray", "macro", "macro-compact", "macro-old"])
     ap.add_argument("--memory-budget", default="2GB")
     ap.add_argument("--ppr-sources", type=int, default=10_000)
     ap.add_argument("--old-macro-max", type=float, default=1e7, help="largest size for the in-memory macro build")

@@ -87,8 +87,9 @@ def test_read_slice_and_row_chunks(tmp_path):
     assert ch == [(0, 2), (2, 3), (3, 4), (4, 5)]  # row 2 (7 edges) and row 4 (19 edges) alone
 
 
-def test_streamed_macro_graph_equals_feature_tables(events, tmp_path):
-    """The streamed single-snapshot macro graph equals build_feature_tables' (dense slots = the counts)."""
+@pytest.mark.parametrize("max_slots", [64, 4])  # dense slots, and top-4 of 9 item / 6 user macros
+def test_streamed_macro_graph_equals_feature_tables(events, tmp_path, max_slots):
+    """The streamed single-snapshot macro features equal build_feature_tables' (slots, recent lists)."""
     from recgraph.graph.macro import build_feature_tables
     from recgraph.graph.streaming import build_macro_graph_from_graph
 
@@ -96,14 +97,12 @@ def test_streamed_macro_graph_equals_feature_tables(events, tmp_path):
     g = BipartiteGraph.from_edges(user, item, n, m, timestamp=ts // 3, dedupe=False, order="time")  # ties
     save_graph(g, tmp_path / "g")
     cat = np.random.default_rng(1).integers(0, 9, m)
-    ref = build_feature_tables(g, category=cat, user_k=5, recent=6, max_slots=64)
-    got = build_macro_graph_from_graph(open_graph(tmp_path / "g"), category=cat, user_k=5, recent=6, max_edges=2000)
-    np.testing.assert_array_equal(got.item_macro, ref.item_macro)
-    np.testing.assert_array_equal(got.user_macro, ref.user_macro)
-    assert ref.dense_slots
-    np.testing.assert_array_equal(got.counts.user1.toarray(), ref.u1_cnt)
-    np.testing.assert_array_equal(got.counts.user2.toarray(), ref.u2_cnt)
-    np.testing.assert_array_equal(got.counts.item1.toarray(), ref.i1_cnt)
-    np.testing.assert_array_equal(got.counts.item2.toarray(), ref.i2_cnt)
-    np.testing.assert_array_equal(got.user_recent, ref.u_rec)
-    np.testing.assert_array_equal(got.item_recent, ref.i_rec)
+    ref = build_feature_tables(g, category=cat, user_k=5, recent=6, max_slots=max_slots)
+    got = build_macro_graph_from_graph(open_graph(tmp_path / "g"), category=cat, user_k=5, recent=6,
+                                       max_slots=max_slots, max_edges=2000)
+    assert got.dense_slots == ref.dense_slots == (max_slots == 64)
+    for k in ("item_macro", "user_macro", "u1_ids", "u1_cnt", "u2_ids", "u2_cnt", "i1_ids", "i1_cnt", "i2_ids",
+              "i2_cnt", "u_rec", "u_rec_time", "i_rec", "i_rec_time", "user_deg", "item_deg"):
+        a, b = getattr(got, k), getattr(ref, k)
+        assert a.dtype == b.dtype and a.shape == b.shape, (k, a.dtype, b.dtype, a.shape, b.shape)
+        np.testing.assert_array_equal(a, b, err_msg=k)

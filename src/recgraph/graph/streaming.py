@@ -29,7 +29,8 @@ from .external import read_slice
 from .macro import MacroCounts, assign_item_macros, kmeans_assign, one_hot
 from .ppr import PPRNeighbourhoods, ppr_topk
 
-__all__ = ["read_slice", "row_chunks", "spmm_rows", "macro_counts_from_graph", "recent_from_graph", "MacroParts",
+__all__ = ["read_slice", "row_chunks", "spmm_rows", "spmm_slots", "macro_counts_from_graph", "recent_from_graph",
+           "MacroSlots",
            "build_macro_graph_from_graph", "homogeneous_csr_from_graph", "graph_ppr"]
 
 DEFAULT_MAX_EDGES = 1 << 24  # 16M edges per chunk: ~128 MB of ids and weights
@@ -49,10 +50,13 @@ def row_chunks(indptr: np.ndarray, max_edges: int) -> list[tuple[int, int]]:
 
 
 @numba.njit(cache=True, nogil=True)
-def _spmm_rows(indptr, nbr, w, has_w, b_indptr, b_indices, b_data, acc, mark, touched, fill, out_ptr, out_ind,
+def _spmm_rows(indptr, nbr, w, has_w, b_indptr, b_indices, b_data, acc, mark, touched, out_ptr, out_ind,
                out_val):  # pragma: no cover - compiled
-    """Row ``r`` of ``A·B`` with ``A`` the chunk CSR (``indptr`` local, values ``w`` or 1) and ``B`` a CSR:
-    pass 1 (``fill=False``) writes row sizes to ``out_ptr[r+1]``; pass 2 writes sorted columns and values."""
+    """Rows of ``A·B`` with ``A`` the chunk CSR (``indptr`` local, values ``w`` or 1) and ``B`` a CSR, in one
+    pass: row ``r``'s sorted columns and values go to ``out_ind/out_val[out_ptr[r]:out_ptr[r+1]]`` (the
+    buffers are sized by an upper bound; ``out_ptr`` is written here)."""
+    pos = 0
+    out_ptr[0] = 0
     for r in range(indptr.shape[0] - 1):
         nt = 0
         for p in range(indptr[r], indptr[r + 1]):
@@ -66,55 +70,59 @@ def _spmm_rows(indptr, nbr, w, has_w, b_indptr, b_indices, b_data, acc, mark, to
                     nt += 1
                     acc[c] = 0.0
                 acc[c] += wp * b_data[q]
-        if fill:
-            base = out_ptr[r]
-            t = np.sort(touched[:nt])
-            for j in range(nt):
-                out_ind[base + j] = t[j]
-                out_val[base + j] = acc[t[j]]
-        else:
-            out_ptr[r + 1] = nt
+        t = np.sort(touched[:nt])
         for j in range(nt):
-            mark[touched[j]] = 0
+            out_ind[pos + j] = t[j]
+            out_val[pos + j] = acc[t[j]]
+            mark[t[j]] = 0
+        pos += nt
+        out_ptr[r + 1] = pos
 
 
 def spmm_rows(indptr: np.ndarray, indices: np.ndarray, B: sp.csr_matrix, *, weights: np.ndarray | None = None,
               weight_index: np.ndarray | None = None, max_edges: int = DEFAULT_MAX_EDGES) -> sp.csr_matrix:
     """``A·B`` for the CSR ``A = (indptr, indices, weights or 1)`` read in row chunks (``[n_rows, B.shape[1]]``
     float32, sorted indices). ``weight_index``: weights are ``weights[weight_index[p]]`` (item-side edges
-    reading user-side counts through ``i_edge``). ``B`` must fit in RAM (here: ``≤ n_macros`` columns)."""
+    reading user-side counts through ``i_edge``). ``B`` must fit in RAM (here: ``≤ n_macros`` columns).
+    One pass per chunk: output buffers are sized by the row bound ``min(n_cols, Σ_p nnz(B[indices[p]]))``,
+    with chunks cut so a buffer holds at most ``max_edges`` entries."""
     B = sp.csr_matrix(B)
     n_cols = B.shape[1]
     b_ptr, b_ind, b_val = B.indptr.astype(np.int64), B.indices.astype(np.int32), B.data.astype(np.float64)
+    b_len = np.diff(b_ptr)
     acc = np.zeros(n_cols, np.float64)
     mark = np.zeros(n_cols, np.uint8)
     touched = np.empty(n_cols, np.int64)
     n_rows = np.asarray(indptr).shape[0] - 1
-    ptr_all = np.asarray(indptr, np.int64) if not isinstance(indptr, np.memmap) else read_slice(indptr, 0, n_rows + 1)
-    ptr_all = ptr_all.astype(np.int64, copy=False)
+    ptr_all = read_slice(indptr, 0, n_rows + 1).astype(np.int64, copy=False)
     parts_ptr, parts_ind, parts_val = [np.zeros(1, np.int64)], [], []
     nnz = 0
     for r0, r1 in row_chunks(ptr_all, max_edges):
         a, b = int(ptr_all[r0]), int(ptr_all[r1])
-        lp = ptr_all[r0:r1 + 1] - a
-        nb = read_slice(indices, a, b)
+        nb_all = read_slice(indices, a, b)
         if weights is None:
-            w, has_w = np.zeros(1), False
+            w_all, has_w = np.zeros(1), False
         elif weight_index is None:
-            w, has_w = read_slice(weights, a, b).astype(np.float64), True
+            w_all, has_w = read_slice(weights, a, b).astype(np.float64), True
         else:
-            w, has_w = np.asarray(weights)[read_slice(weight_index, a, b)].astype(np.float64), True
-        sizes = np.zeros(r1 - r0 + 1, np.int64)
-        _spmm_rows(lp, nb, w, has_w, b_ptr, b_ind, b_val, acc, mark, touched, False, sizes, np.empty(0, np.int32),
-                   np.empty(0, np.float32))
-        np.cumsum(sizes, out=sizes)
-        ind = np.empty(int(sizes[-1]), np.int32)
-        val = np.empty(int(sizes[-1]), np.float32)
-        _spmm_rows(lp, nb, w, has_w, b_ptr, b_ind, b_val, acc, mark, touched, True, sizes, ind, val)
-        parts_ptr.append(sizes[1:] + nnz)
-        parts_ind.append(ind)
-        parts_val.append(val)
-        nnz += int(sizes[-1])
+            w_all, has_w = np.asarray(weights)[read_slice(weight_index, a, b)].astype(np.float64), True
+        work = np.concatenate([[0], np.cumsum(b_len[nb_all])])  # per-edge prefix of B row lengths
+        lp_all = ptr_all[r0:r1 + 1] - a
+        bound = np.minimum(n_cols, work[lp_all[1:]] - work[lp_all[:-1]])
+        bptr = np.concatenate([[0], np.cumsum(bound)])
+        for s0, s1 in row_chunks(bptr, max_edges):  # sub-chunks whose output bound fits the buffer
+            e0, e1 = int(lp_all[s0]), int(lp_all[s1])
+            cap = int(bptr[s1] - bptr[s0])
+            ind = np.empty(cap, np.int32)
+            val = np.empty(cap, np.float32)
+            optr = np.empty(s1 - s0 + 1, np.int64)
+            _spmm_rows(lp_all[s0:s1 + 1] - e0, nb_all[e0:e1], w_all[e0:e1] if has_w else w_all, has_w, b_ptr, b_ind,
+                       b_val, acc, mark, touched, optr, ind, val)
+            k = int(optr[-1])
+            parts_ptr.append(optr[1:] + nnz)
+            parts_ind.append(ind[:k].copy() if k < cap else ind)
+            parts_val.append(val[:k].copy() if k < cap else val)
+            nnz += k
     out_ptr = np.concatenate(parts_ptr)
     idx_dt = np.int32 if nnz < np.iinfo(np.int32).max else np.int64
     m = sp.csr_matrix((np.concatenate(parts_val) if parts_val else np.zeros(0, np.float32),
@@ -186,48 +194,160 @@ def recent_from_graph(graph: BipartiteGraph, length: int = 20, *, side: str = "u
     return ids, times, np.minimum(np.diff(ptr), length)
 
 
+@numba.njit(cache=True, nogil=True)
+def _spmm_slots(indptr, nbr, w, has_w, b_indptr, b_indices, b_data, acc, mark, touched, dense, pad, out_ids,
+                out_cnt):  # pragma: no cover - compiled
+    """Rows of ``A·B`` (as :func:`_spmm_rows`) written as slots: ``dense``: ``out_cnt[r, c]`` for every
+    column; else the ``width`` largest counts, most first (ties by lower column), padded with ``pad``
+    and 0. Returns the largest number of non-zeros in a row."""
+    width = out_ids.shape[1]
+    most = 0
+    for r in range(indptr.shape[0] - 1):
+        nt = 0
+        for p in range(indptr[r], indptr[r + 1]):
+            v = nbr[p]
+            wp = w[p] if has_w else 1.0
+            for q in range(b_indptr[v], b_indptr[v + 1]):
+                c = b_indices[q]
+                if mark[c] == 0:
+                    mark[c] = 1
+                    touched[nt] = c
+                    nt += 1
+                    acc[c] = 0.0
+                acc[c] += wp * b_data[q]
+        most = max(most, nt)
+        if dense:
+            for j in range(width):
+                out_ids[r, j] = j
+                out_cnt[r, j] = 0.0
+            for j in range(nt):
+                out_cnt[r, touched[j]] = acc[touched[j]]
+        else:
+            t = np.sort(touched[:nt])
+            key = np.empty(nt, np.float32)  # the count as float32 (what main's CSR holds) decides the order
+            for j in range(nt):
+                key[j] = -np.float32(acc[t[j]])
+            o = np.argsort(key, kind="mergesort")  # stable: ties keep the lower column first
+            k = min(nt, width)
+            for j in range(k):
+                out_ids[r, j] = t[o[j]]
+                out_cnt[r, j] = acc[t[o[j]]]
+            for j in range(k, width):
+                out_ids[r, j] = pad
+                out_cnt[r, j] = 0.0
+        for j in range(nt):
+            mark[touched[j]] = 0
+    return most
+
+
+def spmm_slots(indptr: np.ndarray, indices: np.ndarray, B: sp.csr_matrix, max_slots: int, dense: bool, *,
+               weights: np.ndarray | None = None, weight_index: np.ndarray | None = None,
+               id_dtype=np.int64, max_edges: int = DEFAULT_MAX_EDGES) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of ``A·B`` as the slot tables of :func:`recgraph.graph.macro.build_feature_tables`
+    (``_slots``): ``(ids [n_rows, W] id_dtype, counts [n_rows, W] float32)``; ``dense``: ``W = n_cols``
+    and every column; else ``W = min(max_slots, max(1, largest row))``, top counts first, pad id
+    ``n_cols``. Never materialises ``A·B``: memory is the output plus one chunk."""
+    B = sp.csr_matrix(B)
+    n_cols = B.shape[1]
+    b_ptr, b_ind, b_val = B.indptr.astype(np.int64), B.indices.astype(np.int32), B.data.astype(np.float64)
+    acc, mark, touched = np.zeros(n_cols, np.float64), np.zeros(n_cols, np.uint8), np.empty(n_cols, np.int64)
+    n_rows = np.asarray(indptr).shape[0] - 1
+    ptr = read_slice(indptr, 0, n_rows + 1).astype(np.int64, copy=False)
+    width = n_cols if dense else int(max_slots)
+    ids = np.empty((n_rows, width), id_dtype)
+    cnt = np.empty((n_rows, width), np.float32)
+    most = 0
+    for r0, r1 in row_chunks(ptr, max_edges):
+        a, b = int(ptr[r0]), int(ptr[r1])
+        nb = read_slice(indices, a, b)
+        if weights is None:
+            w, has_w = np.zeros(1), False
+        elif weight_index is None:
+            w, has_w = read_slice(weights, a, b).astype(np.float64), True
+        else:
+            w, has_w = np.asarray(weights)[read_slice(weight_index, a, b)].astype(np.float64), True
+        most = max(most, _spmm_slots(ptr[r0:r1 + 1] - a, nb, w, has_w, b_ptr, b_ind, b_val, acc, mark, touched,
+                                     dense, n_cols, ids[r0:r1], cnt[r0:r1]))
+    if not dense and min(max_slots, max(1, most)) < width:
+        keep = min(max_slots, max(1, most))
+        ids, cnt = np.ascontiguousarray(ids[:, :keep]), np.ascontiguousarray(cnt[:, :keep])
+    return ids, cnt
+
+
 @dataclass(frozen=True, eq=False)
-class MacroParts:
-    """One snapshot's macro graph over all edges: assignments, the four count matrices, recent lists."""
+class MacroSlots:
+    """One snapshot's macro features over all edges, in :class:`~recgraph.graph.macro.FeatureTables`' layout
+    (``u1/u2/i1/i2`` slot ids and counts, recent lists with times, degrees, macro assignments); the
+    adjacency that FeatureTables copies into ``u_adj`` / ``i_adj`` is the graph itself here."""
 
     item_macro: np.ndarray  # [n_items] int64
     n_item_macros: int
     user_macro: np.ndarray  # [n_users] int64
     n_user_macros: int
-    counts: MacroCounts
-    user_recent: np.ndarray  # [n_users, recent] int64 item ids, most recent first (pad n_items)
-    item_recent: np.ndarray  # [n_items, recent] int64 user ids (pad n_users)
+    dense_slots: bool
+    u1_ids: np.ndarray
+    u1_cnt: np.ndarray
+    u2_ids: np.ndarray
+    u2_cnt: np.ndarray
+    i1_ids: np.ndarray
+    i1_cnt: np.ndarray
+    i2_ids: np.ndarray
+    i2_cnt: np.ndarray
+    u_rec: np.ndarray  # [n_users, recent] item ids, most recent first (pad n_items)
+    u_rec_time: np.ndarray
+    i_rec: np.ndarray  # [n_items, recent] user ids (pad n_users)
+    i_rec_time: np.ndarray
+    user_deg: np.ndarray
+    item_deg: np.ndarray
     info: dict
+
+    def nbytes(self) -> int:
+        return int(sum(getattr(self, k).nbytes for k in ("u1_ids", "u1_cnt", "u2_ids", "u2_cnt", "i1_ids", "i1_cnt",
+                                                          "i2_ids", "i2_cnt", "u_rec", "u_rec_time", "i_rec",
+                                                          "i_rec_time")))
 
 
 def build_macro_graph_from_graph(graph: BipartiteGraph, *, category: np.ndarray | None = None,
                                  item_method: str = "auto", item_k: int = 50, user_k: int = 20, recent: int = 20,
-                                 seed: int = 0, max_edges: int = DEFAULT_MAX_EDGES) -> MacroParts:
-    """The single-snapshot macro graph of :func:`recgraph.graph.macro.build_feature_tables` (macro
-    assignment, the four count matrices, recent lists; before slotting) from a time-ordered graph
-    (``dedupe=False``: counts are events), streaming the edges in chunks instead of materialising
-    ``R``, ``Rᵀ`` and int64 edge copies. ``item_method="kmeans-rows"`` needs ``R`` in RAM; "category"
-    does not."""
+                                 max_slots: int = 64, seed: int = 0, id_dtype=np.int64,
+                                 max_edges: int = DEFAULT_MAX_EDGES) -> MacroSlots:
+    """The single-snapshot :func:`recgraph.graph.macro.build_feature_tables` over a time-ordered graph
+    (``dedupe=False``: counts are events), streaming the edges in chunks: macro assignment, the four slot
+    tables straight from a compiled product kernel (no ``R``, ``Rᵀ``, int64 edge copies or
+    count matrices beyond ``R·C`` and ``Rᵀ·U``, which are at most ``E`` and ``M·n_user_macros``
+    entries), recent lists. ``id_dtype``: slot and recent-list id dtype (int64 as FeatureTables;
+    int32 halves them). ``item_method="kmeans-rows"`` needs ``R`` in RAM; "category" does not."""
     n_users, n_items = graph.n_users, graph.n_items
     R = None
     if item_method == "kmeans-rows" or (item_method == "auto" and category is None):
         R = graph.to_scipy("count")
     im, n_im = assign_item_macros(item_method, n_items=n_items, category=category, R=R, k=item_k, seed=seed)
     del R
-    C = one_hot(im, n_im)
     w = graph.u_count
-    user1 = spmm_rows(graph.u_indptr, graph.u_indices, C, weights=w, max_edges=max_edges)
+    wi = None if w is None else graph.i_edge
+    user1 = spmm_rows(graph.u_indptr, graph.u_indices, one_hot(im, n_im), weights=w, max_edges=max_edges)  # R·C
     raw = kmeans_assign(user1, user_k, seed=seed)
     um, n_um = np.where(raw >= 0, raw, user_k).astype(np.int64), int(user_k) + 1
-    U = one_hot(um, n_um)
-    wi = None if w is None else graph.i_edge
-    item1 = spmm_rows(graph.i_indptr, graph.i_indices, U, weights=w, weight_index=wi, max_edges=max_edges)
-    user2 = spmm_rows(graph.u_indptr, graph.u_indices, item1, weights=w, max_edges=max_edges)
-    item2 = spmm_rows(graph.i_indptr, graph.i_indices, user1, weights=w, weight_index=wi, max_edges=max_edges)
-    ur, _, _ = recent_from_graph(graph, recent, side="user", pad=n_items, max_edges=max_edges)
-    ir, _, _ = recent_from_graph(graph, recent, side="item", pad=n_users, max_edges=max_edges)
-    return MacroParts(im, n_im, um, n_um, MacroCounts(user1, user2, item1, item2), ur, ir,
-                      {"n_item_macros": n_im, "n_user_macros": n_um, "edges": graph.n_edges})
+    dense = max(n_im, n_um) <= max_slots
+    item1 = spmm_rows(graph.i_indptr, graph.i_indices, one_hot(um, n_um), weights=w, weight_index=wi,
+                      max_edges=max_edges)  # Rᵀ·U
+    eye_n = np.arange(n_users + 1, dtype=np.int64)
+    u1 = spmm_slots(eye_n, eye_n[:-1], user1, max_slots, dense, id_dtype=id_dtype, max_edges=max_edges)
+    eye_m = np.arange(n_items + 1, dtype=np.int64)
+    i1 = spmm_slots(eye_m, eye_m[:-1], item1, max_slots, dense, id_dtype=id_dtype, max_edges=max_edges)
+    u2 = spmm_slots(graph.u_indptr, graph.u_indices, item1, max_slots, dense, weights=w, id_dtype=id_dtype,
+                    max_edges=max_edges)
+    del item1
+    i2 = spmm_slots(graph.i_indptr, graph.i_indices, user1, max_slots, dense, weights=w, weight_index=wi,
+                    id_dtype=id_dtype, max_edges=max_edges)
+    del user1
+    ur, urt, _ = recent_from_graph(graph, recent, side="user", pad=n_items, max_edges=max_edges)
+    ir, irt, _ = recent_from_graph(graph, recent, side="item", pad=n_users, max_edges=max_edges)
+    return MacroSlots(im, n_im, um, n_um, dense, u1[0], u1[1], u2[0], u2[1], i1[0], i1[1], i2[0], i2[1],
+                      ur.astype(id_dtype, copy=False), urt, ir.astype(id_dtype, copy=False), irt,
+                      graph.user_degree, graph.item_degree,
+                      {"n_item_macros": n_im, "n_user_macros": n_um, "edges": graph.n_edges,
+                       "dense_slots": dense})
 
 
 # ---------------------------------------------------------------------------------------------- PPR
