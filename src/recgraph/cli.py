@@ -80,12 +80,12 @@ def _data_source(data: Optional[Path], user: Optional[str], item: Optional[str],
         if given:
             _fail(f"{', '.join(given)} describe the columns of your own file: add --data PATH")
         return None
-    if not user or not item:
-        _fail("--data needs --user COL and --item COL (the columns holding user and item ids)")
     if not data.exists():
         _fail(f"--data {data}: no such file")
     if data.is_dir():
         _fail(f"--data {data} is a directory; pass the interaction file itself (CSV / TSV / Parquet / JSON lines)")
+    if not user or not item:
+        _fail("--data needs --user COL and --item COL (the columns holding user and item ids)")
     try:
         return DataSource(str(data), user, item, time_col, rating, positive_threshold, sep)
     except ValueError as exc:

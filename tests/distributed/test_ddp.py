@@ -2,6 +2,7 @@
 1-process metrics on MovieLens-100K, and only rank 0 writes."""
 
 import json
+import socket
 import os
 import subprocess
 import sys
@@ -12,6 +13,13 @@ import pytest
 import torch
 
 from recgraph.distributed.ddp import DistributedContext, shard_batch
+
+
+def _free_port() -> int:
+    """A port nobody listens on now (torchrun's rendezvous; other sessions may run torchrun too)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 @dataclass(frozen=True)
@@ -63,7 +71,7 @@ def _train(tmp: Path, nproc: int, epochs: int = 4) -> dict:
     out = tmp / f"run{nproc}"
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(Path(__file__).resolve().parents[2] / "src"))
     launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(nproc),
-                "--master-port", str(29500 + nproc)] if nproc > 1 else [sys.executable]
+                "--master-port", str(_free_port())] if nproc > 1 else [sys.executable]
     cmd = [*launcher, "-m", "recgraph.cli", "train", "bpr", "--dataset", "movielens-100k", "--epochs", str(epochs),
            "--device", "cpu", "--out", str(out)]
     r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=400)

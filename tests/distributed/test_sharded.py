@@ -1,6 +1,7 @@
 """Row-sharded embedding over 2 gloo processes equals the full table (lookup and an SGD step)."""
 
 import json
+import socket
 import os
 import subprocess
 import sys
@@ -9,6 +10,13 @@ from pathlib import Path
 import torch
 
 from recgraph.distributed.sharded import RowShardedEmbedding
+
+
+def _free_port() -> int:
+    """A port nobody listens on now (torchrun's rendezvous; other sessions may run torchrun too)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def test_single_process_table_is_a_plain_embedding():
@@ -25,7 +33,8 @@ def test_two_ranks_match_the_full_table():
     here = Path(__file__).resolve()
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(here.parents[2] / "src"))
     r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port",
-                        "29533", str(here.parent / "_sharded_worker.py")], capture_output=True, text=True, env=env,
+                        str(_free_port()), str(here.parent / "_sharded_worker.py")],
+                       capture_output=True, text=True, env=env,
                        timeout=240)
     assert r.returncode == 0, r.stderr[-3000:]
     res = [json.loads(line[6:]) for line in r.stdout.splitlines() if line.startswith("RESULT")]

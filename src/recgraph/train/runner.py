@@ -374,6 +374,14 @@ def _out_lock(out: Path | None):
         os.close(fd)
 
 
+def _remove_stale_temps(out: Path | None) -> None:
+    """Temp files a killed run left (``.NAME.*.tmp``, never read: the real names are always whole)."""
+    if out is not None:
+        for p in out.rglob(".*.tmp"):
+            if p.is_file():
+                p.unlink(missing_ok=True)
+
+
 def check_out(out: str | None) -> Path | None:
     """Fail before any training when ``out`` cannot hold a run folder."""
     if not out:
@@ -584,8 +592,10 @@ def run(cfg: ExperimentConfig, *, dataset=None, loaded: LoadedData | None = None
     if task == "ctr" and cfg.lr_schedule not in (None, "constant"):
         raise ConfigError("--lr-schedule applies to retrieval models; ranking models train at a constant rate")
     out = check_out(cfg.out)
-    main = distributed is None or distributed.is_main
+    main = distributed is None or distributed.is_main  # under torchrun only rank 0 locks and writes OUT
     with _out_lock(out if main else None):
+        if main:
+            _remove_stale_temps(out)
         return _run(cfg, task, out, dataset, loaded, split, data, log, return_model, distributed)
 
 
