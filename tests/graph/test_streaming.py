@@ -9,8 +9,8 @@ from recgraph.graph import BipartiteGraph
 from recgraph.graph.external import BuildOptions, build_graph, open_graph, save_graph
 from recgraph.graph.macro import macro_counts, positive_matrix, recent_lists
 from recgraph.graph.ppr import bipartite_ppr
-from recgraph.graph.streaming import (graph_ppr, macro_counts_from_graph, read_slice, recent_from_graph,
-                                      row_chunks)
+from recgraph.graph.streaming import (graph_ppr, joint_csr_to_disk, macro_counts_from_graph, read_slice,
+                                      recent_from_graph, row_chunks)
 
 
 @pytest.fixture(scope="module")
@@ -65,10 +65,15 @@ def test_ppr_over_mmap_graph_equals_in_memory(events, tmp_path):
     user, item, ts, n, m = events
     pq.write_table(pa.table({"user": user, "item": item}), tmp_path / "e.parquet")
     g = build_graph(tmp_path / "e.parquet", tmp_path / "g", BuildOptions(n_users=n, n_items=m))
+    ref_graph = BipartiteGraph.from_edges(user, item, n, m)
+    ptr, ind = ref_graph.joint_csr()
+    got_ptr, got_ind = joint_csr_to_disk(g, tmp_path / "j.npy", max_edges=777)
+    assert isinstance(got_ind, np.memmap) and got_ind.dtype == ind.dtype
+    np.testing.assert_array_equal(got_ptr, ptr)
+    np.testing.assert_array_equal(got_ind, ind)
     us, its = np.arange(0, n, 7), np.arange(0, m, 11)
-    ref_u, ref_i = bipartite_ppr(positive_matrix(user, item, n, m), us, its, topk=16, eps=1e-4)
+    ref_u, ref_i = bipartite_ppr(ref_graph, us, its, topk=16, eps=1e-4)
     got_u, got_i = graph_ppr(g, us, its, workdir=tmp_path, topk=16, eps=1e-4)
-    assert isinstance(np.load(tmp_path / "homogeneous_indices.npy", mmap_mode="r"), np.memmap)
     for a, b in ((got_u, ref_u), (got_i, ref_i)):
         np.testing.assert_array_equal(a.indices, b.indices)
         np.testing.assert_array_equal(a.scores, b.scores)

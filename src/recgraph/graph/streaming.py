@@ -27,11 +27,11 @@ from ..io import atomic_npy_writer
 from .bipartite import BipartiteGraph
 from .external import read_slice
 from .macro import MacroCounts, assign_item_macros, kmeans_assign, one_hot
-from .ppr import PPRNeighbourhoods, ppr_topk
+from .ppr import PPRNeighbourhoods, bipartite_ppr
 
 __all__ = ["read_slice", "row_chunks", "spmm_rows", "spmm_slots", "macro_counts_from_graph", "recent_from_graph",
            "MacroSlots",
-           "build_macro_graph_from_graph", "homogeneous_csr_from_graph", "graph_ppr"]
+           "build_macro_graph_from_graph", "joint_csr_to_disk", "graph_ppr"]
 
 DEFAULT_MAX_EDGES = 1 << 24  # 16M edges per chunk: ~128 MB of ids and weights
 
@@ -353,54 +353,31 @@ def build_macro_graph_from_graph(graph: BipartiteGraph, *, category: np.ndarray 
 # ---------------------------------------------------------------------------------------------- PPR
 
 
-def homogeneous_csr_from_graph(graph: BipartiteGraph, path: str | os.PathLike | None = None, *,
-                               max_edges: int = DEFAULT_MAX_EDGES) -> tuple[np.ndarray, np.ndarray, int, int]:
-    """The undirected user+item CSR of :func:`recgraph.graph.ppr.homogeneous_csr` (users ``0..N-1``, items
-    ``N..N+M-1``) from a deduplicated, item-ordered graph. ``path``: write ``indices [2E] int32`` to that
-    ``.npy`` in chunks and return it memory-mapped (``indptr [N+M+1] int64`` stays in RAM)."""
+def joint_csr_to_disk(graph: BipartiteGraph, path: str | os.PathLike, *,
+                      max_edges: int = DEFAULT_MAX_EDGES) -> tuple[np.ndarray, np.ndarray]:
+    """:meth:`BipartiteGraph.joint_csr` of a deduplicated, item-ordered (e.g. memory-mapped) graph with
+    ``indices [2E] int32`` streamed in chunks to the ``.npy`` at ``path`` and returned memory-mapped
+    (``indptr [N+M+1] int64`` stays in RAM). Same arrays as ``joint_csr()`` (tested)."""
     if not (graph.deduped and graph.order == "item"):
-        raise ValueError("homogeneous_csr_from_graph needs a deduplicated graph with order='item'")
+        raise ValueError("joint_csr_to_disk needs a deduplicated graph with order='item'")
     n, m, e = graph.n_users, graph.n_items, graph.n_edges
     if n + m >= np.iinfo(np.int32).max:
         raise ValueError(f"{n + m} nodes do not fit int32 node ids")
     indptr = np.empty(n + m + 1, np.int64)
     indptr[: n + 1] = read_slice(graph.u_indptr, 0, n + 1)
     indptr[n + 1:] = read_slice(graph.i_indptr, 1, m + 1).astype(np.int64) + e
-
-    def pieces():
+    with atomic_npy_writer(path, np.int32, 2 * e) as wr:
         for a in range(0, e, max_edges):
-            yield read_slice(graph.u_indices, a, min(e, a + max_edges)).astype(np.int32) + np.int32(n)
+            wr.write(read_slice(graph.u_indices, a, min(e, a + max_edges)).astype(np.int32) + np.int32(n))
         for a in range(0, e, max_edges):
-            yield read_slice(graph.i_indices, a, min(e, a + max_edges)).astype(np.int32)
-
-    if path is None:
-        indices = np.concatenate(list(pieces())) if e else np.zeros(0, np.int32)
-    else:
-        path = Path(path)
-        with atomic_npy_writer(path, np.int32, 2 * e) as wr:
-            for piece in pieces():
-                wr.write(piece)
-        indices = np.load(path, mmap_mode="r", allow_pickle=False)
-    return indptr, indices, n, m
+            wr.write(read_slice(graph.i_indices, a, min(e, a + max_edges)).astype(np.int32))
+    return indptr, np.load(path, mmap_mode="r", allow_pickle=False)
 
 
 def graph_ppr(graph: BipartiteGraph, user_sources=None, item_sources=None, *,
-              workdir: str | os.PathLike | None = None, **kwargs) -> tuple[PPRNeighbourhoods, PPRNeighbourhoods]:
-    """:func:`recgraph.graph.ppr.bipartite_ppr` on a (memory-mapped) graph; with ``workdir`` the
-    homogeneous adjacency lives in ``workdir/homogeneous_indices.npy`` (memory-mapped: the push reads
-    only the rows it visits). Keyword arguments go to :func:`ppr_topk`."""
-    path = None if workdir is None else Path(workdir) / "homogeneous_indices.npy"
-    indptr, indices, N, M = homogeneous_csr_from_graph(graph, path)
-    users = (np.arange(N, dtype=np.int64) if user_sources is None
-             else np.asarray(user_sources, dtype=np.int64).reshape(-1))
-    items = (np.arange(M, dtype=np.int64) if item_sources is None
-             else np.asarray(item_sources, dtype=np.int64).reshape(-1))
-    if users.size and (users.min() < 0 or users.max() >= N):
-        raise ValueError(f"user_sources must lie in [0, {N})")
-    if items.size and (items.min() < 0 or items.max() >= M):
-        raise ValueError(f"item_sources must lie in [0, {M})")
-    res = ppr_topk(indptr, indices, np.concatenate([users, items + N]), check_indices=False, **kwargs)
-    nu = users.shape[0]
-    half = dict(alpha=res.alpha, eps=res.eps, num_pushes=res.num_pushes)
-    return (PPRNeighbourhoods(res.sources[:nu], res.indices[:nu], res.scores[:nu], **half),
-            PPRNeighbourhoods(res.sources[nu:], res.indices[nu:], res.scores[nu:], **half))
+              workdir: str | os.PathLike, **kwargs) -> tuple[PPRNeighbourhoods, PPRNeighbourhoods]:
+    """:func:`recgraph.graph.ppr.bipartite_ppr` on a graph larger than RAM: the joint adjacency lives in
+    ``workdir/joint_indices.npy`` (memory-mapped: the push reads only the rows it visits). Keyword
+    arguments go to :func:`~recgraph.graph.ppr.ppr_topk`."""
+    joint = joint_csr_to_disk(graph, Path(workdir) / "joint_indices.npy")
+    return bipartite_ppr(graph, user_sources, item_sources, joint=joint, check_indices=False, **kwargs)
