@@ -67,12 +67,12 @@ def test_scaled_shard_gradients_average_to_the_full_batch_gradient():
     torch.testing.assert_close(acc / world, full)
 
 
-def _train(tmp: Path, nproc: int, epochs: int = 4) -> dict:
+def _train(tmp: Path, nproc: int, epochs: int = 4, model: str = "bpr") -> dict:
     out = tmp / f"run{nproc}"
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(Path(__file__).resolve().parents[2] / "src"))
     launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(nproc),
                 "--master-port", str(_free_port())] if nproc > 1 else [sys.executable]
-    cmd = [*launcher, "-m", "recgraph.cli", "train", "bpr", "--dataset", "movielens-100k", "--epochs", str(epochs),
+    cmd = [*launcher, "-m", "recgraph.cli", "train", model, "--dataset", "movielens-100k", "--epochs", str(epochs),
            "--device", "cpu", "--out", str(out)]
     r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=400)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
@@ -96,3 +96,16 @@ def test_two_process_training_matches_one_process_on_movielens(tmp_path):
     # rank 0 alone wrote the run folder: one lock holder, one metrics file, no second artifact set
     names = [sorted(p.name for p in (tmp_path / r).iterdir()) for r in ("run1", "run2")]
     assert names[0] == names[1]
+
+
+@pytest.mark.slow
+def test_two_process_ranking_model_on_typed_batches(tmp_path):
+    """A ranking model (DeepFM on typed CTRBatch batches, sharded field by field) under torchrun."""
+    from recgraph.config import resolve_data_dir
+
+    if not (resolve_data_dir() / "movielens-100k").is_dir():
+        pytest.skip("MovieLens-100K not found (set RECGRAPH_DATA)")
+    one, two = _train(tmp_path, 1, epochs=2, model="deepfm"), _train(tmp_path, 2, epochs=2, model="deepfm")
+    assert two["distributed"]["world_size"] == 2
+    for k in ("auc", "gauc", "logloss"):
+        assert abs(one["metrics"][k] - two["metrics"][k]) < 2e-3, (k, one["metrics"][k], two["metrics"][k])
