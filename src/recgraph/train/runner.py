@@ -38,6 +38,7 @@ from ..data.schema import Interactions, Vocab, concat
 from ..data.split import SPLITTERS, Split
 from ..eval.protocols import evaluate_ctr, evaluate_full_sort
 from ..graph.bipartite import BipartiteGraph
+from ..graph.dynamic import time_graph
 from ..graph.features import CTRData, build_ctr_data
 from ..graph.macro import FeatureTables
 from ..io import (ArtifactError, atomic_save_npz, atomic_write_json, load_npz, read_checked_json, sha256_file)
@@ -430,6 +431,11 @@ def _save_run(out: Path, cfg: ExperimentConfig, record: dict, model, task: str, 
         atomic_save_npz(out / "train.npz", parts)
     else:
         atomic_save_npz(out / "features.npz", data.features.to_arrays())
+        if "dynamic" in getattr(model, "needs", ()) and data.events is not None:  # DSGL scores from the event graph
+            g = data.events
+            atomic_save_npz(out / "events.npz", {"user": np.repeat(np.arange(g.n_users), np.diff(g.u_indptr)),
+                                                 "item": g.u_indices, "time": g.u_timestamp,
+                                                 "sizes": np.asarray([g.n_users, g.n_items], np.int64)})
     atomic_write_json(out / "config.json", {"format": RUN_FORMAT, "task": task, "experiment": cfg.to_json(),
                                             "data": loaded.info, "protocol": record["protocol"]})
     atomic_write_json(out / "metrics.json", record)
@@ -450,6 +456,7 @@ class LoadedRun:
     train: Interactions | None = None   # retrieval: training interactions
     seen: Interactions | None = None    # retrieval: training + validation interactions
     features: FeatureTables | None = None  # ranking
+    events: BipartiteGraph | None = None  # ranking models that need "dynamic" neighbourhoods (DSGL)
 
     def ctr_data(self) -> CTRData:
         """A CTRData over the saved feature tables (no samples) for ``request`` scoring."""
@@ -457,7 +464,7 @@ class LoadedRun:
 
         empty = CTRSamples(*(np.zeros(0, t) for t in (np.int64, np.int64, np.float32, np.int64, np.int64)))
         f = self.features
-        return CTRData(empty, empty, empty, f, f.n_users, f.n_items, {}, {}, self.config.data_name)
+        return CTRData(empty, empty, empty, f, f.n_users, f.n_items, {}, {}, self.config.data_name, events=self.events)
 
 
 def read_run_config(path: str | Path) -> dict:
@@ -495,9 +502,13 @@ def load_run(path: str | Path) -> LoadedRun:
         return LoadedRun(path, cfg, task, model, ameta, vocab["user"], vocab["item"], vocab.get("item_title"),
                          train=train, seen=seen)
     feats = FeatureTables.from_arrays(load_npz(path / "features.npz"))
+    events = None
+    if (path / "events.npz").exists():
+        e = load_npz(path / "events.npz")
+        events = time_graph(e["user"], e["item"], e["time"], *(int(x) for x in e["sizes"]))
     model, ameta = load_model(path / "model")
     return LoadedRun(path, cfg, task, model, ameta, vocab["user"], vocab["item"], vocab.get("item_title"),
-                     features=feats)
+                     features=feats, events=events)
 
 
 def evaluate_run(path: str | Path, *, data_dir: str | None = None, device: str = "cpu") -> tuple[dict, dict]:
@@ -573,11 +584,14 @@ def _train_info(result, tc: TrainerConfig, selected_on: str, **extra) -> dict:
 # ----------------------------------------------------------------------------- the runner
 
 def run(cfg: ExperimentConfig, *, dataset=None, loaded: LoadedData | None = None, split: Split | None = None,
-        data: CTRData | None = None, log: Callable[[str], None] | None = None, return_model: bool = False) -> dict:
+        data: CTRData | None = None, log: Callable[[str], None] | None = None, return_model: bool = False,
+        distributed=None) -> dict:
     """Train and evaluate one model (retrieval or ranking); writes the run folder when ``cfg.out``
     is set. ``dataset`` (a loaded ``Dataset``) / ``loaded`` (:func:`load_data`'s result) / ``split``
     / ``data`` (CTR data) reuse already loaded data (benchmarks, quickstart).
     Returns the metrics record (plus the trained model under ``"model"`` with ``return_model``).
+    ``distributed``: a :class:`recgraph.distributed.ddp.DistributedContext` under torchrun (DDP training;
+    only rank 0 locks and writes the run folder).
 
     Raises:
         ConfigError: settings that cannot work — raised before any data is loaded or trained."""
@@ -590,9 +604,11 @@ def run(cfg: ExperimentConfig, *, dataset=None, loaded: LoadedData | None = None
     if task == "ctr" and cfg.lr_schedule not in (None, "constant"):
         raise ConfigError("--lr-schedule applies to retrieval models; ranking models train at a constant rate")
     out = check_out(cfg.out)
-    with _out_lock(out):
-        _remove_stale_temps(out)
-        return _run(cfg, task, out, dataset, loaded, split, data, log, return_model)
+    main = distributed is None or distributed.is_main  # under torchrun only rank 0 locks and writes OUT
+    with _out_lock(out if main else None):
+        if main:
+            _remove_stale_temps(out)
+        return _run(cfg, task, out, dataset, loaded, split, data, log, return_model, distributed)
 
 
 def stage_fitter(device: torch.device | str = "cpu", *, progress: bool = False,
@@ -607,7 +623,7 @@ def stage_fitter(device: torch.device | str = "cpu", *, progress: bool = False,
     return fit
 
 
-def _run(cfg, task, out, dataset, loaded, split, data, log, return_model) -> dict:
+def _run(cfg, task, out, dataset, loaded, split, data, log, return_model, distributed=None) -> dict:
     seed_everything(cfg.seed)
     device = resolve_device(cfg.device)
     t0 = time.perf_counter()
@@ -633,7 +649,7 @@ def _run(cfg, task, out, dataset, loaded, split, data, log, return_model) -> dic
     t1 = time.perf_counter()
     defaults = getattr(model, "train_defaults", {})
     ckpt = {"checkpoint_dir": out / "checkpoint" if out else None, "resume": cfg.resume,
-            "run_key": _run_key(cfg, loaded.info)}
+            "run_key": _run_key(cfg, loaded.info), "distributed": distributed}
     if task == "retrieval":
         graph = BipartiteGraph.from_interactions(split.train)  # built once; every model prepares from it
         model.prepare(graph, fit=stage_fitter(device, progress=cfg.progress, log=log))
@@ -685,7 +701,9 @@ def _run(cfg, task, out, dataset, loaded, split, data, log, return_model) -> dic
     record = make_record(cfg, model, task, protocol, metrics, train_info,
                          {"load": load_seconds, "fit": fit_seconds, "eval": eval_seconds,
                           "total": time.perf_counter() - t0}, device, loaded.info)
-    if out is not None:
+    if distributed is not None and distributed.enabled:
+        record["distributed"] = {"world_size": distributed.world_size, "backend": distributed.backend}
+    if out is not None and (distributed is None or distributed.is_main):
         _save_run(out, cfg, record, model, task, loaded, split, data)
     if return_model:
         return {**record, "model": model}
