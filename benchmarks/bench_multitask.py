@@ -31,7 +31,16 @@ import torch
 from _common import machine_info, measure, print_table, write_result
 
 from recgraph.graph.task_graphs import behavior_feature_tables, build_multitask_data
-from recgraph.train.multitask_experiment import build_multitask_model, load_interactions, run_multitask_experiment
+from recgraph.data.datasets import load_dataset  # noqa: E402
+from recgraph.train.runner import SINGLE_TASK_ALIASES, ExperimentConfig, build_model, run as run_experiment  # noqa: E402
+
+
+def load_interactions(name):
+    return load_dataset(name).interactions
+
+
+def build_multitask_model(name, data, **model_args):
+    return build_model(SINGLE_TASK_ALIASES.get(name, name), data.n_users, data.n_items, data, **model_args)
 
 DATASET = "taobao-userbehavior-sample"
 TASKS = ("cart", "fav", "buy")
@@ -225,8 +234,8 @@ def main() -> None:
         write_result("multitask_taobao", _clean(payload))
 
     def run(model, margs, seed):
-        rec = run_multitask_experiment(model, DATASET, TASKS, seed=seed, epochs=args.epochs, device="cpu",
-                                       patience=2, model_args=margs, data=data)
+        rec = run_experiment(ExperimentConfig(model, DATASET, tasks=TASKS, seed=seed, epochs=args.epochs, device="cpu",
+                                              patience=2, model_args=margs, progress=False), data=data)
         s = _summary(rec)
         print(f"  {model} {margs} seed {seed}: valid {s['valid_auc_mean']:.4f} test auc "
               + " ".join(f"{t} {rec['metrics']['per_task'][t]['auc']:.4f}" for t in TASKS)

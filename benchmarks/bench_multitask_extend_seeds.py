@@ -8,12 +8,12 @@ import json, sys, time
 import torch
 import bench_multitask as b
 from _common import write_result
-from recgraph.train.multitask_experiment import run_multitask_experiment
+from recgraph.train.runner import ExperimentConfig, run
 
 RES = sys.argv[1] if len(sys.argv) > 1 else "/work/wt-mgoe/benchmarks/results"
 torch.set_num_threads(1)
 prev = json.load(open(f"{RES}/multitask_taobao.json"))
-data = b.build_multitask_data(b.load_interactions(b.DATASET), b.TASKS, seed=0)
+data = b.build_multitask_data(b.load_dataset(b.DATASET).interactions, b.TASKS, seed=0)
 seeds = [3, 4]
 out = {"command": "python benchmarks/extend_seeds.py (run from a `git archive f0ffb08` snapshot)",
        "code": "commit f0ffb08, the code of seeds 0-2 in multitask_taobao.json", "seeds": seeds,
@@ -24,8 +24,8 @@ jobs += [("macgnn", prev["selected"]["macgnn"]["model_args"], None)]
 t0 = time.perf_counter()
 for model, margs, abl in jobs:
     for s in seeds:
-        rec = run_multitask_experiment(model, b.DATASET, b.TASKS, seed=s, epochs=prev["budget"]["max_epochs"],
-                                       device="cpu", patience=2, model_args=margs, data=data)
+        rec = run(ExperimentConfig(model, b.DATASET, tasks=b.TASKS, seed=s, epochs=prev["budget"]["max_epochs"],
+                                   device="cpu", patience=2, model_args=margs, progress=False), data=data)
         summ = b._summary(rec)
         (out["ablations"].setdefault(abl, []) if abl else out["runs"].setdefault(model, [])).append(summ)
         print(model, abl, s, round(summ["test"]["auc_mean"], 4), round(time.perf_counter() - t0), flush=True)

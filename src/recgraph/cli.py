@@ -235,20 +235,14 @@ def train(model: str = typer.Argument(..., help="model name (see `recgraph model
         _fail("--dataset and --data both given: pick one")
     name = dataset if source is None else data.stem
     out = out or Path("runs") / f"{model}-{name}-{seed}"
-    if tasks is not None or _is_multitask(model):
-        if source is not None:
-            _fail("multi-task ranking runs on a bundled multi-behaviour dataset (--dataset), not --data yet")
-        _train_multitask(model, dataset, tasks, seed=seed, epochs=epochs, device=device, out=out, lr=lr,
-                         weight_decay=weight_decay, patience=patience, model_args=_parse_model_args(set_),
-                         data_dir=data_dir)
-        return
     try:
         cfg = ExperimentConfig(model=model, dataset=dataset, data=source, split=split, protocol=protocol, seed=seed,
                                epochs=epochs, lr=lr, weight_decay=weight_decay, lr_schedule=lr_schedule,
                                resume=resume, checkpoint_every=checkpoint_every, patience=patience,
                                batch_size=batch_size, eval_every=eval_every, device=device, out=str(out),
                                data_dir=None if data_dir is None else str(data_dir),
-                               model_args=_parse_model_args(set_), select_on_test=select_on_test)
+                               model_args=_parse_model_args(set_), select_on_test=select_on_test,
+                               tasks=None if tasks is None else tuple(tasks.split(",")))
         from .distributed.ddp import DistributedContext  # under torchrun: DDP, rank 0 writes (README)
 
         ddp = DistributedContext.from_env(device)
@@ -258,41 +252,23 @@ def train(model: str = typer.Argument(..., help="model name (see `recgraph model
         _fail(str(exc))
     if not ddp.is_main:
         return
-    keys = ["recall@10", "ndcg@10", "recall@20", "ndcg@20"] if rec["task"] == "retrieval" else ["auc", "gauc",
-                                                                                                 "logloss"]
-    console.print(metrics_table([rec], keys, f"{model} on {name}"))
+    if rec["task"] == "multitask":
+        console.print(metrics_table(_multitask_rows(rec), ["auc", "gauc", "logloss"],
+                                    f"{model} on {name} (tasks {', '.join(rec['tasks'])})"))
+    else:
+        keys = ["recall@10", "ndcg@10", "recall@20", "ndcg@20"] if rec["task"] == "retrieval" else ["auc", "gauc",
+                                                                                                     "logloss"]
+        console.print(metrics_table([rec], keys, f"{model} on {name}"))
     console.print(f"run folder: {out} (metrics.json, model/, config.json)")
 
 
-def _is_multitask(model: str) -> bool:
-    from .models.registry import get_model_class
-
-    try:
-        return getattr(get_model_class(model), "task", None) == "multitask"
-    except KeyError:
-        return False
-
-
-def _train_multitask(model, dataset, tasks, *, seed, epochs, device, out, lr, weight_decay, patience, model_args,
-                     data_dir) -> None:
-    """``recgraph train MODEL --tasks a,b,c``: :func:`recgraph.train.multitask_experiment.run_multitask_experiment`."""
-    from .train.multitask_experiment import run_multitask_experiment
-
-    names = [t.strip() for t in (tasks or "").split(",") if t.strip()]
-    if not names:
-        _fail(f"{model} is a multi-task model: give --tasks, e.g. --tasks cart,fav,buy")
-    try:
-        rec = run_multitask_experiment(model, dataset, names, seed=seed, epochs=epochs, device=device, out=str(out),
-                                       lr=lr, weight_decay=weight_decay, patience=patience if patience is not None else 2,
-                                       model_args=model_args, data_dir=None if data_dir is None else str(data_dir),
-                                       progress=True)
-    except USER_ERRORS as exc:
-        _fail(str(exc))
-    rows = [{"model": f"{model} · {t}", "metrics": m, "seconds": rec["seconds"]} for t, m in rec["metrics"]["per_task"].items()]
-    rows.append({"model": f"{model} · mean", "seconds": rec["seconds"],
+def _multitask_rows(rec: dict) -> list[dict]:
+    """Per-task rows (and the mean) of a multi-task record, for :func:`metrics_table`."""
+    rows = [{"model": f"{rec['model']} · {t}", "metrics": m, "seconds": rec["seconds"], "train": rec["train"]}
+            for t, m in rec["metrics"]["per_task"].items()]
+    rows.append({"model": f"{rec['model']} · mean", "seconds": rec["seconds"], "train": rec["train"],
                  "metrics": {k: rec["metrics"][f"{k}_mean"] for k in ("auc", "gauc", "logloss")}})
-    console.print(metrics_table(rows, ["auc", "gauc", "logloss"], f"{model} on {dataset} (tasks {', '.join(names)})"))
-    console.print(f"metrics: {out / 'metrics.json'}")
+    return rows
 
 
 @app.command("eval")
@@ -310,6 +286,9 @@ def eval_(run_dir: Path = typer.Argument(..., metavar="RUN", help="run folder wr
     table.add_column("now", justify="right")
     table.add_column("recorded", justify="right")
     fmt = lambda v: "–" if v is None else f"{v:.4f}" if isinstance(v, float) else str(v)  # noqa: E731
+    flat = lambda m: {**{f"{k}[{t}]": v for t, d in m.get("per_task", {}).items() for k, v in d.items()},  # noqa: E731
+                      **{k: v for k, v in m.items() if k != "per_task"}}
+    now, before = flat(now), flat(before)
     for k, v in now.items():
         table.add_row(k, fmt(v), fmt(before.get(k)))
     console.print(table)

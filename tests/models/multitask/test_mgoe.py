@@ -66,10 +66,11 @@ def test_request_scores_equal_batch_scores_and_weighted_sum(data):
 @pytest.mark.parametrize("name", ["mgoe", "mmoe", "ple", "shared-bottom", "macgnn"])
 def test_runner_trains_every_model_above_chance(data, name, tmp_path):
     from recgraph.io import read_json
-    from recgraph.train.multitask_experiment import run_multitask_experiment
+    from recgraph.train.runner import ExperimentConfig, load_run, run
 
-    rec = run_multitask_experiment(name, "small-log", ("cart", "fav", "buy"), data=data, epochs=4, device="cpu",
-                                   patience=None, model_args={"dim": 8}, out=tmp_path)
+    rec = run(ExperimentConfig(name, "small-log", tasks=("cart", "fav", "buy"), epochs=4, patience=10, device="cpu",
+                               progress=False, model_args={"dim": 8}, out=str(tmp_path)), data=data)
+    assert load_run(tmp_path).task == "multitask"  # saved like every other run
     m = read_json(tmp_path / "metrics.json")["metrics"]
     assert set(m["per_task"]) == {"cart", "fav", "buy"} and m["auc_mean"] == pytest.approx(
         np.mean([m["per_task"][t]["auc"] for t in ("cart", "fav", "buy")]))
