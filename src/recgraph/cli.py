@@ -23,6 +23,20 @@ DataDirOpt = typer.Option(None, "--data-dir", help="dataset root (default: $RECG
                                                     "to a checkout, then a user cache dir)")
 
 
+NoVerifyOpt = typer.Option(False, "--no-verify-data", help="skip the sha256 check of the dataset's files against "
+                           "the published sums (for files you changed on purpose)")
+
+
+def _no_verify(flag: bool) -> None:
+    """``--no-verify-data``: every dataset load in this process skips the checksum check."""
+    if flag:
+        import os
+
+        from .data.datasets.verify import VERIFY_ENV
+
+        os.environ[VERIFY_ENV] = "0"
+
+
 def _fail(msg: str) -> None:
     console.print(f"[bold red]error:[/] {msg}")
     raise typer.Exit(2)
@@ -71,8 +85,9 @@ def quickstart(dataset: str = typer.Option("movielens-100k", help="dataset name 
                models: str = typer.Option("pop,itemknn,bpr,lightgcn", help="comma-separated model names"),
                out: Path = typer.Option(Path("runs/quickstart"), help="run folder"),
                seed: int = 0, device: str = typer.Option("auto", help="cpu | cuda | auto"),
-               data_dir: Optional[Path] = DataDirOpt):
+               data_dir: Optional[Path] = DataDirOpt, no_verify_data: bool = NoVerifyOpt):
     """Load MovieLens-100K, split it, train Pop / ItemKNN / MF-BPR / LightGCN, evaluate, report."""
+    _no_verify(no_verify_data)
     from .data.datasets import load_dataset
     from .graph.bipartite import BipartiteGraph
     from .report.html import degree_distribution_png, training_curves_png, write_report
@@ -116,8 +131,9 @@ def quickstart(dataset: str = typer.Option("movielens-100k", help="dataset name 
 
 
 @app.command()
-def datasets(data_dir: Optional[Path] = DataDirOpt):
+def datasets(data_dir: Optional[Path] = DataDirOpt, no_verify_data: bool = NoVerifyOpt):
     """List every dataset recgraph knows, whether it is available locally, and its statistics."""
+    _no_verify(no_verify_data)
     from .config import resolve_data_dir
     from .data.datasets import list_datasets
 
@@ -172,8 +188,9 @@ def train(model: str = typer.Argument(..., help="model name (see `recgraph model
           select_on_test: bool = typer.Option(False, help="official LightGCN protocol: select the epoch on the test "
                                                           "file when the split has no validation part"),
           set_: List[str] = typer.Option([], "--set", help="model argument KEY=VALUE (repeatable)"),
-          data_dir: Optional[Path] = DataDirOpt):
+          data_dir: Optional[Path] = DataDirOpt, no_verify_data: bool = NoVerifyOpt):
     """Train and evaluate one model; writes OUT/metrics.json and the model artifact."""
+    _no_verify(no_verify_data)
     from .models.registry import get_model_class
     from .train.experiment import ExperimentConfig, run_experiment
 
