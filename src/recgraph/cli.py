@@ -148,6 +148,7 @@ def datasets(data_dir: Optional[Path] = DataDirOpt, no_verify_data: bool = NoVer
     table.add_column("notes")
     fmt = lambda v: "–" if v is None else f"{v:,}" if isinstance(v, int) else str(v)  # noqa: E731
     day = lambda t: time.strftime("%Y-%m-%d", time.gmtime(t))  # noqa: E731
+    errors = []
     for row in list_datasets(data_dir):
         st = row.get("stats") or {}
         tr = "–"
@@ -162,9 +163,15 @@ def datasets(data_dir: Optional[Path] = DataDirOpt, no_verify_data: bool = NoVer
             notes.append("stats from README")
         if not row["available"]:
             notes.append("downloadable" if row.get("downloadable") else "place files manually")
+        if row.get("error"):
+            notes.append("[red]error (below)[/]")
         table.add_row(row["name"], "[green]yes[/]" if row["available"] else "[red]no[/]", fmt(st.get("events")),
                       fmt(st.get("users")), fmt(st.get("items")), tr, beh, ", ".join(notes))
+        if row.get("error"):
+            errors.append(f"[bold red]error:[/] {row['name']}: {row['error']}")
     console.print(table)
+    for line in errors:
+        console.print(line)
 
 
 @app.command()

@@ -250,7 +250,7 @@ def _to_utf8(piece: bytes, encoding: str, path: Path, line0: int) -> bytes:
             return piece
         return piece.decode(encoding).encode("utf-8")
     except UnicodeDecodeError as exc:
-        line = line0 + piece.count(b"\n", 0, exc.start)
+        line = line0 + piece.count(b"\n", 0, exc.start) + _lone_cr(piece[:exc.start])
         bad = piece[exc.start:exc.start + 1]
         hint = ("the file is in another encoding: pass encoding='latin-1' (or 'cp1252', or the file's real "
                 "encoding)" if encoding in ("utf-8", "utf-8-sig") else
@@ -277,7 +277,7 @@ def _text_pieces(path: Path, encoding: str, quote: bool, chunk_bytes: int | None
     """Yield ``(utf8_bytes, first_line)`` pieces of a text file (gzip transparently) that end at row
     boundaries; ``first_line`` is the 1-based line number of the piece's first line. A UTF-8 byte
     order mark is dropped; every byte is validated in ``encoding`` (a DataError names the line)."""
-    chunk_bytes = chunk_bytes or CHUNK_BYTES
+    chunk_bytes = max(chunk_bytes or CHUNK_BYTES, 4)  # the first read must see a whole byte-order mark
     codec, ascii_compatible = _check_encoding(encoding)
     with _open_binary(path) as fh:
         if not ascii_compatible:  # UTF-16/32: cannot be cut at b"\n" before decoding; read it whole
@@ -296,7 +296,7 @@ def _text_pieces(path: Path, encoding: str, quote: bool, chunk_bytes: int | None
                         if buf.startswith(bom):
                             raise DataError(f"the file starts with a {enc.upper()} byte-order mark; pass "
                                             f"encoding={enc!r}", file=str(path), line=1)
-            if not block:
+            if len(block) < chunk_bytes:  # end of the file
                 if buf:
                     yield _to_utf8(buf, codec, path, line0), line0
                 return
@@ -432,8 +432,11 @@ class _CsvPieces:
         """Column names from the first non-blank piece; returns the piece without its header line."""
         path = self.path
         rest, skipped = piece, 0
-        if self.header:
-            first, _, rest = piece.partition(b"\n")
+        if self.header:  # the header ends at the first line break (\n, \r\n or a lone \r)
+            ends = [i for i in (piece.find(b"\n"), piece.find(b"\r")) if i >= 0]
+            cut = min(ends) if ends else len(piece)
+            first = piece[:cut]
+            rest = piece[cut + (2 if piece[cut:cut + 2] == b"\r\n" else 1):]
             skipped = 1
             if not first.strip(b" \t\r"):
                 raise DataError("line 1 is blank, but header=True expects the column names there; remove the "
@@ -465,7 +468,7 @@ class _CsvPieces:
         for piece, line0 in _text_pieces(self.path, self.encoding, self.quote, self.chunk_bytes):
             self.bytes_seen += len(piece)
             if self.col_names is None:
-                if not piece.strip(b" \t\r\n"):
+                if not self.header and not piece.strip(b" \t\r\n"):
                     continue
                 piece, skipped = self._columns(piece)
                 line0 += skipped
@@ -608,9 +611,12 @@ class _JsonlPieces:
             self.kind_of.setdefault(str(c), _kind(r))
         self.rows_seen = 0
         self.bytes_seen = 0
+        self.keys_seen: set[str] = set()
+
+    def missing_keys(self) -> list[str]:
+        return [c for c in self.uniq if c not in self.keys_seen]
 
     def __iter__(self):
-        keys_checked = False
         for piece, line0 in _text_pieces(self.path, self.encoding, quote=False, chunk_bytes=self.chunk_bytes):
             self.bytes_seen += len(piece)
             starts, stops, content, obj = _json_shape(piece)
@@ -624,14 +630,14 @@ class _JsonlPieces:
                     set(fast.column_names)
             else:
                 table, wrong, lines, keys = self._slow(piece, starts, stops, content, line0)
+            self.keys_seen |= keys
             if not table.num_rows:
                 continue
-            if not keys_checked:
-                keys_checked = True
-                missing = [c for c in self.uniq if c not in keys]
-                if missing:
-                    raise DataError(f"key not found in any of the first {table.num_rows} records; keys seen: "
-                                    f"{sorted(keys)}", file=str(self.path), column=missing[0])
+            missing = [c for c in self.uniq if c not in self.keys_seen]
+            if missing and self.on_bad_rows == "error":
+                raise DataError(f"key not found in any record up to line {int(lines[-1])}; keys seen: "
+                                f"{sorted(self.keys_seen)}", file=str(self.path), line=int(lines[0]),
+                                column=missing[0])
             n = table.num_rows
             cols = {c: (table.column(c) if c in table.column_names else pa.chunked_array([pa.nulls(n, pa.string())]))
                     for c in self.uniq}
@@ -796,8 +802,9 @@ def _cast_int(col: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray, np.ndarray]
         valid = ~_null_mask(col)
         over = none
         if col.type == pa.uint64():
-            over = np.asarray(pc.fill_null(pc.greater(col, 2 ** 63 - 1), False).to_numpy(zero_copy_only=False), bool)
-            col = pc.if_else(pc.greater(col, 2 ** 63 - 1), pa.scalar(0, col.type), col)
+            above = pc.fill_null(pc.greater(col, pa.scalar(2 ** 63 - 1, pa.uint64())), False)
+            over = np.asarray(above.to_numpy(zero_copy_only=False), bool)
+            col = pc.if_else(above, pa.scalar(0, pa.uint64()), col)
         return np.asarray(pc.fill_null(pc.cast(col, pa.int64()), 0).to_numpy(), np.int64), ~valid | over, over
     if pa.types.is_floating(col.type):
         vals = np.asarray(pc.fill_null(pc.cast(col, pa.float64()), np.nan).to_numpy(), np.float64)
@@ -994,6 +1001,9 @@ def read_interactions(path: str | os.PathLike, *, user: Column, item: Column,
                                     path=path, line_word=line_word, on_bad_rows=on_bad_rows, report=report,
                                     id_type=id_type, behavior_names=behavior_names, unit=unit,
                                     timestamp_range=timestamp_range, timestamp_unit=timestamp_unit))
+    if isinstance(pieces, _JsonlPieces) and pieces.rows_seen and pieces.missing_keys():
+        raise DataError(f"key not found in any record; keys seen: {sorted(pieces.keys_seen)}", file=str(path),
+                        column=pieces.missing_keys()[0])
     n_total = sum(len(p["lines"]) for p in parts)
     if n_total == 0:
         if pieces.rows_seen:
