@@ -28,7 +28,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine_info, print_table, write_result  # noqa: E402
 
 from recgraph.data.ctr import CTRSamples  # noqa: E402
-from recgraph.train.ctr_experiment import build_ctr_model, ctr_data, run_ctr_experiment  # noqa: E402
+from recgraph.data.datasets import load_dataset  # noqa: E402
+from recgraph.graph.features import build_ctr_data  # noqa: E402
+from recgraph.train.runner import ExperimentConfig, build_model, run  # noqa: E402
+
+
+def ctr_data(ds, protocol, seed):
+    return build_ctr_data(load_dataset(ds).interactions, protocol, seed=seed)
 
 MODELS = ("lr", "deepfm", "din", "sage", "macgnn")
 # name → (model_args, select_on_test): the fixed default, each official defect alone, all together
@@ -53,7 +59,8 @@ def table(datasets, seeds, epochs, protocol):
         for seed in range(seeds):
             data = ctr_data(ds, protocol, seed)
             for m in MODELS:
-                r = run_ctr_experiment(m, ds, protocol, seed=seed, epochs=epochs, data=data, device="cpu")
+                r = run(ExperimentConfig(m, ds, protocol=protocol, seed=seed, epochs=epochs, patience=5, device="cpu",
+                                         progress=False), data=data)
                 recs[m].append(r)
                 print(ds, seed, m, {k: round(r["metrics"][k], 4) for k in ("auc", "gauc", "logloss")}, flush=True)
         for m in MODELS:
@@ -72,8 +79,9 @@ def ablation(ds, seeds, epochs, protocol, patience=5):
     for seed in range(seeds):
         data = ctr_data(ds, protocol, seed)
         for name, (args, on_test) in ABLATION.items():
-            r = run_ctr_experiment("macgnn", ds, protocol, seed=seed, epochs=epochs, data=data, device="cpu",
-                                   model_args=args, select_on_test=on_test, patience=patience)
+            r = run(ExperimentConfig("macgnn", ds, protocol=protocol, seed=seed, epochs=epochs, device="cpu",
+                                     model_args=args, select_on_test=on_test, patience=patience, progress=False),
+                    data=data)
             out.setdefault(name, []).append(r["metrics"])
             best.setdefault(name, []).append(r["train"]["best_epoch"])
             print(ds, seed, name, {k: round(r["metrics"][k], 4) for k in ("auc", "gauc", "logloss")}, flush=True)
@@ -95,22 +103,23 @@ def _neighbour_rows(model_name: str, b: dict, f) -> dict:
     """Neighbour look-ups one request makes (non-padding ids gathered; ``lookups`` counts every
     candidate's copy, ``distinct`` the unique (table, id) rows)."""
     if model_name == "macgnn":
-        groups = {"macro_item": [("u1_ids", "u1_cnt", f.n_item_macros), ("i2_ids", "i2_cnt", f.n_item_macros)],
-                  "macro_user": [("u2_ids", "u2_cnt", f.n_user_macros), ("i1_ids", "i1_cnt", f.n_user_macros)]}
+        groups = {"macro_item": [(b.user.hop1_ids, b.user.hop1_cnt), (b.item.hop2_ids, b.item.hop2_cnt)],
+                  "macro_user": [(b.user.hop2_ids, b.user.hop2_cnt), (b.item.hop1_ids, b.item.hop1_cnt)]}
         out = {}
         for g, parts in groups.items():
-            ids = [b[k][b[c] > 0].numpy() for k, c, _ in parts]
+            ids = [k[c > 0].numpy() for k, c in parts]
             out[g] = (sum(len(x) for x in ids), int(np.unique(np.concatenate(ids)).size))
-        ur, ir = b["u_rec"].numpy(), b["i_rec"].numpy()
+        ur, ir = b.user.recent.numpy(), b.item.recent.numpy()
         out["recent_items_of_user"] = (int((ur != f.n_items).sum()), int(np.unique(ur[ur != f.n_items]).size))
         out["recent_users_of_items"] = (int((ir != f.n_users).sum()), int(np.unique(ir[ir != f.n_users]).size))
     elif model_name == "sage":
         out = {}
-        for k, pad in (("u_nb", f.n_items), ("u_nb2", f.n_users), ("i_nb", f.n_users), ("i_nb2", f.n_items)):
-            x = b[k].numpy()
+        for k, x, pad in (("u_nb", b.user.nb, f.n_items), ("u_nb2", b.user.nb2, f.n_users),
+                          ("i_nb", b.item.nb, f.n_users), ("i_nb2", b.item.nb2, f.n_items)):
+            x = x.numpy()
             out[k] = (int((x != pad).sum()), int(np.unique(x[x != pad]).size))
     elif model_name == "din":
-        ur = b["u_rec"].numpy()
+        ur = b.user.recent.numpy()
         out = {"recent_items_of_user": (int((ur != f.n_items).sum()), int(np.unique(ur[ur != f.n_items]).size))}
     else:
         out = {}
@@ -136,7 +145,7 @@ def latency(ds, protocol, n_candidates=1000, repeats=200, threads=1, min_train_s
                 "din": ("din", {})}
     for m, (model_name, model_args) in variants.items():
         torch.manual_seed(0)
-        model = build_ctr_model(model_name, data, **model_args)
+        model = build_model(model_name, data.n_users, data.n_items, data, **model_args)
         opt = torch.optim.Adam(model.parameters(), 1e-3)
         model.train()
         loader = data.loader("train", 1024, model.needs, shuffle=True, **model.batch_kwargs)
@@ -147,7 +156,7 @@ def latency(ds, protocol, n_candidates=1000, repeats=200, threads=1, min_train_s
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
-                n += len(b["label"])
+                n += len(b)
             ep += 1
         tput = n / (time.perf_counter() - t0)
         model.eval()

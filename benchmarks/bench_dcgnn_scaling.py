@@ -94,7 +94,7 @@ def ablation() -> list[dict]:
     mean of hops 0..K of the pretrained embeddings): what each pretraining ingredient contributes."""
     from recgraph.data.datasets import load_dataset
     from recgraph.data.split import random_ratio
-    from recgraph.train.experiment import evaluate_model
+    from recgraph.train.runner import evaluate_model
 
     split = random_ratio(load_dataset("movielens-100k").interactions, seed=0)
     variants = {"spectral (SVD) start only, 0 epochs": dict(pretrain_epochs=0),

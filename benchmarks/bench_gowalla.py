@@ -35,7 +35,7 @@ def main() -> None:
     from recgraph.config import parse_model_args
     from recgraph.data.datasets import load_dataset
     from recgraph.models.registry import get_model_class
-    from recgraph.train.experiment import ExperimentConfig, run_experiment
+    from recgraph.train.runner import ExperimentConfig, run as run_experiment
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--models", default="itemknn,bpr,lightgcn")

@@ -129,7 +129,7 @@ def movielens(args) -> dict:
     from recgraph.data.datasets import load_dataset
     from recgraph.data.split import random_ratio
     from recgraph.models.retrieval.rankgraph import RankGraph2
-    from recgraph.train.experiment import evaluate_model
+    from recgraph.train.runner import evaluate_model
     from recgraph.train.trainer import Trainer, seed_everything
 
     seed_everything(0)

@@ -31,7 +31,7 @@ def main() -> None:
 
     from recgraph.data.datasets import load_dataset
     from recgraph.data.split import Split
-    from recgraph.train.experiment import build_model, evaluate_model, make_split, peak_rss_bytes
+    from recgraph.train.runner import build_model, evaluate_model, make_split, peak_rss_bytes
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--dataset", default="lightgcn-gowalla")

@@ -19,7 +19,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import pin_malloc_thresholds, fmt_bytes, growth_exponent, machine_info, measure, powerlaw_edges, print_table, write_result  # noqa: E402
 
-from recgraph.graph.macro import build_macro_graph  # noqa: E402
+from recgraph.graph.bipartite import BipartiteGraph  # noqa: E402
+from recgraph.graph.macro import build_feature_tables  # noqa: E402
 
 
 def main():
@@ -33,7 +34,9 @@ def main():
         nu, ni = max(100, n // 20), max(100, n // 50)
         u, i, t = powerlaw_edges(n, nu, ni, alpha=1.0, seed=0)
         cat = np.random.default_rng(1).zipf(1.5, ni) % a.categories
-        g, sec, peak = measure(build_macro_graph, u, i, t, nu, ni, category=cat, user_k=20)
+        build = lambda: build_feature_tables(BipartiteGraph.from_edges(u, i, nu, ni, timestamp=t, dedupe=False),  # noqa: E731
+                                             category=cat, user_k=20)
+        g, sec, peak = measure(build)
         res.append({"edges": n, "users": nu, "items": ni, "seconds": sec, "peak_bytes": peak, **g.info})
         del g
         rows.append([f"{n:,}", f"{sec:.2f}", fmt_bytes(peak)])

@@ -96,7 +96,7 @@ def main() -> None:
 
     from recgraph.data.datasets import load_dataset
     from recgraph.data.split import random_ratio
-    from recgraph.train.experiment import ExperimentConfig, run_experiment
+    from recgraph.train.runner import ExperimentConfig, run as run_experiment
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--models", default="pop,itemknn,bpr,lightgcn")

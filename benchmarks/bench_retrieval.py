@@ -44,7 +44,7 @@ from recgraph.data.datasets import load_dataset  # noqa: E402
 from recgraph.data.schema import concat  # noqa: E402
 from recgraph.index.base import filter_excluded  # noqa: E402
 from recgraph.models.retrieval.base import interaction_matrix  # noqa: E402
-from recgraph.train.experiment import ExperimentConfig, make_split, run_experiment  # noqa: E402
+from recgraph.train.runner import ExperimentConfig, make_split, run as run_experiment  # noqa: E402
 
 ABLATION = {
     "full model (defaults)": {},

@@ -28,7 +28,7 @@ def ml100k_split():
 def ml100k_baselines(ml100k_split):
     """Test metrics of Pop, MF-BPR and LightGCN with their default training schedules
     (early-stopped on validation NDCG@20)."""
-    from recgraph.train.experiment import ExperimentConfig, run_experiment
+    from recgraph.train.runner import ExperimentConfig, run as run_experiment
 
     return {m: run_experiment(ExperimentConfig(model=m, dataset="movielens-100k", device="cpu", progress=False),
                               split=ml100k_split)["metrics"] for m in ("pop", "bpr", "lightgcn")}

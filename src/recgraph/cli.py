@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -80,53 +80,98 @@ def metrics_table(records: list[dict], keys: list[str], title: str) -> Table:
     return table
 
 
+USER_ERRORS = (FileNotFoundError, KeyError, ValueError, RuntimeError, TypeError, OSError)
+
+
+def _data_source(data: Optional[Path], user: Optional[str], item: Optional[str], time_col: Optional[str],
+                 rating: Optional[str], positive_threshold: Optional[float], sep: Optional[str]):
+    """The ``--data`` options as a :class:`~recgraph.train.runner.DataSource` (None without ``--data``)."""
+    from .train.runner import DataSource
+
+    if data is None:
+        given = [n for n, v in (("--user", user), ("--item", item), ("--time", time_col), ("--rating", rating),
+                                ("--positive-threshold", positive_threshold)) if v is not None]
+        if given:
+            _fail(f"{', '.join(given)} describe the columns of your own file: add --data PATH")
+        return None
+    if not data.exists():
+        _fail(f"--data {data}: no such file")
+    if data.is_dir():
+        _fail(f"--data {data} is a directory; pass the interaction file itself (CSV / TSV / Parquet / JSON lines)")
+    if not user or not item:
+        _fail("--data needs --user COL and --item COL (the columns holding user and item ids)")
+    try:
+        return DataSource(str(data), user, item, time_col, rating, positive_threshold, sep)
+    except ValueError as exc:
+        _fail(str(exc))
+
+
+DataOpt = typer.Option(None, "--data", help="your own interaction log: CSV / TSV / Parquet / JSON lines, gzip or not")
+UserOpt = typer.Option(None, "--user", help="--data: the user id column")
+ItemOpt = typer.Option(None, "--item", help="--data: the item id column")
+TimeOpt = typer.Option(None, "--time", help="--data: the timestamp column (epoch seconds or ISO-8601)")
+RatingOpt = typer.Option(None, "--rating", help="--data: a rating / label column")
+ThresholdOpt = typer.Option(None, "--positive-threshold", help="--data: rows with rating >= this are positives")
+SepOpt = typer.Option(None, "--sep", help="--data: field separator of a text file (default: sniffed)")
+
+
 @app.command()
 def quickstart(dataset: str = typer.Option("movielens-100k", help="dataset name (see `recgraph datasets`)"),
                models: str = typer.Option("pop,itemknn,bpr,lightgcn", help="comma-separated model names"),
                out: Path = typer.Option(Path("runs/quickstart"), help="run folder"),
                seed: int = 0, device: str = typer.Option("auto", help="cpu | cuda | auto"),
+               data: Optional[Path] = DataOpt, user: Optional[str] = UserOpt, item: Optional[str] = ItemOpt,
+               time_col: Optional[str] = TimeOpt, rating: Optional[str] = RatingOpt,
+               positive_threshold: Optional[float] = ThresholdOpt, sep: Optional[str] = SepOpt,
+               split: str = typer.Option("auto", help="auto | predefined | random-ratio | leave-last-out | "
+                                                      "time-quantile"),
                data_dir: Optional[Path] = DataDirOpt, no_verify_data: bool = NoVerifyOpt):
-    """Load MovieLens-100K, split it, train Pop / ItemKNN / MF-BPR / LightGCN, evaluate, report."""
+    """Load MovieLens-100K (or your --data), split it, train Pop / ItemKNN / MF-BPR / LightGCN, evaluate, report."""
     _no_verify(no_verify_data)
-    from .data.datasets import load_dataset
     from .graph.bipartite import BipartiteGraph
+    from .io import atomic_write_json
     from .report.html import degree_distribution_png, training_curves_png, write_report
-    from .train.checkpoint import atomic_write_json
-    from .train.experiment import ExperimentConfig, make_split, run_experiment
+    from .train.runner import ExperimentConfig, load_data, make_split, run
 
+    source = _data_source(data, user, item, time_col, rating, positive_threshold, sep)
+    name = dataset if source is None else data.name
     t0 = time.perf_counter()
     try:
-        with console.status(f"loading {dataset}"):
-            ds = load_dataset(dataset, data_dir)
-    except (FileNotFoundError, KeyError, ValueError, RuntimeError) as exc:
+        base = ExperimentConfig(model="pop", dataset=None if source else dataset, data=source, split=split, seed=seed,
+                                device=device, data_dir=None if data_dir is None else str(data_dir))
+        with console.status(f"loading {name}"):
+            loaded = load_data(base)
+        sp = make_split(loaded, split, seed, positive_threshold=positive_threshold)
+    except USER_ERRORS as exc:
         _fail(str(exc))
-    split = make_split(ds, "auto", seed)
-    console.print(f"[bold]{dataset}[/]: {len(ds.interactions):,} interactions, {split.n_users:,} users, "
-                  f"{split.n_items:,} items · split {split.protocol.get('split')}: train {len(split.train):,} / "
-                  f"valid {0 if split.valid is None else len(split.valid):,} / test {len(split.test):,}")
-    if ds.skipped.total:
-        console.print(f"[yellow]{ds.skipped}[/]")
+    inter = loaded.interactions
+    console.print(f"[bold]{name}[/]: {len(inter):,} interactions, {sp.n_users:,} users, "
+                  f"{sp.n_items:,} items · split {sp.protocol.get('split')}: train {len(sp.train):,} / "
+                  f"valid {0 if sp.valid is None else len(sp.valid):,} / test {len(sp.test):,}")
+    if loaded.info.get("skipped", {}).get("total"):
+        console.print(f"[yellow]skipped rows: {loaded.info['skipped']}[/]")
     records = []
-    for name in [m.strip() for m in models.split(",") if m.strip()]:
-        console.rule(f"[bold]{name}")
-        cfg = ExperimentConfig(model=name, dataset=dataset, seed=seed, device=device,
-                               data_dir=None if data_dir is None else str(data_dir), out=str(out / name))
-        rec = run_experiment(cfg, dataset=ds, split=split)
-        m = rec["metrics"]
-        console.print(f"{name}: recall@20 {m['recall@20']:.4f}  ndcg@20 {m['ndcg@20']:.4f}  "
+    for m in [m.strip() for m in models.split(",") if m.strip()]:
+        console.rule(f"[bold]{m}")
+        try:
+            rec = run(dataclasses.replace(base, model=m, out=str(out / m)), loaded=loaded, split=sp)
+        except USER_ERRORS as exc:
+            _fail(str(exc))
+        mt = rec["metrics"]
+        console.print(f"{m}: recall@20 {mt['recall@20']:.4f}  ndcg@20 {mt['ndcg@20']:.4f}  "
                       f"({rec['seconds']['total']:.1f} s)")
         records.append(rec)
     keys = ["recall@10", "ndcg@10", "recall@20", "ndcg@20", "hit@20", "mrr@20"]
-    console.print(metrics_table(records, keys, f"{dataset} · test · full ranking, train+valid items excluded"))
-    graph = BipartiteGraph.from_interactions(split.train)
-    report = write_report(out / "report.html", title=f"recgraph quickstart · {dataset}", records=records,
+    console.print(metrics_table(records, keys, f"{name} · test · full ranking, train+valid items excluded"))
+    graph = BipartiteGraph.from_interactions(sp.train)
+    report = write_report(out / "report.html", title=f"recgraph quickstart · {name}", records=records,
                           metric_keys=keys, images=[("training curves", training_curves_png(records)),
                                                     ("degree distribution of the training graph",
                                                      degree_distribution_png(graph.user_degree, graph.item_degree))])
-    atomic_write_json(out / "metrics.json", {"dataset": dataset, "runs": records,
+    atomic_write_json(out / "metrics.json", {"dataset": name, "runs": records,
                                               "total_seconds": time.perf_counter() - t0})
-    atomic_write_json(out / "config.json", {"dataset": dataset, "models": models, "seed": seed, "device": device,
-                                             "split": split.protocol})
+    atomic_write_json(out / "config.json", {"dataset": name, "data": loaded.info, "models": models, "seed": seed,
+                                             "device": device, "split": sp.protocol})
     console.print(f"done in {time.perf_counter() - t0:.0f} s · metrics: {out / 'metrics.json'} · report: {report}")
 
 
@@ -176,7 +221,10 @@ def datasets(data_dir: Optional[Path] = DataDirOpt, no_verify_data: bool = NoVer
 
 @app.command()
 def train(model: str = typer.Argument(..., help="model name (see `recgraph models`)"),
-          dataset: str = typer.Option(..., "--dataset", help="dataset name (see `recgraph datasets`)"),
+          dataset: Optional[str] = typer.Option(None, "--dataset", help="dataset name (see `recgraph datasets`)"),
+          data: Optional[Path] = DataOpt, user: Optional[str] = UserOpt, item: Optional[str] = ItemOpt,
+          time_col: Optional[str] = TimeOpt, rating: Optional[str] = RatingOpt,
+          positive_threshold: Optional[float] = ThresholdOpt, sep: Optional[str] = SepOpt,
           epochs: Optional[int] = typer.Option(None, help="max epochs (default: the model's)"),
           seed: int = 0, device: str = typer.Option("auto", help="cpu | cuda | auto"),
           out: Optional[Path] = typer.Option(None, help="run folder (default runs/MODEL-DATASET-SEED)"),
@@ -186,80 +234,62 @@ def train(model: str = typer.Argument(..., help="model name (see `recgraph model
           lr: Optional[float] = None, patience: Optional[int] = None,
           weight_decay: Optional[float] = typer.Option(None, help="the optimizer's weight decay on every parameter "
                                                                   "(default: the model's, else 0)"),
+          batch_size: Optional[int] = typer.Option(None, help="ranking models: training batch size (retrieval models: "
+                                                              "--set batch_size=N)"),
           eval_every: Optional[int] = None,
           lr_schedule: Optional[str] = typer.Option(None, help="retrieval models: constant | cosine (decays to 0 "
                                                               "over the epoch budget)"),
-          resume: bool = typer.Option(False, help="retrieval models: continue a killed run from OUT/checkpoint"),
-          checkpoint_every: int = typer.Option(1, min=1, help="retrieval models: epochs between OUT/checkpoint/last "
-                                                             "writes (a resume repeats at most N-1 epochs)"),
-          select_on_test: bool = typer.Option(False, help="official LightGCN protocol: select the epoch on the test "
-                                                          "file when the split has no validation part"),
+          resume: bool = typer.Option(False, help="continue a killed run from OUT/checkpoint (same settings)"),
+          checkpoint_every: int = typer.Option(1, help="epochs between OUT/checkpoint/last writes (a resume "
+                                                       "repeats at most N-1 epochs)"),
+          select_on_test: bool = typer.Option(False, help="official LightGCN / MacGNN protocols: select the epoch "
+                                                          "on the test part (stamped into metrics.json)"),
           set_: List[str] = typer.Option([], "--set", help="model argument KEY=VALUE (repeatable)"),
           data_dir: Optional[Path] = DataDirOpt, no_verify_data: bool = NoVerifyOpt):
-    """Train and evaluate one model; writes OUT/metrics.json and the model artifact."""
+    """Train and evaluate one model (retrieval or ranking) on a dataset or your own --data; writes OUT."""
     _no_verify(no_verify_data)
-    from .models.registry import get_model_class
-    from .train.experiment import ExperimentConfig, run_experiment
+    from .train.runner import ExperimentConfig, run
 
-    out = out or Path("runs") / f"{model}-{dataset}-{seed}"
+    source = _data_source(data, user, item, time_col, rating, positive_threshold, sep)
+    if source is None and dataset is None:
+        _fail("name the data: --dataset NAME (see `recgraph datasets`) or --data PATH --user COL --item COL")
+    if source is not None and dataset is not None:
+        _fail("--dataset and --data both given: pick one")
+    name = dataset if source is None else data.stem
+    out = out or Path("runs") / f"{model}-{name}-{seed}"
     try:
-        task = getattr(get_model_class(model), "task", "retrieval")
-    except KeyError as exc:
-        _fail(str(exc.args[0]))
-    if task == "ctr":
-        from .train.ctr_experiment import run_ctr_experiment
-
-        if lr_schedule is not None or resume or checkpoint_every != 1:
-            _fail("--lr-schedule, --resume and --checkpoint-every apply to retrieval models; ranking (CTR) runs "
-                  "train a fixed recipe")
-
-        try:
-            rec = run_ctr_experiment(model, dataset, protocol=protocol, seed=seed, epochs=epochs, device=device,
-                                     out=str(out), lr=lr, weight_decay=weight_decay,
-                                     patience=patience if patience is not None else 5,
-                                     model_args=_parse_model_args(set_), select_on_test=select_on_test,
-                                     data_dir=None if data_dir is None else str(data_dir), progress=True)
-        except (FileNotFoundError, KeyError, ValueError, RuntimeError) as exc:
-            _fail(str(exc))
-        console.print(metrics_table([rec], ["auc", "gauc", "logloss"], f"{model} on {dataset} ({protocol})"))
-        console.print(f"metrics: {out / 'metrics.json'}")
-        return
-    cfg = ExperimentConfig(model=model, dataset=dataset, split=split, seed=seed, epochs=epochs, lr=lr,
-                           weight_decay=weight_decay, lr_schedule=lr_schedule, resume=resume,
-                           checkpoint_every=checkpoint_every, patience=patience,
-                           eval_every=eval_every, device=device, out=str(out),
-                           data_dir=None if data_dir is None else str(data_dir),
-                           model_args=_parse_model_args(set_), select_on_test=select_on_test)
-    try:
-        rec = run_experiment(cfg)
-    except (FileNotFoundError, KeyError, ValueError, RuntimeError) as exc:
+        cfg = ExperimentConfig(model=model, dataset=dataset, data=source, split=split, protocol=protocol, seed=seed,
+                               epochs=epochs, lr=lr, weight_decay=weight_decay, lr_schedule=lr_schedule,
+                               resume=resume, checkpoint_every=checkpoint_every, patience=patience,
+                               batch_size=batch_size, eval_every=eval_every, device=device, out=str(out),
+                               data_dir=None if data_dir is None else str(data_dir),
+                               model_args=_parse_model_args(set_), select_on_test=select_on_test)
+        rec = run(cfg)
+    except USER_ERRORS as exc:
         _fail(str(exc))
-    keys = ["recall@10", "ndcg@10", "recall@20", "ndcg@20"]
-    console.print(metrics_table([rec], keys, f"{model} on {dataset}"))
-    console.print(f"metrics: {out / 'metrics.json'}")
+    keys = ["recall@10", "ndcg@10", "recall@20", "ndcg@20"] if rec["task"] == "retrieval" else ["auc", "gauc",
+                                                                                                 "logloss"]
+    console.print(metrics_table([rec], keys, f"{model} on {name}"))
+    console.print(f"run folder: {out} (metrics.json, model/, config.json)")
 
 
 @app.command("eval")
-def eval_(run: Path = typer.Argument(..., help="run folder written by `recgraph train --out`"),
+def eval_(run_dir: Path = typer.Argument(..., metavar="RUN", help="run folder written by `recgraph train --out`"),
           data_dir: Optional[Path] = DataDirOpt):
-    """Re-evaluate a saved model on its test split (same protocol as training)."""
-    from .data.datasets import load_dataset
-    from .serve.artifacts import load_model
-    from .train.experiment import evaluate_model, make_split
+    """Re-evaluate a saved model (retrieval or ranking) on its test part with the recorded protocol."""
+    from .train.runner import evaluate_run
 
-    cfg_path = run / "config.json"
-    if not cfg_path.exists():
-        _fail(f"{cfg_path} not found: pass a folder written by `recgraph train --out`")
-    cfg = json.loads(cfg_path.read_text())
-    ds = load_dataset(cfg["dataset"], data_dir or cfg.get("data_dir"))
-    split = make_split(ds, cfg["split"], cfg["seed"])
-    model, meta = load_model(run / "model", train=split.train)
-    metrics = evaluate_model(model, split, "test", ks=tuple(cfg["ks"]))
-    table = Table(title=f"{meta['model']} on {cfg['dataset']} (re-evaluated)")
+    try:
+        now, before = evaluate_run(run_dir, data_dir=None if data_dir is None else str(data_dir))
+    except USER_ERRORS as exc:
+        _fail(str(exc))
+    table = Table(title=f"{run_dir} (re-evaluated)", header_style="bold")
     table.add_column("metric")
-    table.add_column("value", justify="right")
-    for k, v in metrics.items():
-        table.add_row(k, f"{v:.4f}" if isinstance(v, float) else str(v))
+    table.add_column("now", justify="right")
+    table.add_column("recorded", justify="right")
+    fmt = lambda v: "–" if v is None else f"{v:.4f}" if isinstance(v, float) else str(v)  # noqa: E731
+    for k, v in now.items():
+        table.add_row(k, fmt(v), fmt(before.get(k)))
     console.print(table)
 
 
@@ -270,12 +300,13 @@ def models():
 
     table = Table(title="models")
     table.add_column("name")
+    table.add_column("task")
     table.add_column("class")
     table.add_column("summary")
     for name in available_models():
         cls = get_model_class(name)
         doc = (sys.modules[cls.__module__].__doc__ or "").strip().splitlines()
-        table.add_row(name, cls.__name__, doc[0] if doc else "")
+        table.add_row(name, getattr(cls, "task", "retrieval"), cls.__name__, doc[0] if doc else "")
     console.print(table)
 
 

@@ -141,7 +141,7 @@ def test_softmax_loss_scores_by_cosine_and_learns():
 @pytest.mark.slow
 def test_dcgnn_beats_pop_and_bpr_on_movielens(ml100k_split, ml100k_baselines):
     """Against Pop and MF-BPR trained with their default schedules on the same split (tests/conftest.py)."""
-    from recgraph.train.experiment import ExperimentConfig, run_experiment
+    from recgraph.train.runner import ExperimentConfig, run as run_experiment
 
     rec = run_experiment(ExperimentConfig(model="dcgnn", dataset="movielens-100k", progress=False, device="cpu"),
                          split=ml100k_split)

@@ -172,7 +172,7 @@ def test_bad_arguments():
 def test_beats_pop_and_mf_bpr_on_movielens_100k(ml100k_split, ml100k_baselines):
     """Same split, same evaluator, each model with its default schedule (validation early stop);
     Pop and MF-BPR come from the shared session fixtures (tests/conftest.py)."""
-    from recgraph.train.experiment import ExperimentConfig, run_experiment
+    from recgraph.train.runner import ExperimentConfig, run as run_experiment
 
     ours = run_experiment(ExperimentConfig(model="rankgraph", dataset="movielens-100k", device="cpu", progress=False),
                           split=ml100k_split)["metrics"]["recall@20"]

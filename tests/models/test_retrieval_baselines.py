@@ -10,7 +10,7 @@ from recgraph.models.retrieval.itemknn import ItemKNN
 from recgraph.models.retrieval.mf import MFBPR
 from recgraph.models.retrieval.lightgcn import LightGCN
 from recgraph.models.retrieval.pop import Pop
-from recgraph.serve.artifacts import load_model, save_model
+from recgraph.train.artifacts import load_model, save_model
 
 
 def toy():

@@ -7,18 +7,18 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from recgraph.data.ctr import build_ctr_data
-from recgraph.train.ctr_experiment import load_interactions
+from recgraph.data.datasets import load_dataset
+from recgraph.graph.features import build_ctr_data
 
 
 @pytest.fixture(scope="module")
 def ml():
-    return load_interactions("movielens-100k")
+    return load_dataset("movielens-100k").interactions
 
 
 @pytest.fixture(scope="module")
 def amazon():
-    return load_interactions("amazon2014-musical-instruments-5core")
+    return load_dataset("amazon2014-musical-instruments-5core").interactions
 
 
 def _positives(inter, data):
@@ -57,7 +57,7 @@ def _assert_no_leak(inter, data, n_check=60):
             assert got == {a: float(b) for a, b in want_i1.items()}, (name, k)
             rec = f.u_rec[ur[k]]
             rec = rec[rec != f.n_items]
-            order = np.lexsort((np.flatnonzero(before & (pu == u)), pt[before & (pu == u)]))[::-1]
+            order = np.lexsort((hist_items, pt[before & (pu == u)]))[::-1]  # latest first, ties by item id
             assert rec.tolist() == hist_items[order][:len(rec)].tolist()
             assert len(rec) == min(20, len(hist_items))
             assert len(hist_items) > 0 and len(hist_users) > 0  # cold samples were dropped

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from recgraph.data.ctr import build_ctr_data
+from recgraph.data.datasets import load_dataset
+from recgraph.graph.features import build_ctr_data
 from recgraph.models.registry import get_model_class
-from recgraph.train.ctr_experiment import (build_ctr_model, evaluate_ctr_model, load_interactions,
-                                           run_ctr_experiment)
+from recgraph.train.runner import ExperimentConfig, build_model, evaluate_ctr_model, run
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -24,7 +24,7 @@ def _one_thread():
 
 @pytest.fixture(scope="module")
 def ml():
-    return load_interactions("movielens-100k")
+    return load_dataset("movielens-100k").interactions
 
 
 @pytest.fixture(scope="module")
@@ -54,8 +54,8 @@ def test_macgnn_and_din_beat_lr_on_movielens_auc(llo):
     compared against a weaker LR than a user would get)."""
     auc = {}
     for m in ("lr", "din", "macgnn"):
-        runs = [run_ctr_experiment(m, "movielens-100k", "leave-last-out", seed=seed, epochs=60, patience=5, data=llo,
-                                   device="cpu") for seed in (0, 1, 2)]
+        runs = [run(ExperimentConfig(m, "movielens-100k", protocol="leave-last-out", seed=seed, epochs=60,
+                                    patience=5, device="cpu", progress=False), data=llo) for seed in (0, 1, 2)]
         for r in runs:
             assert r["train"]["selected_on"] == "validation AUC"
             assert r["train"]["stopped_early"], f"{m} still improving after 60 epochs: the schedule is not fair"
@@ -66,7 +66,7 @@ def test_macgnn_and_din_beat_lr_on_movielens_auc(llo):
 
 def _trained_macgnn(data, **kw):
     torch.manual_seed(0)
-    model = build_ctr_model("macgnn", data, **kw)
+    model = build_model("macgnn", data.n_users, data.n_items, data, **kw)
     opt = torch.optim.Adam(model.parameters(), 3e-3)
     model.train()
     for b in data.loader("train", 128, model.needs, shuffle=True)(0, np.random.default_rng(0)):
@@ -131,8 +131,8 @@ def test_masked_slots_get_no_weight():
 
 
 def test_metrics_json_shape(quantile, tmp_path):
-    r = run_ctr_experiment("lr", "movielens-100k", "macgnn-quantile", seed=1, epochs=1, data=quantile,
-                           device="cpu", out=tmp_path)
+    r = run(ExperimentConfig("lr", "movielens-100k", seed=1, epochs=1, device="cpu", out=str(tmp_path),
+                             progress=False), data=quantile)
     import json
 
     saved = json.loads((tmp_path / "metrics.json").read_text())
@@ -149,7 +149,7 @@ def test_request_with_shared_user_side_scores_like_a_batch(quantile, name):
     """Serving path: one user against many candidates with the user side gathered (or sampled)
     once and broadcast must give the scores of the equivalent per-sample batch."""
     torch.manual_seed(0)
-    model = build_ctr_model(name, quantile)
+    model = build_model(name, quantile.n_users, quantile.n_items, quantile)
     opt = torch.optim.Adam(model.parameters(), 3e-3)
     model.train()
     for step, b in enumerate(quantile.loader("train", 128, model.needs, shuffle=True)(0, np.random.default_rng(0))):
@@ -164,7 +164,7 @@ def test_request_with_shared_user_side_scores_like_a_batch(quantile, name):
     snap = int(quantile.test.snapshot.max())
     user, items = int(quantile.test.user[0]), np.arange(0, quantile.n_items, 7)
     req = quantile.request(user, items, snap, model.needs, salt=3)
-    assert req["user"].shape == (1,) and req["item"].shape == (len(items),)
+    assert req.user.ids.shape == (1,) and req.item.ids.shape == (len(items),)
     n = len(items)
     samples = CTRSamples(np.full(n, user), items, np.zeros(n, np.float32), np.zeros(n, np.int64), np.full(n, snap))
     with torch.no_grad():
@@ -174,12 +174,12 @@ def test_request_with_shared_user_side_scores_like_a_batch(quantile, name):
 
 def test_sage_fanouts_reach_the_sampler(quantile):
     """The sampled GNN's ``fanouts`` argument decides how many neighbours its batches carry."""
-    model = build_ctr_model("sage", quantile, fanouts=(4, 3))
+    model = build_model("sage", quantile.n_users, quantile.n_items, quantile, fanouts=(4, 3))
     b = next(iter(quantile.loader("train", 16, model.needs, shuffle=False, **model.batch_kwargs)(0, None)))
-    assert b["u_nb"].shape == (16, 4) and b["u_nb2"].shape == (16, 4, 3)
-    assert b["i_nb"].shape == (16, 4) and b["i_nb2"].shape == (16, 4, 3)
-    r = run_ctr_experiment("sage", "movielens-100k", "macgnn-quantile", seed=0, epochs=1, data=quantile,
-                           device="cpu", model_args={"fanouts": (4, 3)})
+    assert b.user.nb.shape == (16, 4) and b.user.nb2.shape == (16, 4, 3)
+    assert b.item.nb.shape == (16, 4) and b.item.nb2.shape == (16, 4, 3)
+    r = run(ExperimentConfig("sage", "movielens-100k", seed=0, epochs=1, device="cpu", progress=False,
+                             model_args={"fanouts": (4, 3)}), data=quantile)
     assert r["model_config"]["fanouts"] in ((4, 3), [4, 3])
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from recgraph.graph.macro import (assign_item_macros, assign_user_macros, build_macro_graph, macro_counts,
+from recgraph.graph.bipartite import BipartiteGraph
+from recgraph.graph.macro import (assign_item_macros, assign_user_macros, build_feature_tables, macro_counts,
                                   positive_matrix, recent_lists)
 
 
@@ -55,8 +56,20 @@ def test_item_macro_methods_and_unknown():
     assert nm == 4 and um.max() <= 3
 
 
-def test_build_macro_graph_small():
+def test_feature_tables_one_snapshot_small():
+    """One snapshot over every edge: slot counts equal R·C computed densely, recent lists hold
+    the latest items (ties by item id)."""
     u, i, t, nu, ni = _random(5)
-    g = build_macro_graph(u, i, t, nu, ni, category=np.arange(ni) % 4)
-    assert g.n_item_macros == 5 and g.counts.user1.shape == (nu, 5)
-    assert g.user_recent.shape == (nu, 20)
+    g = BipartiteGraph.from_edges(u, i, nu, ni, timestamp=t, dedupe=False)
+    f = build_feature_tables(g, category=np.arange(ni) % 4)
+    assert f.n_item_macros == 5 and f.u1_ids.shape == (nu, 5) and f.u_rec.shape == (nu, 20)
+    R = np.zeros((nu, ni))
+    np.add.at(R, (u, i), 1)
+    C = np.eye(5)[f.item_macro]
+    dense = np.zeros((nu, 5))
+    np.put_along_axis(dense, f.u1_ids, f.u1_cnt, axis=1)
+    np.testing.assert_allclose(dense, R @ C)
+    last = np.lexsort((i, t, u))
+    for user in range(nu):
+        mine = last[u[last] == user][::-1][:20]
+        np.testing.assert_array_equal(f.u_rec[user, :len(mine)], i[mine])

@@ -5,7 +5,7 @@ import pytest
 
 from recgraph.data.schema import Interactions
 from recgraph.data.split import Split
-from recgraph.train.experiment import ExperimentConfig, run_experiment
+from recgraph.train.runner import ExperimentConfig, run as run_experiment
 
 
 def tiny_split(n_users=40, n_items=30, seed=0):
@@ -18,7 +18,8 @@ def tiny_split(n_users=40, n_items=30, seed=0):
 
 
 def run(**kw):
-    cfg = ExperimentConfig(model="bpr", dataset="toy", epochs=3, device="cpu", progress=False,
+    kw.setdefault("epochs", 3)
+    cfg = ExperimentConfig(model="bpr", dataset="toy", device="cpu", progress=False,
                            model_args={"batch_size": 32, "init_std": 0.1, "reg": 0.0}, **kw)
     return run_experiment(cfg, split=tiny_split(), return_model=True)
 
@@ -32,7 +33,7 @@ def test_weight_decay_and_optimizer_reach_the_trainer():
     assert norm(decayed) < 0.8 * norm(run(lr=1e-2))
     sgd = run(optimizer="sgd")
     assert sgd["train"]["optimizer"] == "sgd"
-    with pytest.raises(ValueError, match="unknown optimizer"):
+    with pytest.raises(ValueError, match="optimizer .lion.: use adam"):
         run(optimizer="lion")
 
 
@@ -43,6 +44,8 @@ def test_lr_schedule_is_recorded_and_resume_needs_out(tmp_path):
     assert run()["train"]["lr_schedule"] == "constant"
     with pytest.raises(ValueError, match="resume=True needs out"):
         run(resume=True)
+    with pytest.raises(ValueError, match="at least 1 epoch"):
+        run(epochs=0)
     # a finished run resumed from its own checkpoint trains nothing more and ends on the same model
     first = run(out=str(tmp_path / "r"), lr=1e-2)
     again = run(out=str(tmp_path / "r"), lr=1e-2, resume=True)

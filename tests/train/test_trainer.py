@@ -90,12 +90,12 @@ def test_crash_mid_write_keeps_previous_checkpoint(tmp_path, monkeypatch):
         for p in m.parameters():
             p.add_(1.0)
 
-    def exploding_save(tensors, filename, metadata=None):
-        with open(filename, "wb") as f:
-            f.write(b"partial garbage")
+    import recgraph.io.atomic as atomic
+
+    def exploding_fsync(fd):  # the temp file holds partial bytes when the disk fills up
         raise OSError("disk full")
 
-    monkeypatch.setattr(ckpt, "save_file", exploding_save)
+    monkeypatch.setattr(atomic.os, "fsync", exploding_fsync)
     with pytest.raises(OSError):
         ckpt.save_checkpoint(tmp_path, m, None, {"epoch": 1})
     assert not list(tmp_path.glob("*.tmp")) and not list(tmp_path.glob(".*.tmp")), "temp file left behind"

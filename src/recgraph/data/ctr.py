@@ -45,17 +45,13 @@ Per-sample work is vectorised: features are per-(snapshot, node) tables, a batch
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
-import scipy.sparse as sp
-import torch
 
-from ..graph.macro import (assign_item_macros, assign_user_macros, macro_counts, positive_matrix,
-                           recent_lists)
 from .schema import Interactions
 
-__all__ = ["CTRSamples", "FeatureTables", "CTRData", "build_ctr_data", "PROTOCOLS", "sample_neighbors"]
+__all__ = ["CTRSamples", "CTRSplit", "build_ctr_samples", "PROTOCOLS"]
 
 PROTOCOLS = ("macgnn-quantile", "leave-last-out")
 
@@ -80,225 +76,23 @@ class CTRSamples:
 
 
 @dataclass(frozen=True, eq=False)
-class FeatureTables:
-    """Per-(snapshot, node) features; row ``s * n_users + u`` (users) or ``s * n_items + i`` (items).
+class CTRSplit:
+    """The samples of a CTR protocol before features: every sample with its part (-1 outside the
+    protocol's windows, 0 train, 1 valid, 2 test) and feature snapshot, plus the positive
+    interactions and snapshot cutoffs the features are built from (``recgraph.graph.features``)."""
 
-    Slot tables hold macro ids and counts, most frequent first (all macros, zero counts included,
-    when ``dense_slots``); recent lists hold ids (pad = n_items / n_users) and event times (-1)."""
-
-    cutoffs: np.ndarray  # [S] exclusive: snapshot s uses positives with t < cutoffs[s]
-    n_users: int
-    n_items: int
-    item_macro: np.ndarray
-    n_item_macros: int
-    user_macro: np.ndarray
-    n_user_macros: int
-    dense_slots: bool
-    u1_ids: np.ndarray
-    u1_cnt: np.ndarray
-    u2_ids: np.ndarray
-    u2_cnt: np.ndarray
-    i1_ids: np.ndarray
-    i1_cnt: np.ndarray
-    i2_ids: np.ndarray
-    i2_cnt: np.ndarray
-    u_rec: np.ndarray
-    u_rec_time: np.ndarray
-    i_rec: np.ndarray
-    i_rec_time: np.ndarray
-    user_deg: np.ndarray  # [S * n_users] positives before the cutoff
-    item_deg: np.ndarray  # [S * n_items]
-    u_adj: sp.csr_matrix  # [S * n_users, n_items] positive counts before the cutoff (SAGE)
-    i_adj: sp.csr_matrix  # [S * n_items, n_users]
-
-
-def _slots(m: sp.csr_matrix, n_cols: int, max_slots: int, dense: bool) -> tuple[np.ndarray, np.ndarray]:
-    """CSR rows → padded (ids, counts): all columns when ``dense``, else the ``max_slots`` largest
-    counts per row (pad id = n_cols, count 0). Vectorised (one lexsort)."""
-    m = m.tocsr()
-    if dense:
-        ids = np.broadcast_to(np.arange(n_cols, dtype=np.int64), (m.shape[0], n_cols)).copy()
-        return ids, m.toarray().astype(np.float32)
-    rows = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))
-    order = np.lexsort((-m.data, rows))
-    rows, cols, data = rows[order], m.indices[order].astype(np.int64), m.data[order]
-    pos = np.arange(len(rows)) - m.indptr[rows]
-    width = int(min(max_slots, max(1, np.diff(m.indptr).max(initial=1))))
-    keep = pos < width
-    ids = np.full((m.shape[0], width), n_cols, np.int64)
-    cnt = np.zeros((m.shape[0], width), np.float32)
-    ids[rows[keep], pos[keep]] = cols[keep]
-    cnt[rows[keep], pos[keep]] = data[keep]
-    return ids, cnt
-
-
-def _pad_to(a: np.ndarray, width: int, fill) -> np.ndarray:
-    if a.shape[1] == width:
-        return a
-    out = np.full((a.shape[0], width), fill, a.dtype)
-    out[:, :a.shape[1]] = a
-    return out
-
-
-def _stack_slots(parts: list[tuple[np.ndarray, np.ndarray]], pad_id: int) -> tuple[np.ndarray, np.ndarray]:
-    width = max(p[0].shape[1] for p in parts)
-    return (np.concatenate([_pad_to(p[0], width, pad_id) for p in parts]),
-            np.concatenate([_pad_to(p[1], width, 0.0) for p in parts]))
-
-
-def build_feature_tables(pos_user, pos_item, pos_time, n_users: int, n_items: int, cutoffs: np.ndarray, *,
-                         fit_snapshot: int = 0, category: np.ndarray | None = None, item_macro: str = "auto",
-                         item_k: int = 50, user_k: int = 20, recent: int = 20, max_slots: int = 64,
-                         seed: int = 0) -> FeatureTables:
-    """Macro counts, recent lists and adjacency for every snapshot (positives with t < cutoff)."""
-    cutoffs = np.asarray(cutoffs, np.int64)
-    fit = pos_time < cutoffs[fit_snapshot]
-    R_fit = positive_matrix(pos_user[fit], pos_item[fit], n_users, n_items)
-    im, n_im = assign_item_macros(item_macro, n_items=n_items, category=category, R=R_fit, k=item_k, seed=seed)
-    um, n_um = assign_user_macros(R_fit, im, n_im, k=user_k, seed=seed)
-    dense = max(n_im, n_um) <= max_slots
-    parts: dict[str, list] = {k: [] for k in ("u1", "u2", "i1", "i2", "ur", "urt", "ir", "irt", "ud", "id", "ua", "ia")}
-    for c in cutoffs:
-        m = pos_time < c
-        R = positive_matrix(pos_user[m], pos_item[m], n_users, n_items)
-        mc = macro_counts(R, im, n_im, um, n_um)
-        parts["u1"].append(_slots(mc.user1, n_im, max_slots, dense))
-        parts["u2"].append(_slots(mc.user2, n_um, max_slots, dense))
-        parts["i1"].append(_slots(mc.item1, n_um, max_slots, dense))
-        parts["i2"].append(_slots(mc.item2, n_im, max_slots, dense))
-        ur, urt, _ = recent_lists(pos_user[m], pos_item[m], pos_time[m], n_users, recent, pad=n_items)
-        ir, irt, _ = recent_lists(pos_item[m], pos_user[m], pos_time[m], n_items, recent, pad=n_users)
-        parts["ur"].append(ur), parts["urt"].append(urt), parts["ir"].append(ir), parts["irt"].append(irt)
-        parts["ud"].append(np.bincount(pos_user[m], minlength=n_users))
-        parts["id"].append(np.bincount(pos_item[m], minlength=n_items))
-        parts["ua"].append(R)
-        parts["ia"].append(R.T.tocsr())
-    u1, u2 = _stack_slots(parts["u1"], n_im), _stack_slots(parts["u2"], n_um)
-    i1, i2 = _stack_slots(parts["i1"], n_um), _stack_slots(parts["i2"], n_im)
-    return FeatureTables(
-        cutoffs=cutoffs, n_users=n_users, n_items=n_items, item_macro=im, n_item_macros=n_im, user_macro=um,
-        n_user_macros=n_um, dense_slots=dense, u1_ids=u1[0], u1_cnt=u1[1], u2_ids=u2[0], u2_cnt=u2[1],
-        i1_ids=i1[0], i1_cnt=i1[1], i2_ids=i2[0], i2_cnt=i2[1],
-        u_rec=np.concatenate(parts["ur"]), u_rec_time=np.concatenate(parts["urt"]),
-        i_rec=np.concatenate(parts["ir"]), i_rec_time=np.concatenate(parts["irt"]),
-        user_deg=np.concatenate(parts["ud"]), item_deg=np.concatenate(parts["id"]),
-        u_adj=sp.vstack(parts["ua"]).tocsr(), i_adj=sp.vstack(parts["ia"]).tocsr())
-
-
-# ----------------------------------------------------------------------------- neighbour sampling
-
-def _hash_uniform(a: np.ndarray, b: np.ndarray, salt: int) -> np.ndarray:
-    """Deterministic uniform [0, 1) from (a, b, salt) (splitmix64 finaliser), vectorised."""
-    with np.errstate(over="ignore"):
-        x = (a.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)) ^ (b.astype(np.uint64) + np.uint64(salt & (2**63 - 1))
-                                                                       * np.uint64(0xBF58476D1CE4E5B9))
-        x ^= x >> np.uint64(30)
-        x *= np.uint64(0xBF58476D1CE4E5B9)
-        x ^= x >> np.uint64(27)
-        x *= np.uint64(0x94D049BB133111EB)
-        x ^= x >> np.uint64(31)
-    return (x >> np.uint64(11)).astype(np.float64) / float(2**53)
-
-
-def sample_neighbors(adj: sp.csr_matrix, rows: np.ndarray, fanout: int, pad: int, salt: int) -> np.ndarray:
-    """``fanout`` neighbours per row, uniformly with replacement; deterministic in (row, slot, salt)
-    so a row's sample does not depend on the batch it is in. Rows without neighbours get ``pad``."""
-    rows = np.asarray(rows, np.int64)
-    start = adj.indptr[rows]
-    deg = adj.indptr[rows + 1] - start
-    slot = np.arange(fanout, dtype=np.int64)
-    u = _hash_uniform(rows[..., None], slot, salt)
-    off = np.minimum((u * deg[..., None]).astype(np.int64), np.maximum(deg[..., None] - 1, 0))
-    out = adj.indices[np.minimum(start[..., None] + off, max(len(adj.indices) - 1, 0))].astype(np.int64)
-    return np.where(deg[..., None] > 0, out, pad)
-
-
-# ----------------------------------------------------------------------------- the data object
-
-@dataclass(frozen=True, eq=False)
-class CTRData:
-    train: CTRSamples
-    valid: CTRSamples
-    test: CTRSamples
-    features: FeatureTables
+    samples: CTRSamples
+    part: np.ndarray        # [N] int64
+    pos_user: np.ndarray    # [P] positive interactions (the feature graph's edges)
+    pos_item: np.ndarray
+    pos_time: np.ndarray
+    cutoffs: np.ndarray     # [S] exclusive snapshot cutoffs
+    fit_snapshot: int       # snapshot whose edges fit the macro assignment
     n_users: int
     n_items: int
     protocol: dict
-    dropped: dict = field(default_factory=dict)
+    dropped: dict
     name: str = ""
-
-    def part(self, name: str) -> CTRSamples:
-        return {"train": self.train, "valid": self.valid, "test": self.test}[name]
-
-    def batch(self, samples: CTRSamples, idx: np.ndarray | None = None, needs: frozenset = frozenset(),
-              *, salt: int = 0, fanouts: tuple[int, int] = (10, 5)) -> dict:
-        """Tensors for ``samples[idx]``: always user/item/label/umacro/imacro; ``"macro"``: the four
-        slot tables; ``"recent"``: recent lists; ``"sage"``: sampled 2-hop neighbourhoods."""
-        s = samples if idx is None else samples.select(idx)
-        out = {"label": s.label.astype(np.float32),
-               **self._side("user", s.user, s.snapshot, needs, salt, fanouts),
-               **self._side("item", s.item, s.snapshot, needs, salt + 2, fanouts)}
-        return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in out.items()}
-
-    def request(self, user: int, items: np.ndarray, snapshot: int, needs: frozenset = frozenset(), *,
-                salt: int = 0, fanouts: tuple[int, int] = (10, 5)) -> dict:
-        """One user against ``B`` candidate items, as a model batch whose user-side tensors have
-        batch size 1 (gathered or sampled once, not once per candidate); models broadcast them.
-        Same values as :meth:`batch` on the ``B`` (user, item) samples."""
-        items = np.asarray(items).reshape(-1)
-        n_snap = len(self.features.cutoffs)
-        if not np.issubdtype(items.dtype, np.integer):
-            raise TypeError(f"request: items must be integer item indices, got dtype {items.dtype}")
-        if not 0 <= int(user) < self.n_users:
-            raise ValueError(f"request: user {user} is not a user index in [0, {self.n_users})")
-        if len(items) and (items.min() < 0 or items.max() >= self.n_items):
-            bad = items[(items < 0) | (items >= self.n_items)][:5].tolist()
-            raise ValueError(f"request: item indices {bad} are outside [0, {self.n_items})")
-        if not 0 <= int(snapshot) < n_snap:
-            raise ValueError(f"request: snapshot {snapshot} is outside [0, {n_snap}) (feature cutoffs)")
-        items = items.astype(np.int64)
-        one = np.array([snapshot], np.int64)
-        out = {**self._side("user", np.array([user], np.int64), one, needs, salt, fanouts),
-               **self._side("item", items, np.full(len(items), snapshot, np.int64), needs, salt + 2, fanouts)}
-        return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in out.items()}
-
-    def _side(self, kind: str, ids, snapshot, needs, salt, fanouts) -> dict:
-        """The features of one side (``kind`` "user": prefix ``u``, neighbours are items; "item":
-        prefix ``i``, neighbours are users) for node ``ids`` at ``snapshot``."""
-        f = self.features
-        p = kind[0]
-        n_own, n_other = (f.n_users, f.n_items) if kind == "user" else (f.n_items, f.n_users)
-        adj_own, adj_other = (f.u_adj, f.i_adj) if kind == "user" else (f.i_adj, f.u_adj)
-        rows = snapshot * n_own + ids
-        out = {kind: ids, f"{p}macro": (f.user_macro if kind == "user" else f.item_macro)[ids]}
-        if "macro" in needs:
-            out.update({f"{p}{h}_{c}": getattr(f, f"{p}{h}_{c}")[rows] for h in (1, 2) for c in ("ids", "cnt")})
-        if "recent" in needs:
-            out[f"{p}_rec"] = getattr(f, f"{p}_rec")[rows]
-        if "sage" in needs:  # hop 1: the other side; hop 2: back to this side (pad where hop 1 is padding)
-            nb = sample_neighbors(adj_own, rows, fanouts[0], n_other, salt)
-            nb2 = sample_neighbors(adj_other, snapshot[:, None] * n_other + np.minimum(nb, n_other - 1),
-                                   fanouts[1], n_own, salt + 1)
-            out.update({f"{p}_nb": nb, f"{p}_nb2": np.where((nb == n_other)[..., None], n_own, nb2)})
-        return out
-
-    def loader(self, part: str, batch_size: int, needs: frozenset, *, shuffle: bool,
-               fanouts: tuple[int, int] = (10, 5)):
-        """``batches(epoch, rng)`` for :class:`~recgraph.train.trainer.Trainer`."""
-        samples = self.part(part)
-
-        def batches(epoch: int, rng: np.random.Generator):
-            order = rng.permutation(len(samples)) if shuffle else np.arange(len(samples))
-            salt = int(rng.integers(1, 2**62)) if shuffle else 0
-            for a in range(0, len(order), batch_size):
-                yield self.batch(samples, order[a:a + batch_size], needs, salt=salt + a, fanouts=fanouts)
-
-        return batches
-
-    def describe(self) -> dict:
-        return {"train": self.train.describe(), "valid": self.valid.describe(), "test": self.test.describe(),
-                "dropped": self.dropped, "protocol": self.protocol,
-                "macros": {"item": self.features.n_item_macros, "user": self.features.n_user_macros}}
 
 
 # ----------------------------------------------------------------------------- construction
@@ -334,13 +128,12 @@ def _sample_negatives(pos_u, pos_t, ev_item_by_time, ev_time_sorted, pair_keys, 
     return u[good], item[good], t[good], src[good], int((~good).sum())
 
 
-def build_ctr_data(inter: Interactions, protocol: str = "macgnn-quantile", *, labels: str = "auto",
-                   positive_threshold: float = 4.0, neg_ratio: int = 1, q_train: float = 0.8,
-                   q_test: float = 0.9, valid_quantile: float = 0.88, valid_carve: str = "random",
-                   valid_fraction: float = 0.2, n_snapshots: int = 10,
-                   item_macro: str = "auto", item_k: int = 50, user_k: int = 20, recent: int = 20,
-                   max_slots: int = 64, seed: int = 0) -> CTRData:
-    """CTR samples + feature tables for ``protocol`` (see the module docstring)."""
+def build_ctr_samples(inter: Interactions, protocol: str = "macgnn-quantile", *, labels: str = "auto",
+                      positive_threshold: float = 4.0, neg_ratio: int = 1, q_train: float = 0.8,
+                      q_test: float = 0.9, valid_quantile: float = 0.88, valid_carve: str = "random",
+                      valid_fraction: float = 0.2, n_snapshots: int = 10, seed: int = 0) -> CTRSplit:
+    """The samples, parts and snapshots of ``protocol`` (see the module docstring); features are
+    built from the returned positives by :func:`recgraph.graph.features.build_ctr_data`."""
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown CTR protocol {protocol!r}; choose from {', '.join(PROTOCOLS)}")
     if inter.timestamp is None:
@@ -447,22 +240,9 @@ def build_ctr_data(inter: Interactions, protocol: str = "macgnn-quantile", *, la
                  "test": "per user, last positive + its paired negatives", "valid": "the positive before (+ negatives)",
                  "features": "latest global snapshot with cutoff <= sample time (positives strictly before the cutoff)"}
 
-    feats = build_feature_tables(p_user, p_item, p_time, nu, ni, cutoffs, fit_snapshot=fit_snapshot,
-                                 category=inter.item_features.get("category"), item_macro=item_macro,
-                                 item_k=item_k, user_k=user_k, recent=recent, max_slots=max_slots, seed=seed)
-    warm = (feats.user_deg[snap * nu + s_user] > 0) & (feats.item_deg[snap * ni + s_item] > 0)
-    everything = CTRSamples(s_user, s_item, s_label.astype(np.float32), s_time, snap)
-    parts = []
-    for k, name in enumerate(("train", "valid", "test")):
-        inpart = part == k
-        dropped[f"{name}_cold_user_or_item"] = int((inpart & ~warm).sum())
-        sel = np.flatnonzero(inpart & warm)
-        sel = sel[np.lexsort((sel, s_time[sel]))]
-        parts.append(everything.select(sel))
     proto.update({"labels": label_desc, "neg_ratio": int(neg_ratio) if mode == "implicit" else None,
                   "cold": "samples whose user or item has no positive in its feature snapshot are dropped (counted)",
-                  "selection": "validation split (never test)",
-                  "item_macro": item_macro if item_macro != "auto" else
-                  ("category" if inter.item_features.get("category") is not None else "kmeans-rows"),
-                  "item_k": item_k, "user_k": user_k, "recent": recent, "max_slots": max_slots})
-    return CTRData(parts[0], parts[1], parts[2], feats, nu, ni, proto, dropped, inter.name)
+                  "selection": "validation split (never test)"})
+    samples = CTRSamples(s_user, s_item, s_label.astype(np.float32), s_time, snap)
+    return CTRSplit(samples, part, p_user, p_item, p_time, np.asarray(cutoffs, np.int64), fit_snapshot, nu, ni,
+                    proto, dropped, inter.name)

@@ -868,7 +868,40 @@ def _cast_timestamp(col: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray, np.nd
         vals = np.where(fix, np.round(np.where(fix, fv, 0)), vals).astype(np.int64)
         over = over | (bad & fover)
         bad = bad & ~fix
+    if (bad & ~over).any() and (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
+        iv, ibad = _parse_iso8601(col)  # e.g. 1997-12-04T15:55:49+00:00, 1997-12-04 15:55:49, 1997-12-04
+        fix = bad & ~over & ~ibad
+        vals = np.where(fix, iv, vals)
+        bad = bad & ~fix
     return vals, bad, over
+
+
+def _parse_iso8601(col: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+    """ISO-8601 date-times as Unix seconds (no offset: UTC) and a mask of unparsable values.
+
+    One vectorised pyarrow cast when the column has one form; mixed forms go through
+    ``datetime.fromisoformat`` once per distinct value."""
+    for typ in (pa.timestamp("s", tz="UTC"), pa.timestamp("s")):
+        try:
+            ts = pc.cast(col, typ)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            continue
+        vals = pc.cast(pc.cast(ts, pa.timestamp("s")), pa.int64())
+        return (np.asarray(pc.fill_null(vals, 0).to_numpy(), np.int64),
+                ~np.asarray(pc.is_valid(vals).to_numpy(zero_copy_only=False), bool))
+    import datetime as _dt
+
+    raw = np.asarray(col.to_numpy(zero_copy_only=False), dtype=object)
+    uniq, inv = np.unique(raw.astype(str), return_inverse=True)
+    out, bad = np.zeros(len(uniq), np.int64), np.zeros(len(uniq), bool)
+    for k, text in enumerate(uniq):
+        try:
+            d = _dt.datetime.fromisoformat(text)
+        except ValueError:
+            bad[k] = True
+            continue
+        out[k] = int((d if d.tzinfo else d.replace(tzinfo=_dt.timezone.utc)).timestamp())
+    return out[inv], bad[inv] | _null_mask(col)
 
 
 # --------------------------------------------------------------------------------------- duplicates

@@ -25,8 +25,10 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from .bipartite import BipartiteGraph
+
 __all__ = ["MacroCounts", "positive_matrix", "one_hot", "assign_item_macros", "assign_user_macros",
-           "macro_counts", "recent_lists", "kmeans_assign", "build_macro_graph", "MacroGraph"]
+           "macro_counts", "recent_lists", "kmeans_assign", "FeatureTables", "build_feature_tables", "snapshot_edges"]
 
 
 def positive_matrix(user: np.ndarray, item: np.ndarray, n_users: int, n_items: int,
@@ -163,27 +165,171 @@ def recent_lists(node: np.ndarray, other: np.ndarray, time: np.ndarray, n_nodes:
     return ids, times, np.minimum(counts, length)
 
 
+# ----------------------------------------------------------------------------- per-snapshot feature tables
+
 @dataclass(frozen=True, eq=False)
-class MacroGraph:
-    item_macro: np.ndarray
+class FeatureTables:
+    """Macro-graph features of every (snapshot, node); row ``s * n_users + u`` (users) or
+    ``s * n_items + i`` (items). Snapshot ``s`` sees the positive edges with ``t < cutoffs[s]``.
+
+    Slot tables hold macro ids and counts, most frequent first (all macros, zero counts included,
+    when ``dense_slots``): ``u1`` user → item macros (R·C), ``u2`` user → user macros (R·RᵀU),
+    ``i1`` item → user macros (RᵀU), ``i2`` item → item macros (Rᵀ·RC). Recent lists hold ids
+    (pad = n_items / n_users), most recent first, and event times (-1 pad)."""
+
+    cutoffs: np.ndarray  # [S] exclusive: snapshot s uses positives with t < cutoffs[s]
+    n_users: int
+    n_items: int
+    item_macro: np.ndarray  # [n_items] int64
     n_item_macros: int
-    user_macro: np.ndarray
+    user_macro: np.ndarray  # [n_users] int64
     n_user_macros: int
-    counts: MacroCounts
-    user_recent: np.ndarray
-    item_recent: np.ndarray
+    dense_slots: bool
+    u1_ids: np.ndarray  # [S * n_users, W] int64 (pad = n_item_macros)
+    u1_cnt: np.ndarray  # [S * n_users, W] float32
+    u2_ids: np.ndarray
+    u2_cnt: np.ndarray
+    i1_ids: np.ndarray
+    i1_cnt: np.ndarray
+    i2_ids: np.ndarray
+    i2_cnt: np.ndarray
+    u_rec: np.ndarray  # [S * n_users, R] int64
+    u_rec_time: np.ndarray
+    i_rec: np.ndarray  # [S * n_items, R] int64
+    i_rec_time: np.ndarray
+    user_deg: np.ndarray  # [S * n_users] positives before the cutoff
+    item_deg: np.ndarray  # [S * n_items]
+    u_adj: sp.csr_matrix  # [S * n_users, n_items] positive counts before the cutoff (sampled GNNs)
+    i_adj: sp.csr_matrix  # [S * n_items, n_users]
     info: dict
 
+    @property
+    def n_snapshots(self) -> int:
+        return len(self.cutoffs)
 
-def build_macro_graph(user: np.ndarray, item: np.ndarray, time: np.ndarray, n_users: int, n_items: int, *,
-                      category: np.ndarray | None = None, item_method: str = "auto", item_k: int = 50,
-                      user_k: int = 20, recent: int = 20, seed: int = 0) -> MacroGraph:
-    """All macro-graph parts from one set of positive edges (the benchmark's unit of work)."""
-    R = positive_matrix(user, item, n_users, n_items)
-    im, n_im = assign_item_macros(item_method, n_items=n_items, category=category, R=R, k=item_k, seed=seed)
-    um, n_um = assign_user_macros(R, im, n_im, k=user_k, seed=seed)
-    counts = macro_counts(R, im, n_im, um, n_um)
-    ur, _, _ = recent_lists(user, item, time, n_users, recent)
-    ir, _, _ = recent_lists(item, user, time, n_items, recent)
-    return MacroGraph(im, n_im, um, n_um, counts, ur, ir,
-                      {"n_item_macros": n_im, "n_user_macros": n_um, "edges": int(R.nnz)})
+    def nbytes(self) -> int:
+        arrays = [getattr(self, k) for k in ("u1_ids", "u1_cnt", "u2_ids", "u2_cnt", "i1_ids", "i1_cnt", "i2_ids",
+                                             "i2_cnt", "u_rec", "u_rec_time", "i_rec", "i_rec_time")]
+        sparse = sum(m.data.nbytes + m.indices.nbytes + m.indptr.nbytes for m in (self.u_adj, self.i_adj))
+        return int(sum(a.nbytes for a in arrays) + sparse)
+
+    ARRAYS = ("cutoffs", "item_macro", "user_macro", "u1_ids", "u1_cnt", "u2_ids", "u2_cnt", "i1_ids", "i1_cnt",
+              "i2_ids", "i2_cnt", "u_rec", "u_rec_time", "i_rec", "i_rec_time", "user_deg", "item_deg")
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """Plain arrays (npz-ready, no pickle) from which :meth:`from_arrays` rebuilds the tables."""
+        out = {k: getattr(self, k) for k in self.ARRAYS}
+        for name in ("u_adj", "i_adj"):
+            m = getattr(self, name)
+            out.update({f"{name}_data": m.data, f"{name}_indices": m.indices, f"{name}_indptr": m.indptr,
+                        f"{name}_shape": np.asarray(m.shape, np.int64)})
+        out["sizes"] = np.asarray([self.n_users, self.n_items, self.n_item_macros, self.n_user_macros,
+                                   int(self.dense_slots)], np.int64)
+        return out
+
+    @classmethod
+    def from_arrays(cls, a: dict[str, np.ndarray], info: dict | None = None) -> "FeatureTables":
+        nu, ni, nim, num, dense = (int(x) for x in a["sizes"])
+        adj = {n: sp.csr_matrix((a[f"{n}_data"], a[f"{n}_indices"], a[f"{n}_indptr"]),
+                                shape=tuple(int(x) for x in a[f"{n}_shape"])) for n in ("u_adj", "i_adj")}
+        return cls(n_users=nu, n_items=ni, n_item_macros=nim, n_user_macros=num, dense_slots=bool(dense),
+                   info=info or {}, **adj, **{k: a[k] for k in cls.ARRAYS})
+
+
+def _slots(m: sp.csr_matrix, n_cols: int, max_slots: int, dense: bool) -> tuple[np.ndarray, np.ndarray]:
+    """CSR rows → padded (ids, counts): all columns when ``dense``, else the ``max_slots`` largest
+    counts per row (pad id = n_cols, count 0). Vectorised (one lexsort)."""
+    m = m.tocsr()
+    if dense:
+        ids = np.broadcast_to(np.arange(n_cols, dtype=np.int64), (m.shape[0], n_cols)).copy()
+        return ids, m.toarray().astype(np.float32)
+    rows = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))
+    order = np.lexsort((-m.data, rows))
+    rows, cols, data = rows[order], m.indices[order].astype(np.int64), m.data[order]
+    pos = np.arange(len(rows)) - m.indptr[rows]
+    width = int(min(max_slots, max(1, np.diff(m.indptr).max(initial=1))))
+    keep = pos < width
+    ids = np.full((m.shape[0], width), n_cols, np.int64)
+    cnt = np.zeros((m.shape[0], width), np.float32)
+    ids[rows[keep], pos[keep]] = cols[keep]
+    cnt[rows[keep], pos[keep]] = data[keep]
+    return ids, cnt
+
+
+def _stack_slots(parts: list[tuple[np.ndarray, np.ndarray]], pad_id: int) -> tuple[np.ndarray, np.ndarray]:
+    width = max(p[0].shape[1] for p in parts)
+
+    def pad(a, fill):
+        out = np.full((a.shape[0], width), fill, a.dtype)
+        out[:, :a.shape[1]] = a
+        return out
+
+    return (np.concatenate([pad(p[0], pad_id) for p in parts]), np.concatenate([pad(p[1], 0.0) for p in parts]))
+
+
+def snapshot_edges(graph: BipartiteGraph, cutoff) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(user, item, time)`` of the graph's edges with ``time < cutoff`` (user-side order)."""
+    if graph.u_timestamp is None:
+        raise ValueError("the graph has no timestamps; snapshots need them")
+    rows = np.repeat(np.arange(graph.n_users, dtype=np.int64), np.diff(graph.u_indptr))
+    m = graph.u_timestamp < cutoff
+    return rows[m], graph.u_indices[m].astype(np.int64), graph.u_timestamp[m].astype(np.int64)
+
+
+def build_feature_tables(graph: BipartiteGraph, cutoffs=None, *, fit_snapshot: int = 0,
+                         category: np.ndarray | None = None, item_macro: str = "auto", item_k: int = 50,
+                         user_k: int = 20, recent: int = 20, max_slots: int = 64, seed: int = 0) -> FeatureTables:
+    """Macro assignment, macro-neighbour counts, recent lists and adjacency for every snapshot.
+
+    ``graph`` holds the positive interactions with timestamps and repeats (``dedupe=False``: counts
+    are numbers of events). ``cutoffs=None`` is one snapshot over every edge. Macro ids are fitted
+    once, on the edges before ``cutoffs[fit_snapshot]``; counts and lists are per snapshot.
+    Recent lists order events by time, ties by neighbour id (independent of the input file's row
+    order; before the graph became this function's input, ties followed file order).
+    Cost: O(S · E) time, O(S · (N + M) · slots) memory for S snapshots."""
+    if cutoffs is None:
+        top = np.iinfo(np.int64).max if graph.u_timestamp is None else int(graph.u_timestamp.max(initial=0)) + 1
+        cutoffs = [top]
+        if graph.u_timestamp is None:
+            graph = BipartiteGraph.from_edges(np.repeat(np.arange(graph.n_users), np.diff(graph.u_indptr)),
+                                              graph.u_indices, graph.n_users, graph.n_items,
+                                              timestamp=np.zeros(graph.n_edges, np.int64), dedupe=False)
+    cutoffs = np.asarray(cutoffs, np.int64)
+    nu, ni = graph.n_users, graph.n_items
+
+    def counts_before(c):
+        u, i, t = snapshot_edges(graph, c)
+        g = BipartiteGraph.from_edges(u, i, nu, ni, dedupe=True, keep_counts=True)
+        return u, i, t, g.to_scipy("count")
+
+    _, _, _, R_fit = counts_before(cutoffs[fit_snapshot])
+    im, n_im = assign_item_macros(item_macro, n_items=ni, category=category, R=R_fit, k=item_k, seed=seed)
+    um, n_um = assign_user_macros(R_fit, im, n_im, k=user_k, seed=seed)
+    dense = max(n_im, n_um) <= max_slots
+    parts: dict[str, list] = {k: [] for k in ("u1", "u2", "i1", "i2", "ur", "urt", "ir", "irt", "ud", "id", "ua", "ia")}
+    for c in cutoffs:
+        u, i, t, R = counts_before(c)
+        mc = macro_counts(R, im, n_im, um, n_um)
+        parts["u1"].append(_slots(mc.user1, n_im, max_slots, dense))
+        parts["u2"].append(_slots(mc.user2, n_um, max_slots, dense))
+        parts["i1"].append(_slots(mc.item1, n_um, max_slots, dense))
+        parts["i2"].append(_slots(mc.item2, n_im, max_slots, dense))
+        ur, urt, _ = recent_lists(u, i, t, nu, recent, pad=ni)
+        ir, irt, _ = recent_lists(i, u, t, ni, recent, pad=nu)
+        parts["ur"].append(ur), parts["urt"].append(urt), parts["ir"].append(ir), parts["irt"].append(irt)
+        parts["ud"].append(np.bincount(u, minlength=nu))
+        parts["id"].append(np.bincount(i, minlength=ni))
+        parts["ua"].append(R)
+        parts["ia"].append(R.T.tocsr())
+    u1, u2 = _stack_slots(parts["u1"], n_im), _stack_slots(parts["u2"], n_um)
+    i1, i2 = _stack_slots(parts["i1"], n_um), _stack_slots(parts["i2"], n_im)
+    return FeatureTables(
+        cutoffs=cutoffs, n_users=nu, n_items=ni, item_macro=im, n_item_macros=n_im, user_macro=um,
+        n_user_macros=n_um, dense_slots=dense, u1_ids=u1[0], u1_cnt=u1[1], u2_ids=u2[0], u2_cnt=u2[1],
+        i1_ids=i1[0], i1_cnt=i1[1], i2_ids=i2[0], i2_cnt=i2[1],
+        u_rec=np.concatenate(parts["ur"]), u_rec_time=np.concatenate(parts["urt"]),
+        i_rec=np.concatenate(parts["ir"]), i_rec_time=np.concatenate(parts["irt"]),
+        user_deg=np.concatenate(parts["ud"]), item_deg=np.concatenate(parts["id"]),
+        u_adj=sp.vstack(parts["ua"]).tocsr(), i_adj=sp.vstack(parts["ia"]).tocsr(),
+        info={"n_item_macros": n_im, "n_user_macros": n_um, "edges": int(graph.n_edges),
+              "snapshots": int(len(cutoffs))})

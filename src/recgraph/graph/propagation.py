@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from ..train.checkpoint import read_checked_json
+from ..io import read_checked_json
 
 __all__ = ["PropagatedFeatures", "relation_operators", "propagate", "FORMAT"]
 

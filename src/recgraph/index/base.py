@@ -21,7 +21,7 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from ..train.checkpoint import atomic_write_json, read_checked_json
+from ..io import atomic_write_json, read_checked_json
 
 __all__ = ["Index", "INDEX_TYPES", "as_queries", "filter_excluded", "load_index", "topk_over_candidates"]
 

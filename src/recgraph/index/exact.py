@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file
 
-from ..train.checkpoint import atomic_save_tensors
+from ..io import atomic_save_tensors
 from .base import Index, _check_k, as_queries
 
 __all__ = ["ExactIndex"]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..train.checkpoint import atomic_write_bytes
+from ..io import atomic_write_bytes
 from .base import Index, _check_k, as_queries
 
 __all__ = ["FaissIVFIndex"]

@@ -27,7 +27,7 @@ import torch
 from safetensors.torch import load_file
 
 from ..nn.quantizer import residual_kmeans, rq_decode, rq_encode
-from ..train.checkpoint import atomic_save_tensors
+from ..io import atomic_save_tensors
 from .base import Index, _check_k, as_queries, topk_over_candidates
 
 __all__ = ["RQIndex", "ranges_to_flat"]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..train.checkpoint import atomic_write_bytes
+from ..io import atomic_write_bytes
 
 
 def _png(fig) -> str:

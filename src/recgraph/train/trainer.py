@@ -1,8 +1,8 @@
 """One training loop for every model.
 
 A model trains here when it has ``loss(batch) -> scalar tensor``; the batches come from a callable
-``batches(epoch, rng) -> Iterable[batch]`` (a batch is a tensor, or a tuple / dict of tensors; the
-trainer moves it to the device). Determinism: epoch ``e`` draws from ``numpy`` and ``torch``
+``batches(epoch, rng) -> Iterable[batch]`` (a batch is a tensor, a tuple / dict of tensors or a typed
+batch dataclass with ``to(device)``; the trainer moves it to the device). Determinism: epoch ``e`` draws from ``numpy`` and ``torch``
 generators seeded with ``(seed, e)``, so a run resumed from the checkpoint of epoch ``e`` replays
 epochs ``e+1 …`` exactly as an uninterrupted run would.
 
@@ -12,6 +12,7 @@ Early stopping watches a *validation* metric (``monitor``); the test set never e
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
@@ -41,6 +42,8 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
 def to_device(batch, device: torch.device):
     if torch.is_tensor(batch):
         return batch.to(device, non_blocking=True)
+    if hasattr(batch, "to") and dataclasses.is_dataclass(batch):  # typed batches (CTRBatch, ...)
+        return batch.to(device)
     if isinstance(batch, dict):
         return {k: to_device(v, device) for k, v in batch.items()}
     if isinstance(batch, (list, tuple)):
@@ -85,6 +88,9 @@ class Trainer:
         checkpoint_every: epochs between ``last/`` writes; a killed run repeats at most
             ``checkpoint_every - 1`` epochs when resumed (on Gowalla ``last/`` is ~55 MB).
         resume: continue from ``checkpoint_dir/last`` when present.
+        run_key: what shaped the data and the model (dataset, split, seed, model arguments...); stored
+            in every checkpoint, and a resume from a checkpoint with a different key is refused (it
+            would continue on another split, e.g. one whose test items the model trained on).
         device: "cpu", "cuda" or "auto".
         seed: run seed.
         progress: show rich progress bars.
@@ -95,6 +101,7 @@ class Trainer:
                  optimizer: str = "adam", lr_schedule: str = "constant", monitor: str | None = "ndcg@20",
                  mode: str = "max", patience: int | None = 10, eval_every: int = 1,
                  checkpoint_dir: str | Path | None = None, checkpoint_every: int = 1, resume: bool = False,
+                 run_key: dict | None = None,
                  device: str | torch.device | None = "auto", seed: int = 0,
                  progress: bool = True, grad_clip: float | None = None,
                  log: Callable[[str], None] | None = None):
@@ -110,6 +117,7 @@ class Trainer:
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
         self.checkpoint_every = checkpoint_every
         self.resume, self.device, self.seed = resume, resolve_device(device), seed
+        self.run_key = run_key
         self.progress, self.grad_clip = progress, grad_clip
         self.log = log or (lambda s: None)
 
@@ -134,6 +142,19 @@ class Trainer:
             return self.lr * 0.5 * (1.0 + math.cos(math.pi * epoch / self.max_epochs))
         return self.lr
 
+    def _check_run_key(self, saved: dict | None) -> None:
+        if self.run_key is None:
+            return
+        import json
+
+        norm = lambda d: json.loads(json.dumps(d, sort_keys=True, default=str))  # noqa: E731
+        want, have = norm(self.run_key), norm(saved or {})
+        diff = sorted(k for k in set(want) | set(have) if want.get(k) != have.get(k))
+        if diff:
+            shown = "; ".join(f"{k}: checkpoint {have.get(k)!r}, now {want.get(k)!r}" for k in diff)
+            raise ValueError(f"cannot resume from {self.checkpoint_dir / 'last'}: it was made with different "
+                             f"settings ({shown}); resume with the checkpoint's settings or use a new --out")
+
     def _better(self, value: float, best: float | None) -> bool:
         if value is None or (isinstance(value, float) and math.isnan(value)):
             return False
@@ -150,6 +171,7 @@ class Trainer:
         best_state = None
         if self.resume and self.checkpoint_dir and (self.checkpoint_dir / "last" / "meta.json").exists():
             meta = load_checkpoint(self.checkpoint_dir / "last", model, opt, map_location=str(self.device))
+            self._check_run_key(meta.get("run_key"))
             start_epoch = meta["epoch"] + 1
             result.history, best_value, bad_evals = meta["history"], meta["best_value"], meta["bad_evals"]
             result.best_epoch, result.best_metrics = meta["best_epoch"], meta["best_metrics"]
@@ -225,7 +247,8 @@ class Trainer:
                     save_checkpoint(self.checkpoint_dir / "last", model, opt,
                                     {"epoch": epoch, "history": result.history, "best_value": best_value,
                                      "bad_evals": bad_evals, "best_epoch": result.best_epoch,
-                                     "best_metrics": result.best_metrics, "seed": self.seed})
+                                     "best_metrics": result.best_metrics, "seed": self.seed,
+                                     "run_key": self.run_key})
                 if stop:
                     result.stopped_early = True
                     break

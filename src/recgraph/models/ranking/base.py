@@ -2,9 +2,9 @@
 
 A ranking model is an ``nn.Module`` with ``task = "ctr"``, built from plain typed arguments
 ``(n_users, n_items, n_user_macros, n_item_macros, dim, ...)``; ``needs`` names the feature groups
-its batches must carry (see :meth:`recgraph.data.ctr.CTRData.batch`: ``"macro"``, ``"recent"``,
-``"sage"``); ``forward(batch) -> logits [B]``, where the user-side inputs may have batch size 1
-(one user against ``B`` candidates: :meth:`~recgraph.data.ctr.CTRData.request`); ``loss(batch)`` = BCE with logits (the
+its batches must carry (see :meth:`recgraph.graph.features.CTRData.batch`: ``"macro"``, ``"recent"``,
+``"sage"``); ``forward(batch: CTRBatch) -> logits [B]``, where ``batch.user`` may have leading size 1
+(one user against ``B`` candidates: :meth:`~recgraph.graph.features.CTRData.request`); ``loss(batch)`` = BCE with logits (the
 :class:`~recgraph.train.trainer.Trainer` contract).
 """
 
@@ -15,6 +15,8 @@ import inspect
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from ...data.batch import CTRBatch
 
 
 def broadcast_rows(*xs: torch.Tensor) -> list[torch.Tensor]:
@@ -29,20 +31,20 @@ class CTRModel(nn.Module):
     needs: frozenset = frozenset()
     train_defaults: dict = {"lr": 3e-3, "weight_decay": 0.0, "batch_size": 128}
 
-    def forward(self, batch: dict) -> torch.Tensor:  # pragma: no cover - abstract
+    def forward(self, batch: CTRBatch) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
     @property
     def batch_kwargs(self) -> dict:
-        """Extra arguments for :meth:`~recgraph.data.ctr.CTRData.batch` / ``loader`` / ``request``
+        """Extra arguments for :meth:`~recgraph.graph.features.CTRData.batch` / ``loader`` / ``request``
         (e.g. the sampled GNN's ``fanouts``)."""
         return {}
 
-    def loss(self, batch: dict) -> torch.Tensor:
-        return F.binary_cross_entropy_with_logits(self(batch), batch["label"].float())
+    def loss(self, batch: CTRBatch) -> torch.Tensor:
+        return F.binary_cross_entropy_with_logits(self(batch), batch.label.float())
 
     @torch.no_grad()
-    def predict(self, batch: dict) -> torch.Tensor:
+    def predict(self, batch: CTRBatch) -> torch.Tensor:
         return self(batch)
 
     def config(self) -> dict:

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from ...nn.mlp import MLP
+from ...data.batch import CTRBatch
 from ..registry import register
 from .base import CTRModel, broadcast_rows
 
@@ -28,8 +29,8 @@ class DeepFM(CTRModel):
         self.bias = nn.Parameter(torch.zeros(1))
         self.mlp = MLP(len(sizes) * dim, tuple(hidden), activation="relu", dropout=dropout)
 
-    def forward(self, batch: dict) -> torch.Tensor:
-        ids = (batch["user"], batch["item"], batch["umacro"], batch["imacro"])
+    def forward(self, batch: CTRBatch) -> torch.Tensor:
+        ids = (batch.user.ids, batch.item.ids, batch.user.macro, batch.item.macro)
         v = torch.stack(broadcast_rows(*(e(i) for e, i in zip(self.emb, ids))), dim=1)  # [B, F, d]
         first = sum(broadcast_rows(*(l(i) for l, i in zip(self.lin, ids)))).squeeze(-1)
         fm = 0.5 * ((v.sum(1) ** 2) - (v ** 2).sum(1)).sum(-1)

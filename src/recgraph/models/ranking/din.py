@@ -9,6 +9,7 @@ from torch import nn
 
 from ...nn.attention import DINAttention
 from ...nn.mlp import MLP
+from ...data.batch import CTRBatch
 from ..registry import register
 from .base import CTRModel, broadcast_rows
 
@@ -32,9 +33,9 @@ class DIN(CTRModel):
         self.att = DINAttention(dim)
         self.mlp = MLP(5 * dim, tuple(hidden), activation="dice")
 
-    def forward(self, batch: dict) -> torch.Tensor:
-        ei = self.item(batch["item"])
-        rec = batch["u_rec"]
+    def forward(self, batch: CTRBatch) -> torch.Tensor:
+        ei = self.item(batch.item.ids)
+        rec = batch.user.recent
         interest = self.att(ei, self.item(rec), (rec != self.n_items).float())
-        x = torch.cat(broadcast_rows(self.user(batch["user"]), ei, self.im(batch["imacro"]), interest, ei * interest), -1)
+        x = torch.cat(broadcast_rows(self.user(batch.user.ids), ei, self.im(batch.item.macro), interest, ei * interest), -1)
         return self.mlp(x).squeeze(-1)

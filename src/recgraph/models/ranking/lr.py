@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ...data.batch import CTRBatch
 from ..registry import register
 from .base import CTRModel
 
@@ -23,6 +24,6 @@ class LR(CTRModel):
             nn.init.zeros_(e.weight)
         self.bias = nn.Parameter(torch.zeros(1))
 
-    def forward(self, batch: dict) -> torch.Tensor:
-        return (self.bias + self.w_user(batch["user"]) + self.w_item(batch["item"]) + self.w_um(batch["umacro"])
-                + self.w_im(batch["imacro"])).squeeze(-1)
+    def forward(self, batch: CTRBatch) -> torch.Tensor:
+        return (self.bias + self.w_user(batch.user.ids) + self.w_item(batch.item.ids)
+                + self.w_um(batch.user.macro) + self.w_im(batch.item.macro)).squeeze(-1)

@@ -1,6 +1,6 @@
 """MacGNN (WWW 2024): CTR with a macro graph.
 
-Inputs per sample (from :class:`recgraph.data.ctr.CTRData`, snapshot strictly before the sample):
+Inputs per sample (from :class:`recgraph.graph.features.CTRData`, snapshot strictly before the sample):
 user 1-hop (item-macro counts), user 2-hop (user-macro counts), item 1-hop (user-macro counts),
 item 2-hop (item-macro counts), the user's last 20 positive items and the item's last 20 positive
 users. Macro embeddings are free parameters. Each macro neighbourhood is aggregated by target-aware
@@ -11,7 +11,7 @@ Readout ``[e_u, u1, u2, u_rec, e_i, i1, i2, i_rec]`` (14·d with attention outpu
 
 Defaults fix the defects of the official code; each can be switched back on by name
 (``variant="official"`` switches on all three; the fourth official behaviour — best checkpoint
-chosen on the test set — is ``select_on_test`` of :func:`recgraph.train.ctr_experiment.run_ctr_experiment`):
+chosen on the test set — is ``select_on_test`` of :class:`recgraph.train.runner.ExperimentConfig`):
 
 * ``official_attention_noop``: softmax over a length-1 axis → attention weights are all 1, only
   the count weights ``softmax(log(n + 1) / τ)`` remain;
@@ -34,6 +34,7 @@ from torch import nn
 
 from ...nn.attention import SlotAttention
 from ...nn.mlp import MLP
+from ...data.batch import CTRBatch
 from ..registry import register
 from .base import CTRModel, broadcast_rows
 
@@ -73,16 +74,17 @@ class MacGNN(CTRModel):
         bias = torch.log1p(cnt) / self.tau
         return self.att[name].forward_table(query, table.weight, ids, cnt > 0, bias)
 
-    def forward(self, batch: dict) -> torch.Tensor:
-        """Logits ``[B]``. User-side inputs (``user``, ``u1_*``, ``u2_*``, ``u_rec``) may have batch
-        size 1 — one user scored against B candidates (:meth:`recgraph.data.ctr.CTRData.request`):
+    def forward(self, batch: CTRBatch) -> torch.Tensor:
+        """Logits ``[B]``. The user side (``batch.user``) may have leading
+        size 1 — one user scored against B candidates (:meth:`recgraph.graph.features.CTRData.request`):
         the user's neighbourhoods are then projected once and shared."""
-        eu, ei = self.user(batch["user"]), self.item(batch["item"])
-        u1 = self._macro("u1", ei, batch["u1_ids"], batch["u1_cnt"], self.imacro)
-        u2 = self._macro("u2", ei, batch["u2_ids"], batch["u2_cnt"], self.umacro)
-        i1 = self._macro("i1", eu, batch["i1_ids"], batch["i1_cnt"], self.umacro)
-        i2 = self._macro("i2", eu, batch["i2_ids"], batch["i2_cnt"], self.imacro)
-        ur_ids, ir_ids = batch["u_rec"], batch["i_rec"]
+        u, i = batch.user, batch.item
+        eu, ei = self.user(u.ids), self.item(i.ids)
+        u1 = self._macro("u1", ei, u.hop1_ids, u.hop1_cnt, self.imacro)
+        u2 = self._macro("u2", ei, u.hop2_ids, u.hop2_cnt, self.umacro)
+        i1 = self._macro("i1", eu, i.hop1_ids, i.hop1_cnt, self.umacro)
+        i2 = self._macro("i2", eu, i.hop2_ids, i.hop2_cnt, self.imacro)
+        ur_ids, ir_ids = u.recent, i.recent
         ur = self.att["ur"](ei, self.item(ur_ids), ur_ids != self.n_items)
         ir = self.att["ir"](eu, self.user(ir_ids), ir_ids != self.n_users)
         x = torch.cat(broadcast_rows(eu, u1, u2, ur, ei, i1, i2, ir), dim=-1)

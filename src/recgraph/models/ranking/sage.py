@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from ...nn.mlp import MLP
+from ...data.batch import CTRBatch
 from ..registry import register
 from .base import CTRModel, broadcast_rows
 
@@ -49,10 +50,10 @@ class SAGECTR(CTRModel):
         h_root1 = torch.relu(l1_root(torch.cat([root_emb(root), _masked_mean(nb_emb(nb), nb != n_nb)], -1)))
         return l2(torch.cat([h_root1, _masked_mean(h_nb, nb != n_nb)], -1))
 
-    def forward(self, batch: dict) -> torch.Tensor:
-        hu = self._tower(batch["user"], batch["u_nb"], batch["u_nb2"], self.user, self.item, self.n_users,
+    def forward(self, batch: CTRBatch) -> torch.Tensor:
+        hu = self._tower(batch.user.ids, batch.user.nb, batch.user.nb2, self.user, self.item, self.n_users,
                          self.n_items, self.l1_user, self.l1_item, self.l2_user)
-        hi = self._tower(batch["item"], batch["i_nb"], batch["i_nb2"], self.item, self.user, self.n_items,
+        hi = self._tower(batch.item.ids, batch.item.nb, batch.item.nb2, self.item, self.user, self.n_items,
                          self.n_users, self.l1_item, self.l1_user, self.l2_item)
         hu, hi = broadcast_rows(hu, hi)  # a request's user tower runs once, for all its candidates
         return self.mlp(torch.cat([hu, hi, hu * hi], -1)).squeeze(-1)
