@@ -152,9 +152,10 @@ def cli(*args: str, data: Callable[[Path], Path] | None = None, env: dict | None
         res = CliRunner().invoke(app, argv, env=env, catch_exceptions=True)
         if res.exception is not None and not isinstance(res.exception, SystemExit):
             raise AssertionError(f"traceback instead of a message: {res.exception!r}\n{res.output}")
+        text = res.output.replace("\n", "")  # rich wraps at 80 columns, even inside a path
         if res.exit_code != 0:
-            raise CliFailed(res.output)
-        return res.output, None
+            raise CliFailed(text)
+        return text, None
 
     return run
 
@@ -162,6 +163,94 @@ def cli(*args: str, data: Callable[[Path], Path] | None = None, env: dict | None
 def mutate_gz(data: bytes, cut: bool) -> bytes:
     z = gzip.compress(data)
     return z[: len(z) - 12] if cut else z[:12] + bytes(b ^ 0x5A for b in z[12:40]) + z[40:]
+
+
+# ------------------------------------------------------------------------------- run-folder helpers
+
+_RUN_CACHE: dict[str, Path] = {}
+
+
+def trained_run() -> Path:
+    """A real MF-BPR run folder on MovieLens-100K (2 epochs, checkpoints every epoch), trained once
+    per test session with the CLI and copied by each case that damages it."""
+    if "run" not in _RUN_CACHE:
+        import tempfile
+
+        root = Path(tempfile.mkdtemp(prefix="recgraph-hostile-run-"))
+        cli("train", "bpr", "--dataset", ML, "--epochs", "2", "--out", str(root / "run"), "--device", "cpu")(root)
+        _RUN_CACHE["run"] = root / "run"
+    return _RUN_CACHE["run"]
+
+
+def _copy_run(tmp: Path) -> Path:
+    dst = tmp / "run"
+    shutil.copytree(trained_run(), dst, ignore=shutil.ignore_patterns(".lock"))
+    return dst
+
+
+def flip(p: Path) -> None:
+    b = bytearray(p.read_bytes())
+    b[-9] ^= 0x01  # inside the tensor data: shapes and header intact
+    p.write_bytes(bytes(b))
+
+
+def cut(p: Path) -> None:
+    p.write_bytes(p.read_bytes()[: p.stat().st_size // 2])
+
+
+def eval_cli(damage: Callable[[Path], object]) -> Callable:
+    def run(tmp: Path):
+        run_dir = _copy_run(tmp)
+        damage(run_dir)
+        return cli("eval", str(run_dir))(tmp)
+
+    return run
+
+
+def resume_cli(damage: Callable[[Path], object], *extra: str) -> Callable:
+    def run(tmp: Path):
+        run_dir = _copy_run(tmp)
+        damage(run_dir)
+        return cli("train", "bpr", "--dataset", ML, "--epochs", "3", "--out", str(run_dir), "--resume",
+                   "--device", "cpu", *extra)(tmp)
+
+    return run
+
+
+def _concurrent(tmp: Path):
+    """Start a long run on tmp/run in a subprocess; once it holds the folder's lock, start a second."""
+    import fcntl
+    import subprocess
+    import time
+
+    out = tmp / "run"
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", NUMBA_NUM_THREADS="1",
+               PYTHONPATH=os.pathsep.join([str(Path(__file__).resolve().parents[1] / "src"),
+                                           os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.Popen([sys.executable, "-m", "recgraph.cli", "train", "bpr", "--dataset", ML, "--epochs",
+                             "500", "--out", str(out), "--device", "cpu"], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            if proc.poll() is not None:
+                raise AssertionError(f"the first run exited early ({proc.returncode})")
+            if (out / ".lock").exists():
+                fd = os.open(out / ".lock", os.O_RDWR)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    fcntl.flock(fd, fcntl.LOCK_UN)
+                except BlockingIOError:
+                    break  # held by the first run
+                finally:
+                    os.close(fd)
+            time.sleep(0.2)
+        else:
+            raise AssertionError("the first run never took the --out lock")
+        return cli("train", "bpr", "--dataset", ML, "--epochs", "1", "--out", str(out), "--device", "cpu")(tmp)
+    finally:
+        proc.kill()
+        proc.wait()
 
 
 LATIN1 = "u,i\n1,caf\u00e9\n2,na\u00efve\n".encode("latin-1")
@@ -365,6 +454,55 @@ CASES: list[Case] = [
     Case("cli-unknown-dataset", "cli", "`recgraph train pop --dataset movielens-1b`",
          cli("train", "pop", "--dataset", "movielens-1b", "--out", "{tmp}/run"), CliFailed,
          ("unknown dataset", "movielens-1b")),
+    # ---- run folders, checkpoints, training arguments (the CLI on a trained MF-BPR run folder)
+    Case("run-tampered-checkpoint", "run folder", "a checkpoint with bytes changed (shapes intact), --resume",
+         resume_cli(lambda run: flip(next((run / "checkpoint" / "last").glob("state-*.safetensors")))), CliFailed,
+         ("state-", ".safetensors", "sha256"), needs_data=True),
+    Case("run-tampered-weights", "run folder", "model weights with bytes changed, `recgraph eval`",
+         eval_cli(lambda run: flip(run / "model" / "weights.safetensors")), CliFailed,
+         ("weights.safetensors", "sha256"), needs_data=True),
+    Case("run-truncated-weights", "run folder", "truncated model weights, `recgraph eval`",
+         eval_cli(lambda run: cut(run / "model" / "weights.safetensors")), CliFailed,
+         ("weights.safetensors",), needs_data=True),
+    Case("run-garbage-weights", "run folder", "random bytes as weights.safetensors, `recgraph eval`",
+         eval_cli(lambda run: (run / "model" / "weights.safetensors").write_bytes(os.urandom(4096))), CliFailed,
+         ("weights.safetensors",), needs_data=True),
+    Case("run-truncated-checkpoint", "run folder", "a truncated checkpoint tensor file, --resume",
+         resume_cli(lambda run: cut(next((run / "checkpoint" / "last").glob("state-*.safetensors")))), CliFailed,
+         ("state-", ".safetensors"), needs_data=True),
+    Case("run-malformed-config", "run folder", "config.json cut in half, `recgraph eval`",
+         eval_cli(lambda run: cut(run / "config.json")), CliFailed, ("config.json", "JSON"), needs_data=True),
+    Case("run-malformed-artifact", "run folder", "model/artifact.json not JSON, `recgraph eval`",
+         eval_cli(lambda run: (run / "model" / "artifact.json").write_text("{not json")), CliFailed,
+         ("artifact.json",), needs_data=True),
+    Case("run-malformed-meta", "run folder", "checkpoint meta.json not JSON, --resume",
+         resume_cli(lambda run: (run / "checkpoint" / "last" / "meta.json").write_text("[1, 2")), CliFailed,
+         ("meta.json",), needs_data=True),
+    Case("run-model-missing", "run folder", "a run folder whose model/ is gone, `recgraph eval`",
+         eval_cli(lambda run: shutil.rmtree(run / "model")), CliFailed, ("model",), needs_data=True),
+    Case("run-config-missing", "run folder", "a run folder without config.json, `recgraph eval`",
+         eval_cli(lambda run: (run / "config.json").unlink()), CliFailed, ("config.json",), needs_data=True),
+    Case("run-resume-other-seed", "run folder", "--resume with a different --seed than the checkpoint",
+         resume_cli(lambda run: None, "--seed", "1"), CliFailed, ("seed",), needs_data=True),
+    Case("run-resume-other-split", "run folder", "--resume with a different --split than the checkpoint",
+         resume_cli(lambda run: None, "--split", "leave-last-out"), CliFailed, ("split",), needs_data=True),
+    Case("cli-epochs-zero", "cli", "`recgraph train bpr --epochs 0`",
+         cli("train", "bpr", "--dataset", ML, "--epochs", "0", "--out", "{tmp}/run"), CliFailed, ("--epochs",),
+         check=None, needs_data=False),
+    Case("cli-epochs-negative", "cli", "`recgraph train bpr --epochs -1`",
+         cli("train", "bpr", "--dataset", ML, "--epochs", "-1", "--out", "{tmp}/run"), CliFailed, ("--epochs",)),
+    Case("cli-out-is-file", "cli", "`--out` naming an existing file (refused before training)",
+         lambda tmp: (tmp / "taken").write_text("x") and cli("train", "bpr", "--dataset", ML, "--out",
+                                                              "{tmp}/taken")(tmp), CliFailed, ("--out", "taken")),
+    Case("cli-set-unknown", "cli", "`--set nosuch=1`: the model's arguments are listed",
+         cli("train", "bpr", "--dataset", ML, "--set", "nosuch=1", "--out", "{tmp}/run"), CliFailed,
+         ("nosuch", "dim")),
+    Case("cli-set-unparsable", "cli", "`--set dim=abc` (an int argument)",
+         cli("train", "bpr", "--dataset", ML, "--set", "dim=abc", "--out", "{tmp}/run"), CliFailed, ("dim",)),
+    Case("cli-set-no-equals", "cli", "`--set dim` without a value",
+         cli("train", "bpr", "--dataset", ML, "--set", "dim", "--out", "{tmp}/run"), CliFailed, ("--set", "dim")),
+    Case("cli-concurrent-out", "cli", "a second run writing the --out folder of a running one",
+         lambda tmp: _concurrent(tmp), CliFailed, ("--out", "another recgraph run"), needs_data=True),
 ]
 
 
