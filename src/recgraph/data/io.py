@@ -1,10 +1,28 @@
 """Readers for interaction logs: CSV / TSV / Parquet / JSON lines, gzip transparently.
 
 :func:`read_interactions` maps columns (by name or 0-based index) onto an :class:`Interactions`
-and validates every row. The fast path is one pyarrow parse plus vectorised casts and checks; only
-when a row is bad does a second, slow per-line pass run, and only to find the line number for the
-message. Each bad row is either a :class:`DataError` naming the file, the 1-based line and the
-column, or — with ``on_bad_rows="skip"`` — a counted entry in a :class:`SkipReport`.
+and validates every row. Text is streamed in pieces of :data:`CHUNK_BYTES` that end at a row
+boundary (Parquet: batch by batch), so peak memory follows the output arrays, not the file. Per
+piece the fast path is one pyarrow parse plus vectorised casts and checks; only when pyarrow and
+the documented rules could disagree (a row with the wrong field count, a malformed JSON line, mixed
+JSON types) does a slow per-line pass with Python's ``csv`` / ``json`` modules run — the reference
+semantics that ``tests/data/test_io_properties.py`` checks the fast path against.
+
+Rules (each violation is a :class:`DataError` naming the file, the 1-based line and the column, or
+— with ``on_bad_rows="skip"`` — a counted entry in a :class:`SkipReport`; file-level problems are
+always errors):
+
+- the whole file must be text in ``encoding`` (default UTF-8; a UTF-8 byte-order mark is dropped;
+  a UTF-16/32 one asks for ``encoding=``); an invalid byte names its line and suggests
+  ``encoding='latin-1'`` (file level);
+- integer ids are ``[+-]digits`` within int64 (JSON: integers or integral floats up to 2**53);
+  beyond int64 is its own reason ("pass id_type='str'");
+- timestamps are Unix seconds (``timestamp_unit`` for ms / us / ns; ISO-8601 strings accepted) in
+  ``timestamp_range`` (default [1970-01-01, 3000-01-01); ``None`` accepts any);
+- Parquet columns of a type that cannot hold the role (booleans or lists as ids, ...) are refused
+  by type, before reading (file level);
+- an empty file, a file of blank lines, a header without rows, a directory or a missing path each
+  get their own message.
 
 Lower-level helpers used by the dataset loaders:
 
@@ -181,7 +199,7 @@ def read_pairs(path: str | os.PathLike, *, data: bytes | None = None, n_fields: 
 
 #: Text files are parsed in pieces of about this many bytes, each ending at a row boundary, so that
 #: peak memory grows with the piece and the output arrays, not with the file (gzip streams too).
-CHUNK_BYTES = 32 << 20
+CHUNK_BYTES = 16 << 20
 #: Accepted timestamps by default: Unix seconds in [1970-01-01, 3000-01-01).
 TIMESTAMP_RANGE = (0, 32_503_680_000)
 _UNITS = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
@@ -262,7 +280,7 @@ def _to_utf8(piece: bytes, encoding: str, path: Path, line0: int) -> bytes:
 
 def _last_row_end(buf: bytes, quote: bool) -> int:
     """Index just after the last ``\\n`` that ends a row (outside double quotes when ``quote``), or -1."""
-    if not quote:
+    if not quote or b'"' not in buf:
         return buf.rfind(b"\n") + 1 if b"\n" in buf else -1
     b = np.frombuffer(buf, np.uint8)
     nl = np.flatnonzero(b == 10)
@@ -323,13 +341,15 @@ def _row_lines(data: bytes, quote: bool) -> np.ndarray:
     n = len(b)
     if n == 0:
         return np.zeros(0, np.int64)
-    is_nl = b == 10
-    brk = is_nl | (b == 13)
     if b"\r" in data:
+        is_nl = b == 10
+        brk = is_nl | (b == 13)
         brk[:-1] &= ~((b[:-1] == 13) & is_nl[1:])  # '\r\n' breaks at the '\n'
-    breaks = np.flatnonzero(brk)
+        breaks = np.flatnonzero(brk)
+    else:
+        breaks = np.flatnonzero(b == 10)
     ends = breaks
-    if quote:
+    if quote and b'"' in data:
         qpos = np.flatnonzero(b == 34)
         if len(qpos):
             ends = breaks[np.searchsorted(qpos, breaks) % 2 == 0]
