@@ -254,6 +254,10 @@ def _concurrent(tmp: Path):
 
 
 LATIN1 = "u,i\n1,caf\u00e9\n2,na\u00efve\n".encode("latin-1")
+_USERS = [f"user{k % 40}" for k in range(400)]
+_ITEMS = [f"caf\u00e9-{(k * 7) % 60}" for k in range(400)]
+LATIN1_LOG = ("u,i\n" + "".join(f"{u},{i}\n" for u, i in zip(_USERS, _ITEMS))).encode("latin-1")
+MS_LOG = "u,i,t\n" + "".join(f"{u},item{(k * 7) % 60},{1500000000000 + 1000 * k}\n" for k, u in enumerate(_USERS))
 SKIP = dict(on_bad_rows="skip")
 
 # ------------------------------------------------------------------------------------------- cases
@@ -454,6 +458,24 @@ CASES: list[Case] = [
     Case("cli-unknown-dataset", "cli", "`recgraph train pop --dataset movielens-1b`",
          cli("train", "pop", "--dataset", "movielens-1b", "--out", "{tmp}/run"), CliFailed,
          ("unknown dataset", "movielens-1b")),
+    Case("cli-data-latin1", "cli", "`train --data` on a latin-1 file",
+         lambda tmp: cli("train", "pop", "--data", str(put(tmp, "log.csv", LATIN1_LOG)), "--user", "u", "--item", "i",
+                         "--out", "{tmp}/run")(tmp), CliFailed, ("log.csv:2", "encoding")),
+    Case("cli-data-latin1-declared", "cli", "`train --data --encoding latin-1` on that file",
+         lambda tmp: cli("train", "pop", "--data", str(put(tmp, "log.csv", LATIN1_LOG)), "--user", "u", "--item", "i",
+                         "--encoding", "latin-1", "--out", "{tmp}/run")(tmp), None, ("metrics",)),
+    Case("cli-data-ms-times", "cli", "`train --data --time t` with millisecond times",
+         lambda tmp: cli("train", "pop", "--data", str(put(tmp, "log.csv", MS_LOG)), "--user", "u", "--item", "i",
+                         "--time", "t", "--out", "{tmp}/run")(tmp), CliFailed, ("log.csv:2", "column 't'", "ms")),
+    Case("cli-data-ms-times-declared", "cli", "`train --data --time t --time-unit ms`",
+         lambda tmp: cli("train", "pop", "--data", str(put(tmp, "log.csv", MS_LOG)), "--user", "u", "--item", "i",
+                         "--time", "t", "--time-unit", "ms", "--out", "{tmp}/run")(tmp), None, ("metrics",)),
+    Case("cli-data-empty", "cli", "`train --data` on an empty file",
+         lambda tmp: cli("train", "pop", "--data", str(put(tmp, "log.csv", b"")), "--user", "u", "--item", "i",
+                         "--out", "{tmp}/run")(tmp), CliFailed, ("log.csv", "empty")),
+    Case("cli-data-directory", "cli", "`train --data` naming a directory",
+         cli("train", "pop", "--data", "{tmp}", "--user", "u", "--item", "i", "--out", "{tmp}/run"), CliFailed,
+         ("--data", "directory")),
     # ---- run folders, checkpoints, training arguments (the CLI on a trained MF-BPR run folder)
     Case("run-tampered-checkpoint", "run folder", "a checkpoint with bytes changed (shapes intact), --resume",
          resume_cli(lambda run: flip(next((run / "checkpoint" / "last").glob("state-*.safetensors")))), CliFailed,

@@ -84,7 +84,8 @@ USER_ERRORS = (FileNotFoundError, KeyError, ValueError, RuntimeError, TypeError,
 
 
 def _data_source(data: Optional[Path], user: Optional[str], item: Optional[str], time_col: Optional[str],
-                 rating: Optional[str], positive_threshold: Optional[float], sep: Optional[str]):
+                 rating: Optional[str], positive_threshold: Optional[float], sep: Optional[str],
+                 encoding: str = "utf-8", time_unit: str = "s"):
     """The ``--data`` options as a :class:`~recgraph.train.runner.DataSource` (None without ``--data``)."""
     from .train.runner import DataSource
 
@@ -101,7 +102,7 @@ def _data_source(data: Optional[Path], user: Optional[str], item: Optional[str],
     if not user or not item:
         _fail("--data needs --user COL and --item COL (the columns holding user and item ids)")
     try:
-        return DataSource(str(data), user, item, time_col, rating, positive_threshold, sep)
+        return DataSource(str(data), user, item, time_col, rating, positive_threshold, sep, encoding, time_unit)
     except ValueError as exc:
         _fail(str(exc))
 
@@ -113,6 +114,9 @@ TimeOpt = typer.Option(None, "--time", help="--data: the timestamp column (epoch
 RatingOpt = typer.Option(None, "--rating", help="--data: a rating / label column")
 ThresholdOpt = typer.Option(None, "--positive-threshold", help="--data: rows with rating >= this are positives")
 SepOpt = typer.Option(None, "--sep", help="--data: field separator of a text file (default: sniffed)")
+EncodingOpt = typer.Option("utf-8", "--encoding", help="--data: text encoding of the file (e.g. latin-1, cp1252, "
+                                                       "utf-16)")
+TimeUnitOpt = typer.Option("s", "--time-unit", help="--data: unit of numeric --time values: s | ms | us | ns")
 
 
 @app.command()
@@ -123,6 +127,7 @@ def quickstart(dataset: str = typer.Option("movielens-100k", help="dataset name 
                data: Optional[Path] = DataOpt, user: Optional[str] = UserOpt, item: Optional[str] = ItemOpt,
                time_col: Optional[str] = TimeOpt, rating: Optional[str] = RatingOpt,
                positive_threshold: Optional[float] = ThresholdOpt, sep: Optional[str] = SepOpt,
+               encoding: str = EncodingOpt, time_unit: str = TimeUnitOpt,
                split: str = typer.Option("auto", help="auto | predefined | random-ratio | leave-last-out | "
                                                       "time-quantile"),
                data_dir: Optional[Path] = DataDirOpt, no_verify_data: bool = NoVerifyOpt):
@@ -133,7 +138,7 @@ def quickstart(dataset: str = typer.Option("movielens-100k", help="dataset name 
     from .report.html import degree_distribution_png, training_curves_png, write_report
     from .train.runner import ExperimentConfig, load_data, make_split, run
 
-    source = _data_source(data, user, item, time_col, rating, positive_threshold, sep)
+    source = _data_source(data, user, item, time_col, rating, positive_threshold, sep, encoding, time_unit)
     name = dataset if source is None else data.name
     t0 = time.perf_counter()
     try:
@@ -225,6 +230,7 @@ def train(model: str = typer.Argument(..., help="model name (see `recgraph model
           data: Optional[Path] = DataOpt, user: Optional[str] = UserOpt, item: Optional[str] = ItemOpt,
           time_col: Optional[str] = TimeOpt, rating: Optional[str] = RatingOpt,
           positive_threshold: Optional[float] = ThresholdOpt, sep: Optional[str] = SepOpt,
+          encoding: str = EncodingOpt, time_unit: str = TimeUnitOpt,
           epochs: Optional[int] = typer.Option(None, help="max epochs (default: the model's)"),
           seed: int = 0, device: str = typer.Option("auto", help="cpu | cuda | auto"),
           out: Optional[Path] = typer.Option(None, help="run folder (default runs/MODEL-DATASET-SEED)"),
@@ -250,7 +256,7 @@ def train(model: str = typer.Argument(..., help="model name (see `recgraph model
     _no_verify(no_verify_data)
     from .train.runner import ExperimentConfig, run
 
-    source = _data_source(data, user, item, time_col, rating, positive_threshold, sep)
+    source = _data_source(data, user, item, time_col, rating, positive_threshold, sep, encoding, time_unit)
     if source is None and dataset is None:
         _fail("name the data: --dataset NAME (see `recgraph datasets`) or --data PATH --user COL --item COL")
     if source is not None and dataset is not None:
