@@ -63,57 +63,11 @@ _INT_RE = r"^\s*[+-]?[0-9]+\s*$"
 def read_bytes(path: str | os.PathLike) -> bytes:
     """The file's bytes, decompressed when it is gzip (detected by magic, not by name).
 
-    A truncated or corrupt gzip stream raises :class:`DataError` naming the file."""
+    A missing path, a directory, or a truncated or corrupt gzip stream raises :class:`DataError`
+    naming the file."""
     path = Path(path)
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(2)
-            fh.seek(0)
-            if head != _GZIP_MAGIC:
-                return fh.read()
-            with gzip.GzipFile(fileobj=fh) as gz:
-                return gz.read()
-    except FileNotFoundError:
-        raise DataError("file not found; check the path (or --data-dir / RECGRAPH_DATA for bundled "
-                        "datasets)", file=str(path)) from None
-    except EOFError as exc:
-        raise DataError(f"truncated gzip file ({exc}); the download or copy is incomplete — fetch the "
-                        "file again and compare its sha256", file=str(path)) from exc
-    except (gzip.BadGzipFile, zlib.error) as exc:
-        raise DataError(f"corrupt gzip file ({exc}); fetch the file again and compare its sha256",
-                        file=str(path)) from exc
-
-
-def _line_starts(data: bytes) -> np.ndarray:
-    """Byte offset of the start of each physical line (vectorised)."""
-    b = np.frombuffer(data, dtype=np.uint8)
-    nl = np.flatnonzero(b == 10)
-    starts = np.concatenate([[0], nl + 1])
-    if len(starts) and starts[-1] == len(b):  # file ends with a newline: no line after it
-        starts = starts[:-1]
-    return starts
-
-
-def _nonempty_lines(data: bytes) -> np.ndarray:
-    """1-based physical line numbers of the non-blank lines (what a CSV parser counts as rows)."""
-    b = np.frombuffer(data, dtype=np.uint8)
-    starts = _line_starts(data)
-    ends = np.concatenate([starts[1:] - 1, [len(b)]])  # exclusive end (position of '\n' or EOF)
-    length = ends - starts
-    # a line holding only '\r' is blank too
-    only_cr = (length == 1) & (b[np.minimum(starts, max(len(b) - 1, 0))] == 13) if len(b) else length == 0
-    return np.flatnonzero((length > 0) & ~only_cr) + 1
-
-
-def _find_line(data: bytes, text: str, encoding: str, skip: int = 0) -> int | None:
-    """Slow pass: 1-based number of the first line equal to ``text`` (after the first ``skip``
-    lines). Used only to locate an error after the fast parse found one."""
-    for i, raw in enumerate(data.split(b"\n")):
-        if i < skip:
-            continue
-        if raw.rstrip(b"\r").decode(encoding, errors="replace") == text:
-            return i + 1
-    return None
+    with _open_binary(path) as fh:
+        return _read_block(fh, -1, path)
 
 
 # ----------------------------------------------------------------------------------- int-line files
