@@ -13,7 +13,7 @@ import gzip
 import os
 import shutil
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -41,7 +41,6 @@ class Case:
     skipped: int | None = None
     check: Callable | None = None
     needs_data: bool = False
-    marks: tuple = field(default_factory=tuple)
 
     @property
     def verdict(self) -> str:
@@ -567,7 +566,16 @@ def _has_data() -> bool:
     return (resolve_data_dir() / ML / "u.data.gz").is_file()
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+_TRAINS = {"cli-train-no-verify", "cli-data-latin1-declared", "cli-data-ms-times-declared", "cli-concurrent-out"}
+
+
+def _params():
+    """Cases that train a model (run folders, a few CLI runs) are marked ``slow`` (still default)."""
+    return [pytest.param(c, id=c.id, marks=(pytest.mark.slow,) if c.area == "run folder" or c.id in _TRAINS else ())
+            for c in CASES]
+
+
+@pytest.mark.parametrize("case", _params())
 def test_hostile_input(case: Case, tmp_path):
     if case.needs_data and not _has_data():
         pytest.skip("needs the bundled MovieLens-100K (set RECGRAPH_DATA)")

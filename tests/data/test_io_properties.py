@@ -163,7 +163,7 @@ def check(data: bytes, suffix: str, ref, mode: str):
 # ---------------------------------------------------------------------------------------- strategies
 
 _CSV_TOKENS = ["1", "23", "-4", "+5", " 6 ", "007", "x", "", '"8"', '"', '""', "9223372036854775807",
-               "9223372036854775808", "-9223372036854775808", "99999999999999999999", "1.5", "1e3", "\t",
+               "9223372036854775808", "-9223372036854775808", "99999999999999999999", "1.5", "1e3", "\t", "0x1F",
                "é", "u", "i"]
 _BREAKS = ["\n", "\r\n", "\r", "\n\n"]
 
@@ -183,7 +183,7 @@ def csv_bytes(draw):
     return data
 
 
-_JSON_VALUES = [1, -2, 3.0, 2.5, 2 ** 63, -2 ** 63, 2 ** 53 + 1.0, "4", " 5 ", "x", "", None, True, [1], {"a": 1},
+_JSON_VALUES = [1, -2, 3.0, 2.5, 2 ** 63, -2 ** 63, 2 ** 53 + 1.0, "4", " 5 ", "x", "", "0x1F", None, True, [1], {"a": 1},
                 float("nan")]
 
 
@@ -261,3 +261,55 @@ def test_pieces_do_not_change_the_result(suffix, gen):
             assert outs[0] == outs[1]
 
     run()
+
+
+_PQ_COLUMNS = st.one_of(
+    st.lists(st.one_of(st.none(), st.integers(-2 ** 63, 2 ** 63 - 1)), min_size=1, max_size=6).map(lambda v: ("int64", v)),
+    st.lists(st.one_of(st.none(), st.integers(0, 2 ** 64 - 1)), min_size=1, max_size=6).map(lambda v: ("uint64", v)),
+    st.lists(st.one_of(st.none(), st.floats(allow_nan=True)), min_size=1, max_size=6).map(lambda v: ("float64", v)),
+    st.lists(st.one_of(st.none(), st.sampled_from(["1", " 2", "x", "", "99999999999999999999", "-3"])),
+             min_size=1, max_size=6).map(lambda v: ("string", v)),
+    st.lists(st.one_of(st.none(), st.booleans()), min_size=1, max_size=6).map(lambda v: ("bool", v)),
+    st.lists(st.lists(st.integers(0, 9), max_size=2), min_size=1, max_size=6).map(lambda v: ("list", v)),
+)
+
+
+@SETTINGS
+@given(u=_PQ_COLUMNS, i=_PQ_COLUMNS, mode=st.sampled_from(["error", "skip"]))
+def test_parquet_matches_reference(u, i, mode):
+    """Parquet columns of any type: ids of a type that cannot hold ids (bool, list) are refused as a
+    whole; otherwise each value reads as the reference id rule says, or the row is bad."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    n = min(len(u[1]), len(i[1]))
+    types = {"int64": pa.int64(), "uint64": pa.uint64(), "float64": pa.float64(), "string": pa.string(),
+             "bool": pa.bool_(), "list": pa.list_(pa.int64())}
+    cols = {name: pa.array(vals[:n], types[t]) for name, (t, vals) in (("u", u), ("i", i))}
+    with tempfile.TemporaryDirectory() as tmp:
+        p = Path(tmp) / "log.parquet"
+        pq.write_table(pa.table(cols), p)
+        rep = SkipReport()
+        if u[0] in ("bool", "list") or i[0] in ("bool", "list"):
+            with pytest.raises(DataError) as e:
+                read_interactions(p, user="u", item="i", on_bad_rows=mode, duplicates="keep", skip_report=rep)
+            assert e.value.column in ("u", "i") and "Parquet type" in str(e.value)
+            return
+        rows, bad = [], []
+        for k in range(n):
+            a, b = _id(u[1][k]), _id(i[1][k])
+            if u[0] == "float64" and isinstance(u[1][k], float) and u[1][k].is_integer() and abs(u[1][k]) < 2 ** 63:
+                a = int(u[1][k])  # Parquet floats: any integral value within int64 (no JSON 2**53 rule)
+            if i[0] == "float64" and isinstance(i[1][k], float) and i[1][k].is_integer() and abs(i[1][k]) < 2 ** 63:
+                b = int(i[1][k])
+            (bad.append(k + 1) if a is None or b is None else rows.append((a, b)))
+        if (mode == "error" and bad) or not rows:
+            with pytest.raises(DataError) as e:
+                read_interactions(p, user="u", item="i", on_bad_rows=mode, duplicates="keep", skip_report=rep)
+            if bad and e.value.line is not None:
+                assert e.value.line in bad
+            return
+        x = read_interactions(p, user="u", item="i", on_bad_rows=mode, duplicates="keep", skip_report=rep)
+        assert x.user_vocab.raw[x.user].tolist() == [a for a, _ in rows]
+        assert x.item_vocab.raw[x.item].tolist() == [b for _, b in rows]
+        assert rep.total == len(bad)

@@ -788,6 +788,14 @@ def _cast_int(col: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray, np.ndarray]
         return np.where(bad, 0, vals).astype(np.int64), bad, over
     if not pa.types.is_string(col.type):
         col = pc.cast(col, pa.string())
+    # fast path: arrow's integer parse fails on overflow and accepts a subset of _INT_RE, except hex
+    # ("0x1F"), which the rules reject: such columns take the checked path below
+    if not pc.any(pc.match_substring(col, "x", ignore_case=True)).as_py():
+        try:
+            out = pc.cast(col, pa.int64())
+            return np.asarray(pc.fill_null(out, 0).to_numpy(), np.int64), _null_mask(out), none
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            pass
     col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
     good = pc.fill_null(pc.match_substring_regex(col, _INT_RE), False)
     digits = pc.utf8_ltrim(pc.utf8_trim_whitespace(col), characters="+-")
@@ -817,6 +825,11 @@ def _cast_float(col: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
         return vals, ~np.isfinite(vals)
     if not pa.types.is_string(col.type):
         col = pc.cast(col, pa.string())
+    try:  # fast path: clean numbers
+        vals = np.asarray(pc.fill_null(pc.cast(col, pa.float64()), np.nan).to_numpy(), np.float64)
+        return vals, ~np.isfinite(vals)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
     col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
     good = np.asarray(pc.fill_null(pc.match_substring_regex(col, _FLOAT_RE, ignore_case=True), False)
                       .to_numpy(zero_copy_only=False), bool)
