@@ -417,6 +417,13 @@ CASES: list[Case] = [
     Case("bad-line-late-piece", "reader", "a bad line deep in a streamed file names its absolute line",
          reader("log.csv", "u,i\n" + "1,2\n" * 500 + "1,x\n", duplicates="keep", chunk_bytes=64), DataError,
          ("log.csv:502", "column 'i'")),
+    Case("int-lines-long-id", "reader", "id-list file (LightGCN format): a 25-digit id on line 2",
+         lambda tmp: (__import__("recgraph.data.io", fromlist=["x"]).read_id_lists(
+             put(tmp, "train.txt", "1 2 3\n4 1234567890123456789012345\n")), None), DataError,
+         ("train.txt:2", "18 digits")),
+    Case("int-lines-text", "reader", "id-list file: a word among the ids",
+         lambda tmp: (__import__("recgraph.data.io", fromlist=["x"]).read_id_lists(
+             put(tmp, "train.txt", "1 2 3\n4 five 6\n")), None), DataError, ("train.txt:2", "field 2")),
     Case("arg-on-bad-rows", "reader", "on_bad_rows='ignore'", reader("log.csv", "u,i\n1,2\n", on_bad_rows="ignore"),
          ValueError, ("on_bad_rows",)),
     Case("arg-timestamp-unit", "reader", "timestamp_unit='minutes'",
@@ -437,6 +444,8 @@ CASES: list[Case] = [
     Case("dataset-cache-not-fooled", "dataset", "verified once (cached), then edited: caught again",
          lambda tmp: _verify_then_tamper(tmp), DataError, ("u.occupation", "does not match the published checksum"),
          needs_data=True),
+    Case("dataset-leftover-part", "dataset", "a leftover .part file from an interrupted download",
+         lambda tmp: _leftover_part(tmp), None, needs_data=True),
     Case("dataset-missing-files", "dataset", "a dataset folder missing its files, download=False",
          lambda tmp: (__import__("recgraph.data.datasets", fromlist=["x"]).load_dataset(ML, tmp, download=False),
                       None), DataError, ("movielens-100k", "u.data.gz")),
@@ -503,6 +512,9 @@ CASES: list[Case] = [
          eval_cli(lambda run: shutil.rmtree(run / "model")), CliFailed, ("model",), needs_data=True),
     Case("run-config-missing", "run folder", "a run folder without config.json, `recgraph eval`",
          eval_cli(lambda run: (run / "config.json").unlink()), CliFailed, ("config.json",), needs_data=True),
+    Case("run-interrupted-write", "run folder", "a temp file left by a write killed mid-way, `recgraph eval`",
+         eval_cli(lambda run: (run / "model" / ".weights.safetensors.x1y2.tmp").write_bytes(b"\0" * 100)), None,
+         ("recall@20",), needs_data=True),
     Case("run-resume-other-seed", "run folder", "--resume with a different --seed than the checkpoint",
          resume_cli(lambda run: None, "--seed", "1"), CliFailed, ("seed",), needs_data=True),
     Case("run-resume-other-split", "run folder", "--resume with a different --split than the checkpoint",
@@ -538,6 +550,15 @@ def _with_env(env: dict, body: Callable, tmp: Path):
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+def _leftover_part(tmp: Path):
+    from recgraph.data.datasets import load_dataset
+
+    root = ml_copy(tmp)
+    (root / ML / ".u.data.gz.k3j4.part").write_bytes(b"\x1f\x8b half a download")
+    ds = load_dataset(ML, root, download=False)
+    return ds, ds.skipped
 
 
 def _verify_then_tamper(tmp: Path):

@@ -107,8 +107,10 @@ def parse_int_lines(path: str | os.PathLike, *, data: bytes | None = None
     tok = np.cumsum(start)[didx] - 1  # token index of each digit byte
     pos_from_end = ends[tok] - didx
     if len(ends) and (ends - starts).max() >= 18:
-        raise DataError("integer with more than 18 digits; ids this long are not supported here",
-                        file=str(path))
+        k = int(np.argmax(ends - starts))
+        raise DataError(f"integer with more than 18 digits ({data[starts[k]:ends[k] + 1][:40].decode()}...); ids "
+                        "this long are not supported in this format", file=str(path),
+                        line=int(np.count_nonzero(b[:starts[k]] == 10)) + 1)
     digits = (b[didx] - 48).astype(np.int64) * (10 ** pos_from_end.astype(np.int64))
     first_digit = np.searchsorted(didx, starts)
     values = np.add.reduceat(digits, first_digit) if len(digits) else np.zeros(0, np.int64)
