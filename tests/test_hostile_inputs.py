@@ -44,6 +44,8 @@ class Case:
 
     @property
     def verdict(self) -> str:
+        if self.error is CliFailed:
+            return "CLI refuses (exit 2, no traceback)"
         if self.error is not None:
             return f"error: {self.error.__name__}"
         if self.skipped:
