@@ -124,24 +124,29 @@ class _Sampler(threading.Thread):
         return max(self.peak, current_rss())
 
 
-def measure(fn: Callable, *args, **kwargs) -> tuple[Any, float, int]:
-    """Run ``fn(*args, **kwargs)``; return ``(result, seconds, peak_rss_delta_bytes)``.
-
-    ``peak_rss_delta_bytes`` is the highest RSS reached during the call minus the RSS just before
-    it (after a ``gc.collect()``): the extra memory the call needed at its peak, temporaries
-    included, whether or not it kept them.
-    """
+def measure_call(fn: Callable, *args, **kwargs) -> tuple[Any, dict]:
+    """Run ``fn(*args, **kwargs)``; return ``(result, stats)`` with ``seconds`` (wall),
+    ``cpu_seconds`` (all threads of this process), ``rss_before_bytes``, ``peak_rss_bytes`` (the
+    highest RSS during the call) and ``peak_delta_bytes`` (peak minus before, after a ``gc.collect()``:
+    the extra memory the call needed at its peak, temporaries included)."""
     gc.collect()
     before = current_rss()
     exact = reset_peak_rss()
     sampler = None if exact else _Sampler()
     if sampler is not None:
         sampler.start()
-    t0 = time.perf_counter()
+    c0, t0 = time.process_time(), time.perf_counter()
     result = fn(*args, **kwargs)
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     peak = peak_rss() if exact else sampler.stop()
-    return result, seconds, max(0, peak - before)
+    return result, {"seconds": seconds, "cpu_seconds": cpu, "rss_before_bytes": before, "peak_rss_bytes": peak,
+                    "peak_delta_bytes": max(0, peak - before)}
+
+
+def measure(fn: Callable, *args, **kwargs) -> tuple[Any, float, int]:
+    """``(result, seconds, peak_rss_delta_bytes)`` of ``fn(*args, **kwargs)`` (see :func:`measure_call`)."""
+    result, st = measure_call(fn, *args, **kwargs)
+    return result, st["seconds"], st["peak_delta_bytes"]
 
 
 # ---------------------------------------------------------------------------------------- provenance

@@ -22,9 +22,7 @@ Writes benchmarks/results/ppr.json and prints a table.
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -34,47 +32,19 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from _common import growth_exponent, measure_call, print_table, write_result  # noqa: E402  (numpy + stdlib only)
+
 VENV = HERE / ".venv-pyg"
-DATA = Path("/work/shared/datasets/lightgcn-gowalla/train.txt.gz")
 PYG_PIP = ["torch==2.13.0", "torch_geometric", "numba", "numpy", "scipy"]
 
 
-# ---------------------------------------------------------------------------------------------
-# memory helpers (Linux /proc): reset the high-water mark, read it back
-# ---------------------------------------------------------------------------------------------
-
-
-def _status_kb(key: str) -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    return -1
-
-
-def _reset_hwm() -> None:
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-    except OSError:
-        pass
-
-
 def _measure(fn):
-    """Run fn() with RSS high-water mark reset first; return (result, wall seconds, peak_mb,
-    rss_before_mb). CPU seconds (all threads) of the last call are left in _measure.cpu."""
-    import gc
-
-    gc.collect()
-    before = _status_kb("VmRSS")
-    _reset_hwm()
-    c = time.process_time()
-    t = time.perf_counter()
-    out = fn()
-    dt = time.perf_counter() - t
-    _measure.cpu = time.process_time() - c
-    peak = _status_kb("VmHWM")
-    return out, dt, peak / 1024, before / 1024
+    """``(result, wall s, peak RSS MB, RSS before MB)`` via ``_common.measure_call``; the CPU seconds
+    (all threads) of the last call are left in ``_measure.cpu``."""
+    out, st = measure_call(fn)
+    _measure.cpu = st["cpu_seconds"]
+    return out, st["seconds"], st["peak_rss_bytes"] / 2**20, st["rss_before_bytes"] / 2**20
 
 
 def _topk_from_coo(rows, cols, vals, sources, k):
@@ -227,18 +197,13 @@ def _bipartite_csr(u, i, N, M):
 # ---------------------------------------------------------------------------------------------
 
 
-def load_gowalla(path: Path):
-    """Lines `user item item ...` -> (users, items) int64 arrays (vectorised parse)."""
-    import scipy.sparse as sp
+def load_gowalla():
+    """The official Gowalla training file (``recgraph`` dataset ``lightgcn-gowalla``) as a binary
+    user × item CSR, read through recgraph's validated loader from the data directory."""
+    from recgraph.data.datasets import load_dataset
+    from recgraph.graph.bipartite import BipartiteGraph
 
-    with gzip.open(path, "rt") as f:
-        lines = f.read().splitlines()
-    toks = [np.array(ln.split(), dtype=np.int64) for ln in lines if ln.strip()]
-    lens = np.array([len(t) - 1 for t in toks])
-    users = np.repeat(np.array([t[0] for t in toks]), lens)
-    items = np.concatenate([t[1:] for t in toks])
-    R = sp.csr_matrix((np.ones(len(users), dtype=np.float32), (users, items)))
-    return R
+    return BipartiteGraph.from_interactions(load_dataset("lightgcn-gowalla").predefined.train).to_scipy()
 
 
 def ensure_venv() -> Path:
@@ -273,11 +238,6 @@ def overlap(top: np.ndarray, exact: np.ndarray, sources: np.ndarray, k: int):
     return float(np.mean(strict)), float(np.mean(ties))
 
 
-def growth_exponent(x, y) -> float:
-    x, y = np.log(np.asarray(x, float)), np.log(np.asarray(y, float))
-    return float(np.polyfit(x, y, 1)[0]) if len(x) > 1 else float("nan")
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--alpha", type=float, default=0.2)
@@ -294,7 +254,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="small settings for a smoke run")
     ap.add_argument("--skip-pyg", action="store_true")
     ap.add_argument("--skip-all", action="store_true", help="skip the all-nodes run of ours")
-    ap.add_argument("--out-json", default=str(HERE / "results" / "ppr.json"))
+    ap.add_argument("--name", default="ppr", help="results file benchmarks/results/NAME.json")
     # worker-only
     ap.add_argument("--worker", choices=["pyg", "ours", "scale"])
     ap.add_argument("--graph")
@@ -317,15 +277,13 @@ def main() -> None:
         args.sweep, args.pyg_sweep, args.scale = "1e-4,1e-5", "1e-5", "1e5,1e6"
         args.scale_sources = 2000
 
-    sys.path.insert(0, str(HERE.parent / "src"))
     from recgraph.graph.ppr import exact_ppr, homogeneous_csr
 
-    results: dict = {"benchmark": "ppr", "machine": {"cpus": os.cpu_count()},
-                     "alpha": args.alpha, "eps": args.eps, "k": args.k, "command": " ".join(
-                         ["python", "benchmarks/bench_ppr.py", *sys.argv[1:]])}
+    results: dict = {"alpha": args.alpha, "eps": args.eps, "eps_sweep": args.sweep, "k": args.k,
+                     "command": " ".join(["python", "benchmarks/bench_ppr.py", *sys.argv[1:]])}
     tmp = Path(tempfile.mkdtemp(prefix="bench_ppr_"))
     t0 = time.perf_counter()
-    R = load_gowalla(DATA)
+    R = load_gowalla()
     indptr, indices, N, M = homogeneous_csr(R)
     n = N + M
     print(f"gowalla train: {N} users, {M} items, {R.nnz} interactions -> {n} nodes, "
@@ -429,22 +387,16 @@ def main() -> None:
               f"ppr {r['time_s']:6.2f}s/{r['n_sources']} src  ({r['per_source_ms']:.3f} ms/src, "
               f"all nodes ~{r['all_nodes_extrapolated_s']:.0f}s)  peak {r['peak_rss_mb']:.0f} MB",
               flush=True)
-    results["scale"] = {
+    edges = [r["edges"] for r in scale]
+    results["scale"] = {  # successive-pair exponents b in cost ∝ edges^b (_common.growth_exponent)
         "points": scale,
-        "exponent_per_source_time_vs_edges": growth_exponent(
-            [r["edges"] for r in scale], [r["cpu_per_source_ms"] for r in scale]),
-        "exponent_all_nodes_time_vs_edges": growth_exponent(
-            [r["edges"] for r in scale], [r["all_nodes_extrapolated_s"] for r in scale]),
-        "exponent_peak_rss_vs_edges": growth_exponent(
-            [r["edges"] for r in scale], [r["peak_rss_mb"] for r in scale]),
+        "exponent_per_source_time_vs_edges": growth_exponent(edges, [r["cpu_per_source_ms"] for r in scale]),
+        "exponent_all_nodes_time_vs_edges": growth_exponent(edges, [r["all_nodes_extrapolated_s"] for r in scale]),
+        "exponent_peak_rss_vs_edges": growth_exponent(edges, [r["peak_rss_mb"] for r in scale]),
     }
     results["total_s"] = time.perf_counter() - t0
-    out = Path(args.out_json)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmpf = out.with_suffix(".json.tmp")
-    tmpf.write_text(json.dumps(results, indent=1))
-    os.replace(tmpf, out)
-    print_table(results)
+    print(f"wrote {write_result(args.name, results)}")
+    print_tables(results)
 
 
 def _fmt(r) -> str:
@@ -455,27 +407,22 @@ def _fmt(r) -> str:
             f"overlap@20 {r['overlap']:.4f} (ties {r['overlap_ties']:.4f})")
 
 
-def print_table(res) -> None:
-    print("\n| method | eps | sources | wall s | CPU s | CPU ms/source | peak RSS MB (call +MB) | "
-          "top-20 overlap (tie-aware) |")
-    print("|---|---|---|---|---|---|---|---|")
-    for r in res["gowalla"]:
-        print(f"| {r['method']} | {r['eps']:g} | {r['sources']} | {r['time_s']:.2f} | "
-              f"{r['cpu_s']:.2f} | {1e3 * r['cpu_s'] / r['n_sources']:.3f} | "
-              f"{r['peak_rss_mb']:.0f} (+{r['peak_rss_mb'] - r['rss_before_mb']:.0f}) | "
-              f"{r['overlap']:.4f} ({r['overlap_ties']:.4f}) |")
-    print("\n| edges | nodes | sources | wall s | CPU s | CPU ms/source | "
-          "all nodes (extrap., wall) s | peak RSS MB |")
-    print("|---|---|---|---|---|---|---|---|")
-    for r in res["scale"]["points"]:
-        print(f"| {r['edges']:,} | {r['nodes']:,} | {r['n_sources']} | {r['time_s']:.2f} | "
-              f"{r['cpu_s']:.2f} | {r['cpu_per_source_ms']:.3f} | "
-              f"{r['all_nodes_extrapolated_s']:.0f} | {r['peak_rss_mb']:.0f} |")
+def print_tables(res) -> None:
+    print_table("PPR on Gowalla (top-20 overlap with exact power iteration, tie-aware in brackets)",
+                ["method", "eps", "sources", "wall s", "CPU s", "CPU ms/source", "peak RSS MB (+call)", "overlap"],
+                [[r["method"], f"{r['eps']:g}", r["sources"], f"{r['time_s']:.2f}", f"{r['cpu_s']:.2f}",
+                  f"{1e3 * r['cpu_s'] / r['n_sources']:.3f}",
+                  f"{r['peak_rss_mb']:.0f} (+{r['peak_rss_mb'] - r['rss_before_mb']:.0f})",
+                  f"{r['overlap']:.4f} ({r['overlap_ties']:.4f})"] for r in res["gowalla"]])
+    print_table("PPR cost vs graph size (synthetic power-law)",
+                ["edges", "nodes", "sources", "wall s", "CPU s", "CPU ms/source", "all nodes s (extrap.)",
+                 "peak RSS MB"],
+                [[f"{r['edges']:,}", f"{r['nodes']:,}", r["n_sources"], f"{r['time_s']:.2f}", f"{r['cpu_s']:.2f}",
+                  f"{r['cpu_per_source_ms']:.3f}", f"{r['all_nodes_extrapolated_s']:.0f}", f"{r['peak_rss_mb']:.0f}"]
+                 for r in res["scale"]["points"]])
     s = res["scale"]
-    if len(s["points"]) > 1:
-        print(f"growth exponents vs edges: per-source time {s['exponent_per_source_time_vs_edges']:.2f}"
-              f", all-node time {s['exponent_all_nodes_time_vs_edges']:.2f}, peak RSS "
-              f"{s['exponent_peak_rss_vs_edges']:.2f}")
+    print(f"growth exponents vs edges (successive sizes): per-source time {s['exponent_per_source_time_vs_edges']}, "
+          f"all-node time {s['exponent_all_nodes_time_vs_edges']}, peak RSS {s['exponent_peak_rss_vs_edges']}")
 
 
 if __name__ == "__main__":

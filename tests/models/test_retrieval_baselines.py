@@ -147,7 +147,7 @@ def test_artifact_round_trip_scores_identically(tmp_path, cls):
         before = m.score(torch.arange(3))
     save_model(tmp_path / "model", m, {"dataset": "toy"})
     assert not list((tmp_path / "model").glob("*.tmp"))
-    loaded, meta = load_model(tmp_path / "model", train=data)
+    loaded, meta = load_model(tmp_path / "model", graph=data)
     with torch.no_grad():
         after = loaded.score(torch.arange(3))
     assert meta["dataset"] == "toy" and torch.equal(before, after)

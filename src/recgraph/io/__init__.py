@@ -1,11 +1,11 @@
 """One io layer under everything: atomic writes (bytes, JSON, npz, safetensors, folders) and
 checked reads that name the file on any failure. No other module writes files its own way."""
 
-from .atomic import (atomic_save_npz, atomic_save_tensors, atomic_write_bytes, atomic_write_dir,
+from .atomic import (StagedFile, atomic_save_npz, atomic_save_tensors, atomic_write_bytes, atomic_write_dir,
                      atomic_write_json, atomic_write_text, json_default, sha256_bytes, sha256_file)
-from .checked import (ArtifactError, file_checksums, load_npz, load_tensors, read_checked_json, read_json,
+from .checked import (ArtifactError, MissingArtifactError, file_checksums, load_npz, load_tensors, read_checked_json, read_json,
                       verify_checksums)
 
-__all__ = ["atomic_save_npz", "atomic_save_tensors", "atomic_write_bytes", "atomic_write_dir", "atomic_write_json",
-           "atomic_write_text", "json_default", "sha256_bytes", "sha256_file", "ArtifactError", "file_checksums",
+__all__ = ["StagedFile", "atomic_save_npz", "atomic_save_tensors", "atomic_write_bytes", "atomic_write_dir", "atomic_write_json",
+           "atomic_write_text", "json_default", "sha256_bytes", "sha256_file", "ArtifactError", "MissingArtifactError", "file_checksums",
            "load_npz", "load_tensors", "read_checked_json", "read_json", "verify_checksums"]

@@ -20,7 +20,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 __all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_write_json", "atomic_save_npz",
-           "atomic_save_tensors", "atomic_write_dir", "sha256_file", "sha256_bytes", "json_default"]
+           "atomic_save_tensors", "atomic_write_dir", "StagedFile", "sha256_file", "sha256_bytes", "json_default"]
 
 
 def _umask() -> int:
@@ -95,6 +95,28 @@ def atomic_save_tensors(path: str | os.PathLike, tensors: Mapping[str, Any], met
     data = save({k: v.detach().contiguous().cpu() for k, v in tensors.items()},
                 metadata={k: str(v) for k, v in (metadata or {}).items()})
     atomic_write_bytes(path, data)
+
+
+class StagedFile:
+    """A temp file beside ``target`` to fill in steps (``.path``, e.g. a streamed download);
+    :meth:`commit` fsyncs it and renames it onto ``target``, :meth:`discard` removes it. Several
+    staged files can be checked first and committed together."""
+
+    def __init__(self, target: str | os.PathLike, suffix: str = ".part"):
+        self.target = Path(target)
+        self.target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.target.parent, prefix=f".{self.target.name}.", suffix=suffix)
+        os.close(fd)
+        self.path = Path(tmp)
+
+    def commit(self) -> Path:
+        with open(self.path, "rb") as f:
+            os.fsync(f.fileno())
+        _commit(str(self.path), self.target)
+        return self.target
+
+    def discard(self) -> None:
+        self.path.unlink(missing_ok=True)
 
 
 def atomic_write_dir(final: str | os.PathLike, build: Callable[[Path], None]) -> Path:

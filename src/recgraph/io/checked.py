@@ -17,7 +17,7 @@ import numpy as np
 
 from .atomic import sha256_file
 
-__all__ = ["ArtifactError", "read_json", "read_checked_json", "load_npz", "load_tensors", "file_checksums",
+__all__ = ["ArtifactError", "MissingArtifactError", "read_json", "read_checked_json", "load_npz", "load_tensors", "file_checksums",
            "verify_checksums"]
 
 
@@ -31,6 +31,10 @@ class ArtifactError(ValueError):
         super().__init__(f"{path}: {problem}" + (f" — {fix}" if fix else ""))
 
 
+class MissingArtifactError(ArtifactError, FileNotFoundError):
+    """The file is not there (also a ``FileNotFoundError``)."""
+
+
 _REWRITE = "re-run the command that wrote it, or restore the file from a backup"
 
 
@@ -39,7 +43,7 @@ def _exists(path: Path, what: str | None) -> None:
         raise ArtifactError(path, "is a directory, expected a file")
     if not path.exists():
         where = f"is {path.parent} {what}?" if what else _REWRITE
-        raise ArtifactError(path, "not found", where)
+        raise MissingArtifactError(path, "not found", where)
 
 
 def read_json(path: str | os.PathLike, *, what: str | None = None) -> Any:

@@ -376,6 +376,14 @@ def _out_lock(out: Path | None):
         os.close(fd)
 
 
+def _remove_stale_temps(out: Path | None) -> None:
+    """Temp files a killed run left (``.NAME.*.tmp``, never read: the real names are always whole)."""
+    if out is not None:
+        for p in out.rglob(".*.tmp"):
+            if p.is_file():
+                p.unlink(missing_ok=True)
+
+
 def check_out(out: str | None) -> Path | None:
     """Fail before any training when ``out`` cannot hold a run folder."""
     if not out:
@@ -584,6 +592,7 @@ def run(cfg: ExperimentConfig, *, dataset=None, loaded: LoadedData | None = None
         raise ConfigError("--lr-schedule applies to retrieval models; ranking models train at a constant rate")
     out = check_out(cfg.out)
     with _out_lock(out):
+        _remove_stale_temps(out)
         return _run(cfg, task, out, dataset, loaded, split, data, log, return_model)
 
 

@@ -14,10 +14,8 @@
 from __future__ import annotations
 
 import gzip
-import hashlib
 import os
 import shutil
-import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -25,6 +23,7 @@ import zipfile
 from pathlib import Path
 
 from ...config import DATA_ENV, resolve_data_dir
+from ...io import StagedFile, sha256_file
 from ..errors import DataError
 from .spec import DatasetSpec, find_file
 
@@ -56,25 +55,11 @@ def manual_instructions(spec: DatasetSpec, folder: Path, missing: list[str], rea
     return "\n".join(lines)
 
 
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(_CHUNK), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _fetch(url: str, dest: Path, timeout: float) -> None:
     """Stream ``url`` into ``dest`` (a temp path). Network failures propagate as OSError/URLError."""
     req = urllib.request.Request(url, headers={"User-Agent": "recgraph-data-download"})
     with urllib.request.urlopen(req, timeout=timeout) as resp, open(dest, "wb") as out:
         shutil.copyfileobj(resp, out, _CHUNK)
-
-
-def _tmp(folder: Path, name: str) -> Path:
-    fd, p = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=folder)
-    os.close(fd)
-    return Path(p)
 
 
 def download_dataset(name: str, data_dir: str | os.PathLike | None = None, *, mirror: str | None = None,
@@ -98,8 +83,9 @@ def download_dataset(name: str, data_dir: str | os.PathLike | None = None, *, mi
         if not targets:
             continue
         url = source_url(src.url, mirror)
-        raw = _tmp(folder, Path(urllib.parse.urlsplit(src.url).path).name)
-        staged: list[tuple[Path, Path]] = []
+        raw_file = StagedFile(folder / Path(urllib.parse.urlsplit(src.url).path).name)  # never committed
+        raw = raw_file.path
+        staged: list[StagedFile] = []
         try:
             try:
                 _fetch(url, raw, timeout)
@@ -109,12 +95,13 @@ def download_dataset(name: str, data_dir: str | os.PathLike | None = None, *, mi
                 else:
                     reason = f"cannot download {url} (offline? {getattr(exc, 'reason', exc)})"
                 raise DataError(manual_instructions(spec, folder, missing, reason), file=str(folder)) from exc
-            if src.sha256 is not None and _sha256_file(raw) != src.sha256:
+            if src.sha256 is not None and sha256_file(raw) != src.sha256:
                 raise DataError(f"checksum mismatch for the download {url}: expected sha256 {src.sha256}; the "
                                 "file is corrupt or not the official one — nothing was written", file=str(folder))
             for member, target, sha in targets:
-                part = _tmp(folder, target)
-                staged.append((part, folder / target))
+                stage = StagedFile(folder / target)
+                staged.append(stage)
+                part = stage.path
                 if src.kind == "zip":
                     try:
                         with zipfile.ZipFile(raw) as zf:
@@ -137,19 +124,18 @@ def download_dataset(name: str, data_dir: str | os.PathLike | None = None, *, mi
                                         file=str(folder)) from exc
                 else:
                     shutil.copyfile(raw, part)
-                got = _sha256_file(part)
+                got = sha256_file(part)
                 if got != sha:
                     raise DataError(f"checksum mismatch for {target} from {url}: sha256 {got}, expected {sha}. "
                                     "The download is corrupt or differs from the official file — nothing was "
                                     "written; retry, or place a verified copy by hand", file=str(folder / target))
-            for part, dest in staged:  # all verified: move into place atomically
-                os.replace(part, dest)
-                written.append(dest)
+            for stage in staged:  # all verified: move into place atomically
+                written.append(stage.commit())
             staged = []
         finally:
-            raw.unlink(missing_ok=True)
-            for part, _ in staged:
-                part.unlink(missing_ok=True)
+            raw_file.discard()
+            for stage in staged:
+                stage.discard()
     still = [f.name for f in spec.required_files() if find_file(folder, f.name) is None]
     if still:
         raise DataError(manual_instructions(spec, folder, still, "files still missing after download"),
