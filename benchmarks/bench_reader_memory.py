@@ -31,17 +31,18 @@ CHILD = r"""
 import hashlib, json, sys, warnings
 sys.path.insert(0, sys.argv[1])
 sys.path.insert(0, sys.argv[2])
-from _common import measure, pin_malloc_thresholds
+from _common import measure_call, pin_malloc_thresholds
 pin_malloc_thresholds()
 from recgraph.data.io import read_interactions
 path = sys.argv[3]
 kw = dict(user="reviewerID", item="asin", label="overall", timestamp="unixReviewTime", id_type="str",
           duplicates="keep")
-x, sec, peak = measure(read_interactions, path, **kw)
+x, st = measure_call(read_interactions, path, **kw)
 h = hashlib.sha256()
 for a in (x.user, x.item, x.label, x.timestamp):
     h.update(a.tobytes())
-print(json.dumps({"seconds": sec, "peak_rss_delta": peak, "events": len(x), "sha256": h.hexdigest()}))
+print(json.dumps({"seconds": st["seconds"], "cpu_seconds": st["cpu_seconds"], "peak_rss_delta": st["peak_delta_bytes"],
+                  "events": len(x), "sha256": h.hexdigest()}))
 """
 
 
@@ -108,6 +109,7 @@ def main() -> None:
                         digests.add(r["sha256"])
                     rows.append([fmt, fmt_bytes(path.stat().st_size), f"{n:,}", label,
                                  r.get("error") or f"{r['seconds']:.2f}",
+                                 "–" if "error" in r else f"{r['cpu_seconds']:.2f}",
                                  "–" if "error" in r else fmt_bytes(r["peak_rss_delta"])])
                 assert len(digests) <= 1, f"readers disagree on {path.name}"
                 path.unlink()
@@ -118,10 +120,11 @@ def main() -> None:
             for r, b in zip(sel, exps):
                 r["memory_growth_exponent"] = b
     print_table("peak RSS growth while reading (user, item, label, timestamp; text column unused)",
-                ["format", "file", "rows", "reader", "seconds", "peak RSS +"], rows)
+                ["format", "file", "rows", "reader", "wall s", "CPU s", "peak RSS +"], rows)
     write_result(args.out_name, {
         "command": "python benchmarks/" + Path(__file__).name + " " + " ".join(sys.argv[1:]),
-        "protocol": "fresh process per read; peak RSS growth during read_interactions (measure(), glibc mmap "
+        "protocol": "fresh process per read (streamed, then baseline, per file); wall and CPU seconds (all threads); "
+                "peak RSS growth during read_interactions (measure(), glibc mmap "
                     "threshold pinned); synthetic Amazon-review-shaped logs (ids, rating, time, ~400 B text)",
         "chunk_bytes": "default (recgraph.data.io.CHUNK_BYTES)",
         "baseline_src": args.baseline_src,
