@@ -19,7 +19,6 @@ import tempfile
 import warnings
 from pathlib import Path
 
-import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -183,8 +182,8 @@ def csv_bytes(draw):
     return data
 
 
-_JSON_VALUES = [1, -2, 3.0, 2.5, 2 ** 63, -2 ** 63, 2 ** 53 + 1.0, "4", " 5 ", "x", "", "0x1F", None, True, [1], {"a": 1},
-                float("nan")]
+_JSON_VALUES = [1, -2, 3.0, 2.5, 2 ** 63, -2 ** 63, 2 ** 53 + 1.0, "4", " 5 ", "x", "", "0x1F", None, True, [1],
+                {"a": 1}, float("nan")]
 
 
 @st.composite
@@ -264,7 +263,8 @@ def test_pieces_do_not_change_the_result(suffix, gen):
 
 
 _PQ_COLUMNS = st.one_of(
-    st.lists(st.one_of(st.none(), st.integers(-2 ** 63, 2 ** 63 - 1)), min_size=1, max_size=6).map(lambda v: ("int64", v)),
+    st.lists(st.one_of(st.none(), st.integers(-2 ** 63, 2 ** 63 - 1)), min_size=1, max_size=6)
+    .map(lambda v: ("int64", v)),
     st.lists(st.one_of(st.none(), st.integers(0, 2 ** 64 - 1)), min_size=1, max_size=6).map(lambda v: ("uint64", v)),
     st.lists(st.one_of(st.none(), st.floats(allow_nan=True)), min_size=1, max_size=6).map(lambda v: ("float64", v)),
     st.lists(st.one_of(st.none(), st.sampled_from(["1", " 2", "x", "", "99999999999999999999", "-3"])),
