@@ -426,6 +426,9 @@ CASES: list[Case] = [
     Case("int-lines-text", "reader", "id-list file: a word among the ids",
          lambda tmp: (__import__("recgraph.data.io", fromlist=["x"]).read_id_lists(
              put(tmp, "train.txt", "1 2 3\n4 five 6\n")), None), DataError, ("train.txt:2", "field 2")),
+    Case("schema-bool-ids", "reader", "Interactions built from boolean user ids (API)",
+         lambda tmp: (__import__("recgraph.data.schema", fromlist=["x"]).Interactions(
+             np.array([True, False]), np.array([0, 1]), 2, 2), None), ValueError, ("user", "integer", "bool")),
     Case("arg-on-bad-rows", "reader", "on_bad_rows='ignore'", reader("log.csv", "u,i\n1,2\n", on_bad_rows="ignore"),
          ValueError, ("on_bad_rows",)),
     Case("arg-timestamp-unit", "reader", "timestamp_unit='minutes'",
