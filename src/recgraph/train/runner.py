@@ -37,6 +37,7 @@ from ..config import git_commit
 from ..data.schema import Interactions, Vocab, concat
 from ..data.split import SPLITTERS, Split
 from ..eval.protocols import evaluate_ctr, evaluate_full_sort
+from ..graph.bipartite import BipartiteGraph
 from ..graph.features import CTRData, build_ctr_data
 from ..graph.macro import FeatureTables
 from ..io import (ArtifactError, atomic_save_npz, atomic_write_json, load_npz, read_checked_json, sha256_file)
@@ -46,7 +47,7 @@ from .trainer import LR_SCHEDULES, Trainer, resolve_device, seed_everything
 
 __all__ = ["DataSource", "TrainerConfig", "ExperimentConfig", "ConfigError", "run", "make_record", "load_run",
            "evaluate_run", "evaluate_model", "evaluate_ctr_model", "make_split", "load_data", "model_task", "build_model",
-           "check_model_args", "peak_rss_bytes", "LoadedRun"]
+           "check_model_args", "peak_rss_bytes", "LoadedRun", "stage_fitter"]
 
 RUN_FORMAT = 1
 TASKS = ("retrieval", "ctr")
@@ -492,7 +493,7 @@ def load_run(path: str | Path) -> LoadedRun:
         seen = train if "valid_user" not in t else Interactions(np.concatenate([t["train_user"], t["valid_user"]]),
                                                                  np.concatenate([t["train_item"], t["valid_item"]]),
                                                                  nu, ni)
-        model, ameta = load_model(path / "model", graph=train)
+        model, ameta = load_model(path / "model", graph=BipartiteGraph.from_interactions(train))
         return LoadedRun(path, cfg, task, model, ameta, vocab["user"], vocab["item"], vocab.get("item_title"),
                          train=train, seen=seen)
     feats = FeatureTables.from_arrays(load_npz(path / "features.npz"))
@@ -596,6 +597,18 @@ def run(cfg: ExperimentConfig, *, dataset=None, loaded: LoadedData | None = None
         return _run(cfg, task, out, dataset, loaded, split, data, log, return_model)
 
 
+def stage_fitter(device: torch.device | str = "cpu", *, progress: bool = False,
+                 log: Callable[[str], None] | None = None):
+    """The ``fit`` a model's ``prepare`` uses to train a stage of its own (DC-GNN pretraining):
+    the one :class:`Trainer`, a fixed epoch budget, no validation, no checkpoints."""
+
+    def fit(module, *, epochs: int, lr: float, seed: int):
+        return Trainer(max_epochs=epochs, lr=lr, monitor=None, patience=None, device=device, seed=seed,
+                       progress=progress, log=log).fit(module)
+
+    return fit
+
+
 def _run(cfg, task, out, dataset, loaded, split, data, log, return_model) -> dict:
     seed_everything(cfg.seed)
     device = resolve_device(cfg.device)
@@ -624,7 +637,8 @@ def _run(cfg, task, out, dataset, loaded, split, data, log, return_model) -> dic
     ckpt = {"checkpoint_dir": out / "checkpoint" if out else None, "resume": cfg.resume,
             "run_key": _run_key(cfg, loaded.info)}
     if task == "retrieval":
-        model.prepare(split.train)
+        graph = BipartiteGraph.from_interactions(split.train)  # built once; every model prepares from it
+        model.prepare(graph, fit=stage_fitter(device, progress=cfg.progress, log=log))
         model.to(device)
         train_info: dict = {"selected_on": "none: not trained"}
         if model.trainable:
