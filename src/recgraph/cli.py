@@ -270,9 +270,15 @@ def train(model: str = typer.Argument(..., help="model name (see `recgraph model
                                batch_size=batch_size, eval_every=eval_every, device=device, out=str(out),
                                data_dir=None if data_dir is None else str(data_dir),
                                model_args=_parse_model_args(set_), select_on_test=select_on_test)
-        rec = run(cfg)
+        from .distributed.ddp import DistributedContext  # under torchrun: DDP, rank 0 writes (README)
+
+        ddp = DistributedContext.from_env(device)
+        rec = run(cfg, distributed=ddp)
+        ddp.close()
     except USER_ERRORS as exc:
         _fail(str(exc))
+    if not ddp.is_main:
+        return
     keys = ["recall@10", "ndcg@10", "recall@20", "ndcg@20"] if rec["task"] == "retrieval" else ["auc", "gauc",
                                                                                                  "logloss"]
     console.print(metrics_table([rec], keys, f"{model} on {name}"))
@@ -314,6 +320,11 @@ def models():
         doc = (sys.modules[cls.__module__].__doc__ or "").strip().splitlines()
         table.add_row(name, getattr(cls, "task", "retrieval"), cls.__name__, doc[0] if doc else "")
     console.print(table)
+
+
+from .cli_graph import graph_app  # noqa: E402  (recgraph graph build | info)
+
+app.add_typer(graph_app, name="graph")
 
 
 def main() -> None:

@@ -575,11 +575,14 @@ def _train_info(result, tc: TrainerConfig, selected_on: str, **extra) -> dict:
 # ----------------------------------------------------------------------------- the runner
 
 def run(cfg: ExperimentConfig, *, dataset=None, loaded: LoadedData | None = None, split: Split | None = None,
-        data: CTRData | None = None, log: Callable[[str], None] | None = None, return_model: bool = False) -> dict:
+        data: CTRData | None = None, log: Callable[[str], None] | None = None, return_model: bool = False,
+        distributed=None) -> dict:
     """Train and evaluate one model (retrieval or ranking); writes the run folder when ``cfg.out``
     is set. ``dataset`` (a loaded ``Dataset``) / ``loaded`` (:func:`load_data`'s result) / ``split``
     / ``data`` (CTR data) reuse already loaded data (benchmarks, quickstart).
     Returns the metrics record (plus the trained model under ``"model"`` with ``return_model``).
+    ``distributed``: a :class:`recgraph.distributed.ddp.DistributedContext` under torchrun (DDP training;
+    only rank 0 locks and writes the run folder).
 
     Raises:
         ConfigError: settings that cannot work — raised before any data is loaded or trained."""
@@ -592,9 +595,11 @@ def run(cfg: ExperimentConfig, *, dataset=None, loaded: LoadedData | None = None
     if task == "ctr" and cfg.lr_schedule not in (None, "constant"):
         raise ConfigError("--lr-schedule applies to retrieval models; ranking models train at a constant rate")
     out = check_out(cfg.out)
-    with _out_lock(out):
-        _remove_stale_temps(out)
-        return _run(cfg, task, out, dataset, loaded, split, data, log, return_model)
+    main = distributed is None or distributed.is_main  # under torchrun only rank 0 locks and writes OUT
+    with _out_lock(out if main else None):
+        if main:
+            _remove_stale_temps(out)
+        return _run(cfg, task, out, dataset, loaded, split, data, log, return_model, distributed)
 
 
 def stage_fitter(device: torch.device | str = "cpu", *, progress: bool = False,
@@ -609,7 +614,7 @@ def stage_fitter(device: torch.device | str = "cpu", *, progress: bool = False,
     return fit
 
 
-def _run(cfg, task, out, dataset, loaded, split, data, log, return_model) -> dict:
+def _run(cfg, task, out, dataset, loaded, split, data, log, return_model, distributed=None) -> dict:
     seed_everything(cfg.seed)
     device = resolve_device(cfg.device)
     t0 = time.perf_counter()
@@ -635,7 +640,7 @@ def _run(cfg, task, out, dataset, loaded, split, data, log, return_model) -> dic
     t1 = time.perf_counter()
     defaults = getattr(model, "train_defaults", {})
     ckpt = {"checkpoint_dir": out / "checkpoint" if out else None, "resume": cfg.resume,
-            "run_key": _run_key(cfg, loaded.info)}
+            "run_key": _run_key(cfg, loaded.info), "distributed": distributed}
     if task == "retrieval":
         graph = BipartiteGraph.from_interactions(split.train)  # built once; every model prepares from it
         model.prepare(graph, fit=stage_fitter(device, progress=cfg.progress, log=log))
@@ -687,7 +692,9 @@ def _run(cfg, task, out, dataset, loaded, split, data, log, return_model) -> dic
     record = make_record(cfg, model, task, protocol, metrics, train_info,
                          {"load": load_seconds, "fit": fit_seconds, "eval": eval_seconds,
                           "total": time.perf_counter() - t0}, device, loaded.info)
-    if out is not None:
+    if distributed is not None and distributed.enabled:
+        record["distributed"] = {"world_size": distributed.world_size, "backend": distributed.backend}
+    if out is not None and (distributed is None or distributed.is_main):
         _save_run(out, cfg, record, model, task, loaded, split, data)
     if return_model:
         return {**record, "model": model}
