@@ -38,6 +38,7 @@ from ..data.schema import Interactions, Vocab, concat
 from ..data.split import SPLITTERS, Split
 from ..eval.protocols import evaluate_ctr, evaluate_full_sort
 from ..graph.bipartite import BipartiteGraph
+from ..graph.dynamic import time_graph
 from ..graph.features import CTRData, build_ctr_data
 from ..graph.macro import FeatureTables
 from ..io import (ArtifactError, atomic_save_npz, atomic_write_json, load_npz, read_checked_json, sha256_file)
@@ -432,6 +433,11 @@ def _save_run(out: Path, cfg: ExperimentConfig, record: dict, model, task: str, 
         atomic_save_npz(out / "train.npz", parts)
     else:
         atomic_save_npz(out / "features.npz", data.features.to_arrays())
+        if "dynamic" in getattr(model, "needs", ()) and data.events is not None:  # DSGL scores from the event graph
+            g = data.events
+            atomic_save_npz(out / "events.npz", {"user": np.repeat(np.arange(g.n_users), np.diff(g.u_indptr)),
+                                                 "item": g.u_indices, "time": g.u_timestamp,
+                                                 "sizes": np.asarray([g.n_users, g.n_items], np.int64)})
     atomic_write_json(out / "config.json", {"format": RUN_FORMAT, "task": task, "experiment": cfg.to_json(),
                                             "data": loaded.info, "protocol": record["protocol"]})
     atomic_write_json(out / "metrics.json", record)
@@ -452,6 +458,7 @@ class LoadedRun:
     train: Interactions | None = None   # retrieval: training interactions
     seen: Interactions | None = None    # retrieval: training + validation interactions
     features: FeatureTables | None = None  # ranking
+    events: BipartiteGraph | None = None  # ranking models that need "dynamic" neighbourhoods (DSGL)
 
     def ctr_data(self) -> CTRData:
         """A CTRData over the saved feature tables (no samples) for ``request`` scoring."""
@@ -459,7 +466,7 @@ class LoadedRun:
 
         empty = CTRSamples(*(np.zeros(0, t) for t in (np.int64, np.int64, np.float32, np.int64, np.int64)))
         f = self.features
-        return CTRData(empty, empty, empty, f, f.n_users, f.n_items, {}, {}, self.config.data_name)
+        return CTRData(empty, empty, empty, f, f.n_users, f.n_items, {}, {}, self.config.data_name, events=self.events)
 
 
 def read_run_config(path: str | Path) -> dict:
@@ -497,9 +504,13 @@ def load_run(path: str | Path) -> LoadedRun:
         return LoadedRun(path, cfg, task, model, ameta, vocab["user"], vocab["item"], vocab.get("item_title"),
                          train=train, seen=seen)
     feats = FeatureTables.from_arrays(load_npz(path / "features.npz"))
+    events = None
+    if (path / "events.npz").exists():
+        e = load_npz(path / "events.npz")
+        events = time_graph(e["user"], e["item"], e["time"], *(int(x) for x in e["sizes"]))
     model, ameta = load_model(path / "model")
     return LoadedRun(path, cfg, task, model, ameta, vocab["user"], vocab["item"], vocab.get("item_title"),
-                     features=feats)
+                     features=feats, events=events)
 
 
 def evaluate_run(path: str | Path, *, data_dir: str | None = None, device: str = "cpu") -> tuple[dict, dict]:
