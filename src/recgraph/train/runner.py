@@ -79,6 +79,8 @@ class DataSource:
     rating: str | None = None
     positive_threshold: float | None = None
     sep: str | None = None
+    encoding: str = "utf-8"
+    time_unit: str = "s"
 
     def __post_init__(self):
         if self.positive_threshold is not None and self.rating is None:
@@ -301,7 +303,7 @@ def load_data(cfg: ExperimentConfig, dataset=None) -> LoadedData:
     skipped = SkipReport()
     inter = read_interactions(path, user=src.user, item=src.item, timestamp=src.time, label=src.rating,
                               sep=src.sep, id_type="str", duplicates="keep", skip_report=skipped,
-                              name=path.name)
+                              encoding=src.encoding, timestamp_unit=src.time_unit, name=path.name)
     info = {"path": str(path.resolve()), "sha256": sha256_file(path), "bytes": path.stat().st_size,
             "columns": {"user": src.user, "item": src.item, "time": src.time, "rating": src.rating},
             "positive_threshold": src.positive_threshold, "skipped": skipped.to_dict()}
