@@ -280,8 +280,13 @@ def build_feature_tables(graph: BipartiteGraph, cutoffs=None, *, fit_snapshot: i
                          category: np.ndarray | None = None, item_macro: str = "auto", item_k: int = 50,
                          user_k: int = 20, recent: int = 20, max_slots: int = 64, seed: int = 0,
                          fit_graph: BipartiteGraph | None = None,
-                         snapshot_graphs: list[BipartiteGraph] | None = None) -> FeatureTables:
+                         snapshot_graphs: list[BipartiteGraph] | None = None,
+                         macros: tuple[np.ndarray, int, np.ndarray, int] | None = None) -> FeatureTables:
     """Macro assignment, macro-neighbour counts, recent lists and adjacency for every snapshot.
+
+    ``macros = (item_macro, n_item_macros, user_macro, n_user_macros)`` reuses a given assignment
+    instead of fitting one (multi-task: every behaviour graph counts over the same macro nodes,
+    :mod:`recgraph.graph.task_graphs`).
 
     ``graph`` holds the positive interactions with timestamps and repeats (``dedupe=False``: counts
     are numbers of events). ``cutoffs=None`` is one snapshot over every edge. Macro ids are fitted
@@ -310,10 +315,13 @@ def build_feature_tables(graph: BipartiteGraph, cutoffs=None, *, fit_snapshot: i
 
     if snapshot_graphs is not None and len(snapshot_graphs) != len(cutoffs):
         raise ValueError(f"snapshot_graphs has {len(snapshot_graphs)} graphs for {len(cutoffs)} cutoffs")
-    _, _, _, R_fit = counts_before(cutoffs[fit_snapshot], fit_graph if fit_graph is not None else
-                                   graph if snapshot_graphs is None else snapshot_graphs[fit_snapshot])
-    im, n_im = assign_item_macros(item_macro, n_items=ni, category=category, R=R_fit, k=item_k, seed=seed)
-    um, n_um = assign_user_macros(R_fit, im, n_im, k=user_k, seed=seed)
+    if macros is not None:
+        im, n_im, um, n_um = macros
+    else:
+        _, _, _, R_fit = counts_before(cutoffs[fit_snapshot], fit_graph if fit_graph is not None else
+                                       graph if snapshot_graphs is None else snapshot_graphs[fit_snapshot])
+        im, n_im = assign_item_macros(item_macro, n_items=ni, category=category, R=R_fit, k=item_k, seed=seed)
+        um, n_um = assign_user_macros(R_fit, im, n_im, k=user_k, seed=seed)
     dense = max(n_im, n_um) <= max_slots
     parts: dict[str, list] = {k: [] for k in ("u1", "u2", "i1", "i2", "ur", "urt", "ir", "irt", "ud", "id", "ua", "ia")}
     for k, c in enumerate(cutoffs):

@@ -184,15 +184,16 @@ def test_sage_fanouts_reach_the_sampler(quantile):
     assert r["model_config"]["fanouts"] in ((4, 3), [4, 3])
 
 
+@pytest.mark.parametrize("n_table", [7, 100])  # 100 rows vs 5 slots: forward_table gathers the slot keys
 @pytest.mark.parametrize("flags", [{}, {"official_noop_softmax": True}, {"attend_masked": True}])
-def test_slot_attention_table_path_and_broadcast_match_the_plain_path(flags):
+def test_slot_attention_table_path_and_broadcast_match_the_plain_path(flags, n_table):
     """``forward_table`` (macro table projected once) and batch-1 sides (shared user) give the
     plain per-row attention, for every official switch; checked against a direct computation."""
     from recgraph.nn.attention import SlotAttention
 
     torch.manual_seed(0)
     att = SlotAttention(6, 6, 12, **flags)
-    table, ids = torch.randn(7, 6), torch.randint(0, 7, (40, 5))
+    table, ids = torch.randn(n_table, 6), torch.randint(0, n_table, (40, 5))
     mask, bias, q = torch.rand(40, 5) > 0.3, torch.randn(40, 5), torch.randn(40, 6)
     keys = table[ids]
     # direct definition: softmax over real slots of (W_k k)·(W_q q)/√d + bias, output Σ w W_v k
