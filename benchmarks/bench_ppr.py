@@ -279,8 +279,8 @@ def main() -> None:
 
     from recgraph.graph.ppr import exact_ppr
 
-    results: dict = {"alpha": args.alpha, "eps": args.eps, "eps_sweep": args.sweep, "k": args.k,
-                     "command": " ".join(["python", "benchmarks/bench_ppr.py", *sys.argv[1:]])}
+    results: dict = {"alpha": args.alpha, "eps": args.eps, "eps_sweep": args.sweep, "pyg_eps_sweep": args.pyg_sweep,
+                     "k": args.k, "command": " ".join(["python", "benchmarks/bench_ppr.py", *sys.argv[1:]])}
     tmp = Path(tempfile.mkdtemp(prefix="bench_ppr_"))
     t0 = time.perf_counter()
     graph = load_gowalla()

@@ -245,6 +245,46 @@ def _inv_sqrt(deg: np.ndarray) -> np.ndarray:
     return out
 
 
+def _build_user_side(user, item, n_users: int, n_items: int, ts, beh, *, dedupe: bool, order: str,
+                     keep_counts: bool, idx: np.dtype):
+    """User-side CSR of validated edge arrays: ``(u_indptr [N+1] idx, u_indices [E], u_ts, u_beh, u_count)``.
+
+    The user half of :meth:`BipartiteGraph.from_edges` (module docs); the out-of-core build
+    (:mod:`recgraph.graph.external`) runs it on one user-range bucket at a time."""
+    e0 = user.shape[0]
+    # user-major, item-minor order: LSD radix = counting sort by item, then stable by user
+    p1 = np.empty(e0, idx)
+    _counting_order(item, _indptr_of(item, n_items), p1)
+    u_indptr = _indptr_of(user, n_users)
+    perm = np.empty(e0, idx)
+    _counting_order_after(user, u_indptr, p1, perm)
+    del p1
+    u_indices = np.empty(e0, idx)
+    _gather(item, perm, u_indices)
+    u_ts = _take(ts, perm)
+    u_beh = _take(beh, perm)
+    del perm
+    counts = None
+    if dedupe:  # runs of a repeated pair are now adjacent: one sequential compaction pass
+        want = bool(keep_counts)
+        counts = np.empty(e0 if want else 1, np.int32)
+        new_indptr = np.empty(n_users + 1, np.int64)
+        n = _dedupe_rows(u_indptr, u_indices, _or_dummy(u_ts), u_ts is not None, _or_dummy(u_beh),
+                         u_beh is not None, counts, want, new_indptr)
+        u_indptr = new_indptr
+        u_indices, u_ts, u_beh = _shrink(u_indices, n), _shrink(u_ts, n), _shrink(u_beh, n)
+        counts = _shrink(counts, n) if want else None
+    u_indptr = u_indptr.astype(idx, copy=False)
+    if order == "time" and u_indices.shape[0]:
+        rp = np.empty(u_indices.shape[0], idx)
+        _row_time_order(u_indptr, u_ts, rp)
+        u_indices, u_ts = u_indices[rp], u_ts[rp]
+        u_beh = None if u_beh is None else u_beh[rp]
+        counts = None if counts is None else counts[rp]
+        del rp
+    return u_indptr, u_indices, u_ts, u_beh, counts
+
+
 _ARRAY_FIELDS = ("u_indptr", "u_indices", "i_indptr", "i_indices", "i_edge", "u_timestamp", "i_timestamp",
                  "u_behavior", "i_behavior", "u_count")
 
@@ -322,36 +362,8 @@ class BipartiteGraph:
         beh = None if behavior is None else np.asarray(behavior)
         idx = _index_dtype(e0, n_users, n_items)
 
-        # user-major, item-minor order: LSD radix = counting sort by item, then stable by user
-        p1 = np.empty(e0, idx)
-        _counting_order(item, _indptr_of(item, n_items), p1)
-        u_indptr = _indptr_of(user, n_users)
-        perm = np.empty(e0, idx)
-        _counting_order_after(user, u_indptr, p1, perm)
-        del p1
-        u_indices = np.empty(e0, idx)
-        _gather(item, perm, u_indices)
-        u_ts = _take(ts, perm)
-        u_beh = _take(beh, perm)
-        del perm
-        counts = None
-        if dedupe:  # runs of a repeated pair are now adjacent: one sequential compaction pass
-            want = bool(keep_counts)
-            counts = np.empty(e0 if want else 1, np.int32)
-            new_indptr = np.empty(n_users + 1, np.int64)
-            n = _dedupe_rows(u_indptr, u_indices, _or_dummy(u_ts), u_ts is not None, _or_dummy(u_beh),
-                             u_beh is not None, counts, want, new_indptr)
-            u_indptr = new_indptr
-            u_indices, u_ts, u_beh = _shrink(u_indices, n), _shrink(u_ts, n), _shrink(u_beh, n)
-            counts = _shrink(counts, n) if want else None
-        u_indptr = u_indptr.astype(idx, copy=False)
-        if order == "time" and u_indices.shape[0]:
-            rp = np.empty(u_indices.shape[0], idx)
-            _row_time_order(u_indptr, u_ts, rp)
-            u_indices, u_ts = u_indices[rp], u_ts[rp]
-            u_beh = None if u_beh is None else u_beh[rp]
-            counts = None if counts is None else counts[rp]
-            del rp
+        u_indptr, u_indices, u_ts, u_beh, counts = _build_user_side(
+            user, item, n_users, n_items, ts, beh, dedupe=dedupe, order=order, keep_counts=keep_counts, idx=idx)
         e = u_indices.shape[0]
         i_indptr = _indptr_of(u_indices, n_items).astype(idx, copy=False)
         i_indices = np.empty(e, idx)

@@ -295,7 +295,7 @@ def _ppr_topk_kernel(indptr, indices, sources, order, alpha, eps, topk, exclude_
 # --------------------------------------------------------------------------------------------
 
 
-def _check_csr(indptr, indices) -> tuple[np.ndarray, np.ndarray, int]:
+def _check_csr(indptr, indices, check_indices: bool = True) -> tuple[np.ndarray, np.ndarray, int]:
     indptr = np.ascontiguousarray(indptr, dtype=np.int64)
     indices = np.asarray(indices)
     if indptr.ndim != 1 or indptr.shape[0] < 1:
@@ -310,7 +310,7 @@ def _check_csr(indptr, indices) -> tuple[np.ndarray, np.ndarray, int]:
         raise ValueError("indptr must be non-decreasing")
     if n >= np.iinfo(np.int32).max:
         raise ValueError(f"{n} nodes do not fit int32 node ids")
-    if indices.shape[0]:
+    if indices.shape[0] and check_indices:
         lo, hi = int(indices.min()), int(indices.max())
         if lo < 0 or hi >= n:
             raise ValueError(f"indices must lie in [0, {n}), got [{lo}, {hi}]")
@@ -329,6 +329,7 @@ def ppr_topk(
     exclude_self: bool = False,
     num_threads: int | None = None,
     seed: int = 0,
+    check_indices: bool = True,
 ) -> PPRNeighbourhoods:
     """Top-``topk`` personalized PageRank of each source by forward push.
 
@@ -346,6 +347,8 @@ def ppr_topk(
         num_threads: numba threads for this call (default: numba's current setting).
         seed: only shuffles the order in which sources are scheduled (load balance); the
             result does not depend on it.
+        check_indices: verify every index lies in ``[0, n_nodes)`` (one pass over ``indices``;
+            callers that built the CSR themselves, e.g. over a memory-mapped graph, skip it).
 
     Returns:
         :class:`PPRNeighbourhoods`; ``scores[i, j] <= pi_{s_i}(indices[i, j])`` and, on an
@@ -357,7 +360,7 @@ def ppr_topk(
         raise ValueError(f"eps must be > 0, got {eps}")
     if topk < 1:
         raise ValueError(f"topk must be >= 1, got {topk}")
-    indptr, indices, n = _check_csr(indptr, indices)
+    indptr, indices, n = _check_csr(indptr, indices, check_indices)
     if sources is None:
         sources = np.arange(n, dtype=np.int64)
     else:
@@ -387,6 +390,8 @@ def bipartite_ppr(
     graph: BipartiteGraph,
     user_sources=None,
     item_sources=None,
+    *,
+    joint: tuple[np.ndarray, np.ndarray] | None = None,
     **kwargs,
 ) -> tuple[PPRNeighbourhoods, PPRNeighbourhoods]:
     """PPR neighbourhoods of users and items on the joint user+item graph of ``graph``
@@ -397,10 +402,12 @@ def bipartite_ppr(
     ``user_sources`` / ``item_sources`` are *local* ids (default: all users / all items). In the
     results, ``sources`` and ``indices`` are homogeneous node ids: users ``0..N-1``, items
     ``N..N+M-1`` (``indices >= N`` are items, subtract ``N`` for the item id). Keyword arguments
-    go to :func:`ppr_topk`. Both sets run in one kernel call.
+    go to :func:`ppr_topk`. Both sets run in one kernel call. ``joint``: ``graph.joint_csr()``
+    computed elsewhere (a memory-mapped one for an out-of-core graph:
+    :func:`recgraph.graph.streaming.graph_ppr`).
     """
     graph = as_graph(graph)
-    indptr, indices = graph.joint_csr()
+    indptr, indices = graph.joint_csr() if joint is None else joint
     N, M = graph.n_users, graph.n_items
     users = (np.arange(N, dtype=np.int64) if user_sources is None
              else np.asarray(user_sources, dtype=np.int64).reshape(-1))

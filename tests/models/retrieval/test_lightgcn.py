@@ -47,11 +47,13 @@ def test_artifact_round_trip_scores_identically(tmp_path, toy_graph, cls):
     assert meta["dataset"] == "toy" and torch.equal(before, after)
 
 
-# Margins over MF-BPR: with both models tuned on validation, LightGCN leads by 1.8% (Recall@20
-# 0.3797 vs 0.3729) and 3.1% (NDCG@20 0.3477 vs 0.3374) — RecBole's own runs show a similar gap
-# (0.3669 vs 0.3617). Against an under-initialised BPR (init std 0.1) the gap was 8–11%.
+# Margins over MF-BPR from the spread over seeds, not from one run: in
+# benchmarks/results/retrieval_movielens_100k.json (both models with these defaults, seeds 0, 1, 2)
+# the per-seed ratio LightGCN / MF-BPR is 1.0182, 1.0136, 1.0322 on Recall@20 (mean 1.0214, sd
+# 0.0097) and 1.0303, 1.0164, 1.0369 on NDCG@20 (mean 1.0278, sd 0.0105). The margin is mean - 2 sd
+# (1.002 / 1.007): what the three seeds support. The lead is small — "clearly" means ~2%, not more.
 @pytest.mark.slow
-@pytest.mark.parametrize("metric,margin", [("recall@20", 1.01), ("ndcg@20", 1.02)])
+@pytest.mark.parametrize("metric,margin", [("recall@20", 1.002), ("ndcg@20", 1.007)])
 def test_lightgcn_beats_pop_and_bpr_clearly(ml100k_baselines, metric, margin):
     lgcn, bpr, pop = (ml100k_baselines[m][metric] for m in ("lightgcn", "bpr", "pop"))
     assert lgcn >= 1.5 * pop, f"LightGCN {lgcn:.4f} vs Pop {pop:.4f}"
