@@ -22,6 +22,7 @@ import json
 import math
 import os
 import platform
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -185,6 +186,7 @@ def machine_info() -> dict:
         "cpu_count": os.cpu_count(),
         "cpu_affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "memory_bytes": _total_memory(),
+        "load_average_1_5_15min": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,  # at write time
     }
     for mod in ("numpy", "scipy", "numba", "torch"):
         try:
@@ -236,7 +238,7 @@ def write_result(name: str, payload: dict, results_dir: Path | str | None = None
     ``results_dir/NAME.json`` atomically (temp file in the same folder, then rename)."""
     out_dir = Path(results_dir) if results_dir is not None else RESULTS_DIR
     out_dir.mkdir(parents=True, exist_ok=True)
-    doc = {"benchmark": name,
+    doc = {"benchmark": name, "command": shlex.join(["python", *sys.argv]),
            "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
            "machine": machine_info(), "git": git_commit(), **payload}
     path = out_dir / f"{name}.json"

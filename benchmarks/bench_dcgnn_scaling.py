@@ -28,7 +28,6 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import fmt_bytes, growth_exponent, measure, powerlaw_edges, print_table, write_result  # noqa: E402
 
-from recgraph.data.schema import Interactions  # noqa: E402
 from recgraph.graph.bipartite import BipartiteGraph  # noqa: E402
 from recgraph.graph.propagation import PropagatedFeatures, propagate  # noqa: E402
 from recgraph.models.retrieval.dcgnn import DCGNN  # noqa: E402
@@ -40,12 +39,12 @@ def parse_size(s: str) -> int:
     return int(float(s[:-1]) * mult[s[-1]]) if s[-1] in mult else int(s)
 
 
-def tower_epoch(inter: Interactions, feats: PropagatedFeatures, k: int, dim: int, samples: int, batch: int) -> float:
+def tower_epoch(g: BipartiteGraph, feats: PropagatedFeatures, k: int, dim: int, samples: int, batch: int) -> float:
     sub = PropagatedFeatures(user=feats.user[: k + 1], item=feats.item[: k + 1], path=feats.path)
     torch.manual_seed(0)
-    model = DCGNN(inter.n_users, inter.n_items, dim=dim, n_hops=k, samples_per_epoch=samples, batch_size=batch,
+    model = DCGNN(g.n_users, g.n_items, dim=dim, n_hops=k, samples_per_epoch=samples, batch_size=batch,
                   memory_budget=0)
-    model.prepare(inter, features=sub)
+    model.prepare(g, features=sub)
     opt = torch.optim.Adam(model.parameters(), lr=5e-4)
     model.train()
     rng = np.random.default_rng(0)
@@ -75,17 +74,15 @@ def scaling(sizes, max_hops, dim, samples, batch, budget, workdir):
         feats, t_prop, m_prop = measure(propagate, g, xu, xi, max_hops, dtype=np.float16, memory_budget=budget,
                                         out_dir=None if (max_hops + 1) * (n_users + n_items) * dim * 2 <= budget
                                         else Path(workdir) / f"prop-{n_edges}")
-        inter = Interactions(user=g.to_scipy().tocoo().row.astype(np.int64), item=g.u_indices.astype(np.int64),
-                             n_users=n_users, n_items=n_items)
         del xu, xi
         row = {"n_edges": int(g.n_edges), "n_users": n_users, "n_items": n_items, "graph_seconds": t_graph,
                "propagate_seconds": t_prop, "propagate_peak_bytes": m_prop, "feature_bytes": feats.nbytes,
                "features_on_disk": feats.on_disk, "epoch_seconds": {}}
         for k in range(1, max_hops + 1):
-            row["epoch_seconds"][k] = tower_epoch(inter, feats, k, dim, samples, batch)
+            row["epoch_seconds"][k] = tower_epoch(g, feats, k, dim, samples, batch)
         print(row, flush=True)
         rows.append(row)
-        del g, feats, inter
+        del g, feats
     return rows
 
 
@@ -94,9 +91,10 @@ def ablation() -> list[dict]:
     mean of hops 0..K of the pretrained embeddings): what each pretraining ingredient contributes."""
     from recgraph.data.datasets import load_dataset
     from recgraph.data.split import random_ratio
-    from recgraph.train.runner import evaluate_model
+    from recgraph.train.runner import evaluate_model, stage_fitter
 
     split = random_ratio(load_dataset("movielens-100k").interactions, seed=0)
+    graph = BipartiteGraph.from_interactions(split.train)
     variants = {"spectral (SVD) start only, 0 epochs": dict(pretrain_epochs=0),
                 "defaults (20 ep, random+khop+degree negatives, contrastive 0.01)": dict(),
                 "no contrastive term": dict(pretrain_cl_weight=0.0),
@@ -110,7 +108,7 @@ def ablation() -> list[dict]:
         torch.manual_seed(0)
         m = DCGNN(split.n_users, split.n_items, **kw)
         t = time.perf_counter()
-        m.prepare(split.train)
+        m.prepare(graph, fit=stage_fitter("cpu"))  # pretraining through the one Trainer
         row = {"variant": name, "model_args": kw, "prepare_seconds": time.perf_counter() - t}
         for part in ("valid", "test"):
             r = evaluate_model(m, split, part, ks=(20,))

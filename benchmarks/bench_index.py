@@ -128,6 +128,7 @@ def index_configs(V, nlists, rq_sizes, nprobes, cotrained=None):
 def movielens(args) -> dict:
     from recgraph.data.datasets import load_dataset
     from recgraph.data.split import random_ratio
+    from recgraph.graph.bipartite import BipartiteGraph
     from recgraph.models.retrieval.rankgraph import RankGraph2
     from recgraph.train.runner import evaluate_model
     from recgraph.train.trainer import Trainer, seed_everything
@@ -136,7 +137,7 @@ def movielens(args) -> dict:
     split = random_ratio(load_dataset("movielens-100k").interactions, seed=0)
     model = RankGraph2(split.n_users, split.n_items)
     t0 = time.perf_counter()
-    model.prepare(split.train)
+    model.prepare(BipartiteGraph.from_interactions(split.train))
     d = dict(RankGraph2.train_defaults)
     if args.epochs:
         d["epochs"] = args.epochs

@@ -31,6 +31,7 @@ def main() -> None:
 
     from recgraph.data.datasets import load_dataset
     from recgraph.data.split import Split
+    from recgraph.graph.bipartite import BipartiteGraph
     from recgraph.train.runner import build_model, evaluate_model, make_split, peak_rss_bytes
 
     ap = argparse.ArgumentParser()
@@ -55,7 +56,7 @@ def main() -> None:
     def fit_eval(part_split: Split, **kw) -> tuple[dict, float]:
         t0 = time.perf_counter()
         m = build_model("itemknn", part_split.n_users, part_split.n_items, **kw)
-        m.prepare(part_split.train)
+        m.prepare(BipartiteGraph.from_interactions(part_split.train))
         fit = time.perf_counter() - t0
         return evaluate_model(m, part_split, "test", ks=(20,), batch_size=4096), fit
 

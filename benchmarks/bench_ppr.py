@@ -198,12 +198,12 @@ def _bipartite_csr(u, i, N, M):
 
 
 def load_gowalla():
-    """The official Gowalla training file (``recgraph`` dataset ``lightgcn-gowalla``) as a binary
-    user × item CSR, read through recgraph's validated loader from the data directory."""
+    """The official Gowalla training file (``recgraph`` dataset ``lightgcn-gowalla``) as the training
+    BipartiteGraph, read through recgraph's validated loader from the data directory."""
     from recgraph.data.datasets import load_dataset
     from recgraph.graph.bipartite import BipartiteGraph
 
-    return BipartiteGraph.from_interactions(load_dataset("lightgcn-gowalla").predefined.train).to_scipy()
+    return BipartiteGraph.from_interactions(load_dataset("lightgcn-gowalla").predefined.train)
 
 
 def ensure_venv() -> Path:
@@ -277,19 +277,20 @@ def main() -> None:
         args.sweep, args.pyg_sweep, args.scale = "1e-4,1e-5", "1e-5", "1e5,1e6"
         args.scale_sources = 2000
 
-    from recgraph.graph.ppr import exact_ppr, homogeneous_csr
+    from recgraph.graph.ppr import exact_ppr
 
-    results: dict = {"alpha": args.alpha, "eps": args.eps, "eps_sweep": args.sweep, "k": args.k,
-                     "command": " ".join(["python", "benchmarks/bench_ppr.py", *sys.argv[1:]])}
+    results: dict = {"alpha": args.alpha, "eps": args.eps, "eps_sweep": args.sweep, "pyg_eps_sweep": args.pyg_sweep,
+                     "k": args.k, "command": " ".join(["python", "benchmarks/bench_ppr.py", *sys.argv[1:]])}
     tmp = Path(tempfile.mkdtemp(prefix="bench_ppr_"))
     t0 = time.perf_counter()
-    R = load_gowalla()
-    indptr, indices, N, M = homogeneous_csr(R)
+    graph = load_gowalla()
+    indptr, indices = graph.joint_csr()  # the joint user + item graph PPR runs on
+    N, M = graph.n_users, graph.n_items
     n = N + M
-    print(f"gowalla train: {N} users, {M} items, {R.nnz} interactions -> {n} nodes, "
+    print(f"gowalla train: {N} users, {M} items, {graph.n_edges} interactions -> {n} nodes, "
           f"{len(indices)} arcs (load {time.perf_counter() - t0:.1f}s)", flush=True)
     results["dataset"] = {"name": "lightgcn-gowalla/train", "users": N, "items": M,
-                          "interactions": int(R.nnz), "nodes": n, "arcs": int(len(indices))}
+                          "interactions": int(graph.n_edges), "nodes": n, "arcs": int(len(indices))}
     gpath = tmp / "graph.npz"
     np.savez(gpath, indptr=indptr, indices=indices)
     rng = np.random.default_rng(2024)

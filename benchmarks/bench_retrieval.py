@@ -166,6 +166,7 @@ def main(argv=None):
                     help="RankGraph-2 graph size and quality vs subsampling keep rate, e.g. 1,0.75,0.5,0.25")
     ap.add_argument("--model-args", type=json.loads, default={},
                     help='per-model argument overrides, e.g. \'{"dcgnn": {"pretrain_epochs": 5}}\'')
+    ap.add_argument("--name", default=None, help="results file name (default: retrieval_<dataset>[_suffix])")
     args = ap.parse_args(argv)
     args.models = [m for m in args.models.split(",") if m]
     args.seeds = [int(s) for s in args.seeds.split(",") if s]
@@ -177,8 +178,10 @@ def main(argv=None):
         body, suffix = ablation(args, ds, split), "_ablation"
     else:
         body, suffix = compare(args, ds, split), ""
-    name = f"retrieval_{args.dataset.replace('-', '_')}{suffix}"
-    print(f"wrote {write_result(name, {'args': vars(args), 'split': split.protocol, 'results': body})}")
+    name = args.name or f"retrieval_{args.dataset.replace('-', '_')}{suffix}"
+    command = "python benchmarks/bench_retrieval.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    payload = {"command": command, "args": vars(args), "split": split.protocol, "results": body}
+    print(f"wrote {write_result(name, payload)}")
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ def main() -> None:
     import torch
 
     from recgraph.data.datasets import load_dataset
+    from recgraph.graph.bipartite import BipartiteGraph
     from recgraph.models.retrieval.lightgcn import LightGCN
     from recgraph.models.retrieval.mf import MFBPR
     from recgraph.nn.sparse import symmetric_spmm
@@ -42,6 +43,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     train = load_dataset("lightgcn-gowalla").predefined.train
+    graph = BipartiteGraph.from_interactions(train)  # built once, shared by every model below
 
     def layerwise(self):  # the propagation before mean_propagation, kept here for the comparison
         x = torch.cat([self.user_emb.weight, self.item_emb.weight])
@@ -59,7 +61,7 @@ def main() -> None:
                                           ("LightGCN", LightGCN, "fused", True)]:
         torch.manual_seed(0)
         model = cls(train.n_users, train.n_items, sampling="user")
-        model.prepare(train)
+        model.prepare(graph)
         if propagation == "layerwise":
             model.propagate = layerwise.__get__(model)
         opt = torch.optim.Adam(model.parameters(), lr=1e-3, fused=fused)

@@ -32,3 +32,35 @@ def ml100k_baselines(ml100k_split):
 
     return {m: run_experiment(ExperimentConfig(model=m, dataset="movielens-100k", device="cpu", progress=False),
                               split=ml100k_split)["metrics"] for m in ("pop", "bpr", "lightgcn")}
+
+
+# ----------------------------------------------------------------------------- multi-task (issue 17)
+
+@pytest.fixture(scope="session")
+def small_mt_log():
+    """A small hand-made multi-behaviour log (a test fixture, not a benchmark): 30 users, 40 items in
+    5 categories, 8 days of views with carts / favs / buys hours after some views (likelier on some
+    items, so the labels are learnable), some carts without a view."""
+    import numpy as np
+
+    from recgraph.data.schema import Interactions
+
+    rng = np.random.default_rng(0)
+    day, n_users, n_items, n_days = 86400, 30, 40, 8
+    t0 = 1_511_539_200  # 2017-11-25 00:00 UTC+8
+    n = 1500
+    u = rng.integers(0, n_users, n)
+    i = (u * 3 + rng.integers(0, 12, n)) % n_items       # users prefer a band of items
+    t = t0 + rng.integers(0, n_days * day, n)
+    us, its, ts, bs = [u], [i], [t], [np.zeros(n, np.int8)]
+    for code, k in ((1, 3), (2, 5), (3, 4)):              # cart / fav / buy after a view, likelier for i % k == 0
+        m = rng.random(n) < np.where(i % k == 0, 0.5, 0.08)
+        us.append(u[m]), its.append(i[m]), bs.append(np.full(m.sum(), code, np.int8))
+        ts.append(np.minimum(t[m] + rng.integers(0, 2 * day, m.sum()), t0 + n_days * day - 1))
+    m = rng.random(n) < 0.1                               # carts without a view
+    us.append(u[m]), its.append(rng.integers(0, n_items, m.sum())), bs.append(np.full(m.sum(), 1, np.int8))
+    ts.append(t[m])
+    return Interactions(np.concatenate(us).astype(np.int64), np.concatenate(its).astype(np.int64), n_users, n_items,
+                        timestamp=np.concatenate(ts).astype(np.int64), behavior=np.concatenate(bs),
+                        behavior_names=("pv", "cart", "fav", "buy"), item_features={"category": np.arange(n_items) % 5},
+                        name="small-log")

@@ -8,4 +8,14 @@ import os as _os
 # loads its OpenMP runtime; a value the user set wins.
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+# numba's on-disk cache of compiled kernels (``cache=True``) goes to the user cache dir, not into the
+# installed package (``graph/__pycache__``), which may be read-only or shared. Must be set before
+# any recgraph module decorates a kernel; a value the user set wins.
+if not _os.environ.get("NUMBA_CACHE_DIR"):
+    from .config import cache_dir as _cache_dir
+
+    _os.environ["NUMBA_CACHE_DIR"] = str(_cache_dir() / "numba")
+    if "numba" in __import__("sys").modules:  # numba read its config already: tell it too
+        __import__("numba").config.CACHE_DIR = _os.environ["NUMBA_CACHE_DIR"]
+
 __version__ = "0.1.0"

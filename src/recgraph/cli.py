@@ -23,6 +23,20 @@ DataDirOpt = typer.Option(None, "--data-dir", help="dataset root (default: $RECG
                                                     "to a checkout, then a user cache dir)")
 
 
+NoVerifyOpt = typer.Option(False, "--no-verify-data", help="skip the sha256 check of the dataset's files against "
+                           "the published sums (for files you changed on purpose)")
+
+
+def _no_verify(flag: bool) -> None:
+    """``--no-verify-data``: every dataset load in this process skips the checksum check."""
+    if flag:
+        import os
+
+        from .data.datasets.verify import VERIFY_ENV
+
+        os.environ[VERIFY_ENV] = "0"
+
+
 def _fail(msg: str) -> None:
     console.print(f"[bold red]error:[/] {msg}")
     raise typer.Exit(2)
@@ -70,7 +84,8 @@ USER_ERRORS = (FileNotFoundError, KeyError, ValueError, RuntimeError, TypeError,
 
 
 def _data_source(data: Optional[Path], user: Optional[str], item: Optional[str], time_col: Optional[str],
-                 rating: Optional[str], positive_threshold: Optional[float], sep: Optional[str]):
+                 rating: Optional[str], positive_threshold: Optional[float], sep: Optional[str],
+                 encoding: str = "utf-8", time_unit: str = "s"):
     """The ``--data`` options as a :class:`~recgraph.train.runner.DataSource` (None without ``--data``)."""
     from .train.runner import DataSource
 
@@ -87,7 +102,7 @@ def _data_source(data: Optional[Path], user: Optional[str], item: Optional[str],
     if not user or not item:
         _fail("--data needs --user COL and --item COL (the columns holding user and item ids)")
     try:
-        return DataSource(str(data), user, item, time_col, rating, positive_threshold, sep)
+        return DataSource(str(data), user, item, time_col, rating, positive_threshold, sep, encoding, time_unit)
     except ValueError as exc:
         _fail(str(exc))
 
@@ -99,6 +114,9 @@ TimeOpt = typer.Option(None, "--time", help="--data: the timestamp column (epoch
 RatingOpt = typer.Option(None, "--rating", help="--data: a rating / label column")
 ThresholdOpt = typer.Option(None, "--positive-threshold", help="--data: rows with rating >= this are positives")
 SepOpt = typer.Option(None, "--sep", help="--data: field separator of a text file (default: sniffed)")
+EncodingOpt = typer.Option("utf-8", "--encoding", help="--data: text encoding of the file (e.g. latin-1, cp1252, "
+                                                       "utf-16)")
+TimeUnitOpt = typer.Option("s", "--time-unit", help="--data: unit of numeric --time values: s | ms | us | ns")
 
 
 @app.command()
@@ -109,16 +127,18 @@ def quickstart(dataset: str = typer.Option("movielens-100k", help="dataset name 
                data: Optional[Path] = DataOpt, user: Optional[str] = UserOpt, item: Optional[str] = ItemOpt,
                time_col: Optional[str] = TimeOpt, rating: Optional[str] = RatingOpt,
                positive_threshold: Optional[float] = ThresholdOpt, sep: Optional[str] = SepOpt,
+               encoding: str = EncodingOpt, time_unit: str = TimeUnitOpt,
                split: str = typer.Option("auto", help="auto | predefined | random-ratio | leave-last-out | "
                                                       "time-quantile"),
-               data_dir: Optional[Path] = DataDirOpt):
+               data_dir: Optional[Path] = DataDirOpt, no_verify_data: bool = NoVerifyOpt):
     """Load MovieLens-100K (or your --data), split it, train Pop / ItemKNN / MF-BPR / LightGCN, evaluate, report."""
+    _no_verify(no_verify_data)
     from .graph.bipartite import BipartiteGraph
     from .io import atomic_write_json
     from .report.html import degree_distribution_png, training_curves_png, write_report
     from .train.runner import ExperimentConfig, load_data, make_split, run
 
-    source = _data_source(data, user, item, time_col, rating, positive_threshold, sep)
+    source = _data_source(data, user, item, time_col, rating, positive_threshold, sep, encoding, time_unit)
     name = dataset if source is None else data.name
     t0 = time.perf_counter()
     try:
@@ -161,8 +181,9 @@ def quickstart(dataset: str = typer.Option("movielens-100k", help="dataset name 
 
 
 @app.command()
-def datasets(data_dir: Optional[Path] = DataDirOpt):
+def datasets(data_dir: Optional[Path] = DataDirOpt, no_verify_data: bool = NoVerifyOpt):
     """List every dataset recgraph knows, whether it is available locally, and its statistics."""
+    _no_verify(no_verify_data)
     from .config import resolve_data_dir
     from .data.datasets import list_datasets
 
@@ -177,6 +198,7 @@ def datasets(data_dir: Optional[Path] = DataDirOpt):
     table.add_column("notes")
     fmt = lambda v: "–" if v is None else f"{v:,}" if isinstance(v, int) else str(v)  # noqa: E731
     day = lambda t: time.strftime("%Y-%m-%d", time.gmtime(t))  # noqa: E731
+    errors = []
     for row in list_datasets(data_dir):
         st = row.get("stats") or {}
         tr = "–"
@@ -191,9 +213,15 @@ def datasets(data_dir: Optional[Path] = DataDirOpt):
             notes.append("stats from README")
         if not row["available"]:
             notes.append("downloadable" if row.get("downloadable") else "place files manually")
+        if row.get("error"):
+            notes.append("[red]error (below)[/]")
         table.add_row(row["name"], "[green]yes[/]" if row["available"] else "[red]no[/]", fmt(st.get("events")),
                       fmt(st.get("users")), fmt(st.get("items")), tr, beh, ", ".join(notes))
+        if row.get("error"):
+            errors.append(f"[bold red]error:[/] {row['name']}: {row['error']}")
     console.print(table)
+    for line in errors:
+        console.print(line)
 
 
 @app.command()
@@ -202,12 +230,14 @@ def train(model: str = typer.Argument(..., help="model name (see `recgraph model
           data: Optional[Path] = DataOpt, user: Optional[str] = UserOpt, item: Optional[str] = ItemOpt,
           time_col: Optional[str] = TimeOpt, rating: Optional[str] = RatingOpt,
           positive_threshold: Optional[float] = ThresholdOpt, sep: Optional[str] = SepOpt,
+          encoding: str = EncodingOpt, time_unit: str = TimeUnitOpt,
           epochs: Optional[int] = typer.Option(None, help="max epochs (default: the model's)"),
           seed: int = 0, device: str = typer.Option("auto", help="cpu | cuda | auto"),
           out: Optional[Path] = typer.Option(None, help="run folder (default runs/MODEL-DATASET-SEED)"),
           split: str = typer.Option("auto", help="retrieval models: auto | predefined | random-ratio | leave-last-out | "
                                                  "time-quantile"),
-          protocol: str = typer.Option("macgnn-quantile", help="ranking (CTR) models: macgnn-quantile | leave-last-out"),
+          protocol: str = typer.Option("macgnn-quantile", help="ranking (CTR) models: macgnn-quantile | leave-last-out | "
+                                       "rows:PATH (an external row listing, recgraph.data.rows_protocol)"),
           lr: Optional[float] = None, patience: Optional[int] = None,
           weight_decay: Optional[float] = typer.Option(None, help="the optimizer's weight decay on every parameter "
                                                                   "(default: the model's, else 0)"),
@@ -222,11 +252,15 @@ def train(model: str = typer.Argument(..., help="model name (see `recgraph model
           select_on_test: bool = typer.Option(False, help="official LightGCN / MacGNN protocols: select the epoch "
                                                           "on the test part (stamped into metrics.json)"),
           set_: List[str] = typer.Option([], "--set", help="model argument KEY=VALUE (repeatable)"),
-          data_dir: Optional[Path] = DataDirOpt):
+          tasks: Optional[str] = typer.Option(None, help="multi-task ranking: comma-separated behaviours, e.g. "
+                                                         "cart,fav,buy (macgnn then trains one MacGNN per task)"),
+          rounds: Optional[int] = typer.Option(None, help="dccl: MoMoDistill rounds after MetaPatch (default 2)"),
+          data_dir: Optional[Path] = DataDirOpt, no_verify_data: bool = NoVerifyOpt):
     """Train and evaluate one model (retrieval or ranking) on a dataset or your own --data; writes OUT."""
-    from .train.runner import ExperimentConfig, run
+    _no_verify(no_verify_data)
+    from .train.runner import ExperimentConfig, model_task, run
 
-    source = _data_source(data, user, item, time_col, rating, positive_threshold, sep)
+    source = _data_source(data, user, item, time_col, rating, positive_threshold, sep, encoding, time_unit)
     if source is None and dataset is None:
         _fail("name the data: --dataset NAME (see `recgraph datasets`) or --data PATH --user COL --item COL")
     if source is not None and dataset is not None:
@@ -234,19 +268,59 @@ def train(model: str = typer.Argument(..., help="model name (see `recgraph model
     name = dataset if source is None else data.stem
     out = out or Path("runs") / f"{model}-{name}-{seed}"
     try:
+        task = model_task(model)
+    except KeyError as exc:
+        _fail(str(exc.args[0]))
+    if task == "ondevice":
+        if source is not None:
+            _fail("dccl needs a bundled dataset with timestamps (--dataset NAME); --data is not supported yet")
+        from .report.html import write_dccl_report
+        from .train.dccl import run_dccl_cli
+
+        try:
+            rec = run_dccl_cli(dataset=dataset, seed=seed, rounds=rounds, epochs=epochs, lr=lr, out=out,
+                               data_dir=None if data_dir is None else str(data_dir), overrides=_parse_model_args(set_),
+                               console=console)
+        except USER_ERRORS as exc:
+            _fail(str(exc))
+        console.print(f"run folder: {out} · report: {write_dccl_report(out / 'report.html', rec)}")
+        return
+    if rounds is not None:
+        _fail("--rounds applies to dccl (device-cloud collaborative learning) only")
+    try:
         cfg = ExperimentConfig(model=model, dataset=dataset, data=source, split=split, protocol=protocol, seed=seed,
                                epochs=epochs, lr=lr, weight_decay=weight_decay, lr_schedule=lr_schedule,
                                resume=resume, checkpoint_every=checkpoint_every, patience=patience,
                                batch_size=batch_size, eval_every=eval_every, device=device, out=str(out),
                                data_dir=None if data_dir is None else str(data_dir),
-                               model_args=_parse_model_args(set_), select_on_test=select_on_test)
-        rec = run(cfg)
+                               model_args=_parse_model_args(set_), select_on_test=select_on_test,
+                               tasks=None if tasks is None else tuple(tasks.split(",")))
+        from .distributed.ddp import DistributedContext  # under torchrun: DDP, rank 0 writes (README)
+
+        ddp = DistributedContext.from_env(device)
+        rec = run(cfg, distributed=ddp)
+        ddp.close()
     except USER_ERRORS as exc:
         _fail(str(exc))
-    keys = ["recall@10", "ndcg@10", "recall@20", "ndcg@20"] if rec["task"] == "retrieval" else ["auc", "gauc",
-                                                                                                 "logloss"]
-    console.print(metrics_table([rec], keys, f"{model} on {name}"))
+    if not ddp.is_main:
+        return
+    if rec["task"] == "multitask":
+        console.print(metrics_table(_multitask_rows(rec), ["auc", "gauc", "logloss"],
+                                    f"{model} on {name} (tasks {', '.join(rec['tasks'])})"))
+    else:
+        keys = ["recall@10", "ndcg@10", "recall@20", "ndcg@20"] if rec["task"] == "retrieval" else ["auc", "gauc",
+                                                                                                     "logloss"]
+        console.print(metrics_table([rec], keys, f"{model} on {name}"))
     console.print(f"run folder: {out} (metrics.json, model/, config.json)")
+
+
+def _multitask_rows(rec: dict) -> list[dict]:
+    """Per-task rows (and the mean) of a multi-task record, for :func:`metrics_table`."""
+    rows = [{"model": f"{rec['model']} · {t}", "metrics": m, "seconds": rec["seconds"], "train": rec["train"]}
+            for t, m in rec["metrics"]["per_task"].items()]
+    rows.append({"model": f"{rec['model']} · mean", "seconds": rec["seconds"], "train": rec["train"],
+                 "metrics": {k: rec["metrics"][f"{k}_mean"] for k in ("auc", "gauc", "logloss")}})
+    return rows
 
 
 @app.command("eval")
@@ -264,6 +338,9 @@ def eval_(run_dir: Path = typer.Argument(..., metavar="RUN", help="run folder wr
     table.add_column("now", justify="right")
     table.add_column("recorded", justify="right")
     fmt = lambda v: "–" if v is None else f"{v:.4f}" if isinstance(v, float) else str(v)  # noqa: E731
+    flat = lambda m: {**{f"{k}[{t}]": v for t, d in m.get("per_task", {}).items() for k, v in d.items()},  # noqa: E731
+                      **{k: v for k, v in m.items() if k != "per_task"}}
+    now, before = flat(now), flat(before)
     for k, v in now.items():
         table.add_row(k, fmt(v), fmt(before.get(k)))
     console.print(table)
@@ -370,6 +447,11 @@ def models():
         doc = (sys.modules[cls.__module__].__doc__ or "").strip().splitlines()
         table.add_row(name, getattr(cls, "task", "retrieval"), cls.__name__, doc[0] if doc else "")
     console.print(table)
+
+
+from .cli_graph import graph_app  # noqa: E402  (recgraph graph build | info)
+
+app.add_typer(graph_app, name="graph")
 
 
 def main() -> None:

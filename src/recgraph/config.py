@@ -27,6 +27,20 @@ def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
     return Path(user_cache_dir("recgraph")) / "datasets"
 
 
+CACHE_ENV = "RECGRAPH_CACHE_DIR"
+
+
+def cache_dir() -> Path:
+    """recgraph's user cache folder: ``$RECGRAPH_CACHE_DIR``, else the platform's user cache dir
+    (``~/.cache/recgraph`` on Linux). Holds numba's compiled kernels and dataset checksum verdicts;
+    never the installed package folder (which may be read-only)."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]).expanduser()
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("recgraph"))
+
+
 def parse_model_args(pairs) -> dict:
     """``["reg=1e-3", "sampling=user"]`` → ``{"reg": 0.001, "sampling": "user"}``: each value read as
     JSON when it parses, else kept as a string (``--set KEY=VALUE`` of the CLI and benchmarks).

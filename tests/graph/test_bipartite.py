@@ -9,6 +9,8 @@ import torch
 
 from recgraph.data.schema import Interactions
 from recgraph.graph import BipartiteGraph
+from recgraph.graph.bipartite import as_graph
+from recgraph.io import ArtifactError
 
 
 def random_edges(seed, n_users=40, n_items=30, e=500, with_behavior=True):
@@ -223,6 +225,68 @@ def test_to_scipy_matches_dense_and_does_not_alias_time_order():
         np.testing.assert_array_equal(g.u_indices, before)
 
 
+@pytest.mark.parametrize("order", ["item", "time"])
+@pytest.mark.parametrize("dedupe", [True, False])
+def test_item_side_matrix_joint_csr_and_blocks_match_dense(order, dedupe):
+    """The one builder of user×item / joint matrices: every view equals the dense reference."""
+    user, item, ts, _, n_users, n_items = random_edges(10, n_users=14, n_items=11, e=90)
+    keep = (user != 13) & (item != 10)  # an isolated user and item
+    user, item, ts = user[keep], item[keep], ts[keep]
+    g = BipartiteGraph.from_edges(user, item, n_users, n_items, timestamp=ts, order=order, dedupe=dedupe)
+    R = np.zeros((n_users, n_items))
+    R[user, item] = 1
+    rt = g.to_scipy(side="item")
+    assert rt.shape == (n_items, n_users) and rt.has_sorted_indices
+    np.testing.assert_array_equal(rt.toarray(), R.T)
+    C = np.zeros((n_users, n_items))
+    np.add.at(C, (user, item), 1)
+    if not dedupe:
+        np.testing.assert_array_equal(g.to_scipy("count", side="item").toarray(), C.T)
+    # joint CSR: A = [[0, R], [R^T, 0]], rows sorted, each distinct pair once
+    indptr, indices = g.joint_csr()
+    n = n_users + n_items
+    A = sp.csr_matrix((np.ones(len(indices)), indices, indptr), shape=(n, n))
+    dense_a = np.zeros((n, n))
+    dense_a[:n_users, n_users:], dense_a[n_users:, :n_users] = R, R.T
+    np.testing.assert_array_equal(A.toarray(), dense_a)
+    assert all(np.all(np.diff(indices[indptr[r]:indptr[r + 1]]) > 0) for r in range(n))
+    assert indptr.dtype == np.int64 and indices.dtype == np.int32
+    # the two blocks of D^-1/2 A D^-1/2 (propagation operators), same values as the torch adjacency
+    p_iu, p_ui = g.normalized_biadjacency()
+    an = dense_normalized(R)
+    np.testing.assert_allclose(p_iu.toarray(), an[:n_users, n_users:], rtol=1e-6)
+    np.testing.assert_allclose(p_ui.toarray(), an[n_users:, :n_users], rtol=1e-6)
+    adj = g.normalized_adjacency().to_dense().numpy()
+    np.testing.assert_array_equal(p_iu.toarray(), adj[:n_users, n_users:])
+    np.testing.assert_array_equal(p_ui.toarray(), adj[n_users:, :n_users])
+    assert p_iu.dtype == np.float32
+
+
+def test_from_scipy_drops_zeros_and_merges_duplicates():
+    R = sp.coo_matrix(([1.0, 2.0, 0.0, 1.0], ([0, 0, 1, 1], [1, 1, 0, 1])), shape=(2, 3))
+    g = BipartiteGraph.from_scipy(R.tocsr())
+    assert (g.n_users, g.n_items, g.n_edges) == (2, 3, 2)  # (0,1) merged, the explicit zero (1,0) dropped
+    np.testing.assert_array_equal(g.to_scipy().toarray(), [[0, 1, 0], [0, 1, 0]])
+    indptr, _ = g.joint_csr()
+    assert np.diff(indptr).tolist() == [1, 1, 0, 2, 0]  # u0:{i1}, u1:{i1}, i0:{}, i1:{u0,u1}, i2:{}
+    assert as_graph(g) is g and as_graph(R).n_edges == 2
+    with pytest.raises(TypeError, match="BipartiteGraph"):
+        as_graph(np.eye(2))
+    with pytest.raises(TypeError, match="scipy sparse"):
+        BipartiteGraph.from_scipy(np.eye(2))
+
+
+def test_load_of_damaged_or_foreign_file_names_it(tmp_path):
+    (tmp_path / "bad.npz").write_bytes(b"not a zip")
+    with pytest.raises(ArtifactError, match="bad.npz"):
+        BipartiteGraph.load(tmp_path / "bad.npz")
+    np.savez(tmp_path / "other.npz", x=np.arange(3))
+    with pytest.raises(ArtifactError, match="missing _meta"):
+        BipartiteGraph.load(tmp_path / "other.npz")
+    with pytest.raises(ArtifactError, match="not found"):
+        BipartiteGraph.load(tmp_path / "absent.npz")
+
+
 def test_from_interactions_and_save_load(tmp_path):
     user, item, ts, beh, n_users, n_items = random_edges(9)
     inter = Interactions(user=user, item=item, n_users=n_users + 2, n_items=n_items, timestamp=ts, behavior=beh,
@@ -231,6 +295,7 @@ def test_from_interactions_and_save_load(tmp_path):
     assert g.n_users == n_users + 2 and g.user_degree[-2:].tolist() == [0, 0]
     assert g.behavior_names == ("click", "cart", "buy")
     g.save(tmp_path / "g.npz")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g.npz"]  # atomic write: no temp file left
     h = BipartiteGraph.load(tmp_path / "g.npz")
     assert (h.n_users, h.n_items, h.order, h.deduped, h.behavior_names) == (g.n_users, g.n_items, "time", True,
                                                                              g.behavior_names)

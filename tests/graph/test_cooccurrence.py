@@ -1,11 +1,17 @@
-"""item_cosine_topk against dense numpy / sklearn references."""
+"""item_cosine_topk against dense numpy / sklearn references; the input is the training
+BipartiteGraph (scipy matrices are converted through it)."""
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from recgraph.graph import item_cosine_topk, to_csr
+from recgraph.data.schema import Interactions
+from recgraph.graph import BipartiteGraph, item_cosine_topk, to_csr
 from recgraph.graph.cooccurrence import inverse_user_frequency
+
+
+def graph_of(R) -> BipartiteGraph:
+    return BipartiteGraph.from_scipy(sp.csr_matrix(R))
 
 
 def random_binary(seed, n_users=60, n_items=45, density=0.08):
@@ -60,7 +66,7 @@ def check_topk(idx, sc, S, k):
 @pytest.mark.parametrize("shrink", [0.0, 3.0])
 def test_matches_dense_reference(seed, k, shrink):
     R = random_binary(seed)
-    idx, sc = item_cosine_topk(sp.csr_matrix(R), k, shrink=shrink)
+    idx, sc = item_cosine_topk(graph_of(R), k, shrink=shrink)
     check_topk(idx, sc, dense_cosine(R, shrink), k)
     assert np.all(idx[7] == -1)  # untouched item has no neighbours
 
@@ -70,24 +76,24 @@ def test_matches_dense_reference(seed, k, shrink):
 def test_asymmetric_and_user_weighted_match_dense_reference(alpha, weighted):
     R = random_binary(5, n_users=40, n_items=30, density=0.12)
     w = np.random.default_rng(1).random(R.shape[0]) * 2 if weighted else None
-    idx, sc = item_cosine_topk(sp.csr_matrix(R), 6, shrink=2.0, alpha=alpha, user_weights=w)
+    idx, sc = item_cosine_topk(graph_of(R), 6, shrink=2.0, alpha=alpha, user_weights=w)
     check_topk(idx, sc, dense_asymmetric(R, 2.0, alpha, w), 6)
     # blocking does not change the weighted / asymmetric answer either
-    idx2, sc2 = item_cosine_topk(sp.csr_matrix(R), 6, shrink=2.0, alpha=alpha, user_weights=w, block_size=4)
+    idx2, sc2 = item_cosine_topk(graph_of(R), 6, shrink=2.0, alpha=alpha, user_weights=w, block_size=4)
     np.testing.assert_array_equal(idx2, idx)
     np.testing.assert_array_equal(sc2, sc)
 
 
 def test_alpha_half_and_unit_weights_are_the_cosine():
-    R = sp.csr_matrix(random_binary(6))
+    R = graph_of(random_binary(6))
     idx, sc = item_cosine_topk(R, 7, shrink=1.0)
-    idx2, sc2 = item_cosine_topk(R, 7, shrink=1.0, alpha=0.5, user_weights=np.ones(R.shape[0]))
+    idx2, sc2 = item_cosine_topk(R, 7, shrink=1.0, alpha=0.5, user_weights=np.ones(R.n_users))
     np.testing.assert_array_equal(idx2, idx)
     np.testing.assert_allclose(sc2, sc, rtol=1e-6)
 
 
 def test_inverse_user_frequency_and_bad_weights():
-    R = sp.csr_matrix(np.array([[1, 0, 0], [1, 1, 1], [0, 0, 0]], np.float64))
+    R = graph_of(np.array([[1, 0, 0], [1, 1, 1], [0, 0, 0]], np.float64))
     np.testing.assert_allclose(inverse_user_frequency(R), [1.0, 1 / np.log2(4), 1.0])
     with pytest.raises(ValueError, match="shape"):
         item_cosine_topk(R, 2, user_weights=np.ones(2))
@@ -105,13 +111,13 @@ def test_matches_sklearn_cosine():
     R = random_binary(2)
     S = cosine_similarity(R.T)
     np.fill_diagonal(S, 0)
-    idx, sc = item_cosine_topk(sp.csr_matrix(R), 10)
+    idx, sc = item_cosine_topk(graph_of(R), 10)
     check_topk(idx, sc, S, 10)
 
 
 @pytest.mark.parametrize("block_size", [1, 3, 7, 16, 1000])
 def test_block_size_invariance(block_size):
-    R = sp.csr_matrix(random_binary(3, n_users=80, n_items=50, density=0.15))
+    R = graph_of(random_binary(3, n_users=80, n_items=50, density=0.15))
     ref_idx, ref_sc = item_cosine_topk(R, 8, shrink=1.0)
     idx, sc = item_cosine_topk(R, 8, shrink=1.0, block_size=block_size)
     np.testing.assert_array_equal(idx, ref_idx)
@@ -125,10 +131,10 @@ def test_block_size_invariance(block_size):
 def test_ties_broken_by_item_id_and_binary_treatment():
     # items 1, 2, 3 each co-occur with item 0 identically -> ties resolved by smaller id
     R = np.array([[1, 1, 1, 1], [1, 1, 1, 1]], np.float64)
-    idx, sc = item_cosine_topk(sp.csr_matrix(R), 2)
+    idx, sc = item_cosine_topk(graph_of(R), 2)
     assert idx[0].tolist() == [1, 2] and idx[3].tolist() == [0, 1]
     np.testing.assert_allclose(sc, 1.0)
-    # counts > 1, duplicates and explicit zeros are treated as binary
+    # counts > 1, duplicates and explicit zeros in a scipy input are treated as binary
     Rc = sp.csr_matrix((np.array([5.0, 0.0, 2.0, 1.0]), (np.array([0, 0, 1, 1]), np.array([0, 1, 0, 1]))),
                        shape=(2, 2))
     idx, sc = item_cosine_topk(Rc, 1)
@@ -138,7 +144,7 @@ def test_ties_broken_by_item_id_and_binary_treatment():
 
 def test_to_csr_roundtrip():
     R = random_binary(4)
-    idx, sc = item_cosine_topk(sp.csr_matrix(R), 6)
+    idx, sc = item_cosine_topk(graph_of(R), 6)
     S = to_csr(idx, sc, R.shape[1])
     assert S.shape == (R.shape[1], R.shape[1]) and S.dtype == np.float32
     dense = S.toarray()
@@ -151,7 +157,25 @@ def test_to_csr_roundtrip():
 
 
 def test_empty_and_k_zero():
-    idx, sc = item_cosine_topk(sp.csr_matrix((5, 4)), 3)
+    idx, sc = item_cosine_topk(graph_of(sp.csr_matrix((5, 4))), 3)
     assert idx.shape == (4, 3) and np.all(idx == -1) and np.all(sc == 0)
     idx, sc = item_cosine_topk(sp.csr_matrix(np.eye(3)), 0)
     assert idx.shape == (3, 0)
+
+
+def test_graph_from_a_raw_log_equals_the_binary_matrix():
+    """Repeated events and a time-ordered graph change nothing: co-occurrence is over distinct pairs."""
+    R = random_binary(7)
+    u, i = np.nonzero(R)
+    rng = np.random.default_rng(0)
+    rep = rng.integers(1, 4, len(u))  # each pair logged 1-3 times, shuffled
+    order = rng.permutation(rep.sum())
+    uu, ii = np.repeat(u, rep)[order], np.repeat(i, rep)[order]
+    inter = Interactions(uu, ii, R.shape[0], R.shape[1], timestamp=rng.integers(0, 100, len(uu)))
+    ref = item_cosine_topk(graph_of(R), 9, shrink=1.0, alpha=0.7)
+    for g in (BipartiteGraph.from_interactions(inter), BipartiteGraph.from_interactions(inter, order="time"),
+              BipartiteGraph.from_interactions(inter, dedupe=False)):
+        idx, sc = item_cosine_topk(g, 9, shrink=1.0, alpha=0.7)
+        np.testing.assert_array_equal(idx, ref[0])
+        np.testing.assert_array_equal(sc, ref[1])
+        np.testing.assert_array_equal(inverse_user_frequency(g), inverse_user_frequency(graph_of(R)))

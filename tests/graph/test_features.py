@@ -113,10 +113,11 @@ def test_leave_last_out_test_is_last_positive(ml):
 
 def test_implicit_negatives_at_sample_time(amazon):
     data = build_ctr_data(amazon, "macgnn-quantile", seed=0, neg_ratio=2)
-    pairs = set(zip(amazon.user.tolist(), amazon.item.tolist()))
-    for part in (data.train, data.valid, data.test):
+    taken = set(zip(amazon.user.tolist(), amazon.item.tolist(), amazon.timestamp.tolist()))
+    for part in (data.train, data.valid, data.test):  # (time-respecting rejection: tests/data/test_ctr_leakage.py)
         neg = part.label == 0
-        assert not any((u, i) in pairs for u, i in zip(part.user[neg].tolist(), part.item[neg].tolist()))
+        assert not any((u, i, t) in taken for u, i, t in zip(part.user[neg].tolist(), part.item[neg].tolist(),
+                                                             part.time[neg].tolist()))
     s = data.train
     assert 1.5 < (s.label == 0).sum() / max(1, (s.label == 1).sum()) < 2.5
     assert data.protocol["neg_ratio"] == 2 and "popularity" in data.protocol["labels"]

@@ -2,11 +2,11 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from recgraph.graph.bipartite import BipartiteGraph
 from recgraph.graph.ppr import (
     PPRNeighbourhoods,
     bipartite_ppr,
     exact_ppr,
-    homogeneous_csr,
     ppr_topk,
 )
 
@@ -151,31 +151,33 @@ def test_dangling_nodes():
     np.testing.assert_allclose(ref[0], [0.2, 0.16, 0.64, 0.0], atol=1e-12)
 
 
-def test_homogeneous_csr_and_bipartite():
+def test_bipartite_ppr_runs_on_the_joint_graph():
     rng = np.random.default_rng(0)
     R = sp.random(40, 25, density=0.15, random_state=3, format="csr")
     R.data[:] = rng.random(R.nnz) + 0.1
-    indptr, indices, N, M = homogeneous_csr(R)
-    assert (N, M) == (40, 25)
-    A = sp.csr_matrix((np.ones(len(indices)), indices, indptr), shape=(N + M, N + M))
-    assert (A != A.T).nnz == 0  # symmetric
-    assert A[:N, :N].nnz == 0 and A[N:, N:].nnz == 0  # bipartite
-    np.testing.assert_array_equal((A[:N, N:] > 0).toarray(), (R > 0).toarray())
-    users, items = bipartite_ppr(R, topk=8, eps=1e-6)
+    g = BipartiteGraph.from_scipy(R)
+    N, M = g.n_users, g.n_items
+    indptr, indices = g.joint_csr()
+    users, items = bipartite_ppr(g, topk=8, eps=1e-6)
     assert users.indices.shape == (N, 8) and items.indices.shape == (M, 8)
     np.testing.assert_array_equal(users.sources, np.arange(N))
     np.testing.assert_array_equal(items.sources, np.arange(M) + N)
     ref = ppr_topk(indptr, indices, topk=8, eps=1e-6)
     np.testing.assert_array_equal(np.vstack([users.indices, items.indices]), ref.indices)
-    u2, i2 = bipartite_ppr(R, user_sources=[3], item_sources=[0, 5], topk=8, eps=1e-6)
+    # every neighbour returned is reachable from the source (exact PPR > 0)
+    exact = exact_ppr(indptr, indices, [0], alpha=0.2)[0]
+    assert np.all(exact[users.indices[0][users.indices[0] >= 0]] > 0)
+    u2, i2 = bipartite_ppr(g, user_sources=[3], item_sources=[0, 5], topk=8, eps=1e-6)
     np.testing.assert_array_equal(u2.indices[0], users.indices[3])
     np.testing.assert_array_equal(i2.indices, items.indices[[0, 5]])
-
-
-def test_homogeneous_csr_drops_zeros_and_merges_duplicates():
-    R = sp.coo_matrix(([1.0, 2.0, 0.0, 1.0], ([0, 0, 1, 1], [1, 1, 0, 1])), shape=(2, 2))
-    indptr, indices, N, M = homogeneous_csr(R.tocsr())
-    assert np.diff(indptr).tolist() == [1, 1, 0, 2]  # u0:{i1}, u1:{i1}, i0:{}, i1:{u0,u1}
+    # a scipy matrix is converted through the graph: same answer
+    u3, i3 = bipartite_ppr(R, topk=8, eps=1e-6)
+    np.testing.assert_array_equal(u3.indices, users.indices)
+    np.testing.assert_array_equal(i3.scores, items.scores)
+    with pytest.raises(ValueError, match="user_sources"):
+        bipartite_ppr(g, user_sources=[N])
+    with pytest.raises(TypeError, match="BipartiteGraph"):
+        bipartite_ppr(np.ones((3, 3)))
 
 
 def test_matches_pyg_semantics_on_simple_graph():

@@ -6,7 +6,8 @@ import pytest
 import scipy.sparse as sp
 
 from recgraph.graph.bipartite import BipartiteGraph
-from recgraph.graph.propagation import PropagatedFeatures, propagate, relation_operators
+from recgraph.graph.propagation import PropagatedFeatures, propagate
+from recgraph.io import ArtifactError
 
 
 def _small_graph(seed=0, n=13, m=17, e=60):
@@ -43,14 +44,11 @@ def test_matches_dense_and_torch_adjacency():
     np.testing.assert_allclose(res.user, du, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(res.item, di, rtol=1e-5, atol=1e-6)
     assert np.all(res.user[1:, n - 1] == 0) and np.all(res.item[1:, m - 1] == 0)
-    # same operator as the LightGCN adjacency
-    adj = g.normalized_adjacency().to_dense().numpy()
-    p_iu, p_ui = relation_operators(g)
-    np.testing.assert_allclose(p_iu.toarray(), adj[:n, n:], rtol=1e-6)
-    np.testing.assert_allclose(p_ui.toarray(), adj[n:, :n], rtol=1e-6)
-    # scipy-matrix input gives the same answer
+    # the graph's operators passed directly, or a scipy matrix converted to a graph: same answer
     res2 = propagate(sp.csr_matrix(g.to_scipy()), xu, xi, 4)
     np.testing.assert_array_equal(res.user, res2.user)
+    res3 = propagate(g.normalized_biadjacency(), xu, xi, 4)
+    np.testing.assert_array_equal(res.item, res3.item)
 
 
 def test_gather_layout():
@@ -84,7 +82,7 @@ def test_memmap_equals_memory(tmp_path, dtype):
         assert spill.on_disk
         np.testing.assert_array_equal(np.asarray(spill.user), mem.user)
     finally:
-        shutil.rmtree(spill.path, ignore_errors=True)
+        shutil.rmtree(spill.path.parent, ignore_errors=True)  # the fresh temporary parent folder
     # float16 storage is one rounding of the float32 recursion
     if dtype == np.float16:
         full = propagate(g, xu, xi, 3)
@@ -103,5 +101,12 @@ def test_overwrite_and_errors(tmp_path):
         propagate(g, np.ones((n + 1, 2)), xi, 1)
     with pytest.raises(ValueError, match="dtype"):
         propagate(g, xu, xi, 1, dtype=np.float64)
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(ArtifactError, match="meta.json.*not found"):
         PropagatedFeatures.load(tmp_path / "nothing")
+    # a damaged folder names the file that is wrong
+    np.save(tmp_path / "p" / "user.npy", np.zeros((1, n, 2), np.float32))
+    with pytest.raises(ArtifactError, match=r"user.npy: has shape \(1, 13, 2\), meta.json says \(3, 13, 2\)"):
+        PropagatedFeatures.load(tmp_path / "p")
+    (tmp_path / "p" / "item.npy").write_bytes(b"garbage")
+    with pytest.raises(ArtifactError, match="item.npy: is not a readable .npy"):
+        PropagatedFeatures.load(tmp_path / "p")

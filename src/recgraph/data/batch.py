@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["NodeSide", "CTRBatch"]
+__all__ = ["DynamicNeighborhood", "NodeSide", "CTRBatch"]
 
 
 def _move(x, device, float_dtype):
@@ -38,6 +38,27 @@ class _Movable:
 
 
 @dataclass(frozen=True, eq=False)
+class DynamicNeighborhood:
+    """Time-respecting k-depth neighbourhood of each node of a side (DSGL), from
+    :func:`recgraph.graph.dynamic.sample_dynamic`: ``ids[h]`` ``[B, F1, ..., F(h+1)]`` int64 (hop 1
+    = the other side's nodes, hop 2 = this side's, ...; padding = ``pads[h]``, the size of that
+    hop's id space), most recent first, every edge strictly before the sample's time; ``gaps[h]``
+    the same shape, int64 ``t - edge time`` (> 0; 0 at padding)."""
+
+    ids: tuple[torch.Tensor, ...]
+    gaps: tuple[torch.Tensor, ...]
+    pads: tuple[int, ...]
+
+    def to(self, device=None, float_dtype=None) -> "DynamicNeighborhood":
+        return DynamicNeighborhood(tuple(x.to(device) for x in self.ids), tuple(x.to(device) for x in self.gaps),
+                                   self.pads)
+
+    @property
+    def depth(self) -> int:
+        return len(self.ids)
+
+
+@dataclass(frozen=True, eq=False)
 class NodeSide(_Movable):
     """Features of one side (user or item) of a batch, as of each sample's feature snapshot.
 
@@ -45,7 +66,8 @@ class NodeSide(_Movable):
     counts, ``hop2`` the 2-hop macros (user macros for a user); slot padding id = number of macros of
     that kind, count 0. ``recent`` lists the latest neighbours (most recent first; pad = size of the
     other side's id space) and ``recent_time`` their times (-1 pad). ``nb`` / ``nb2`` are sampled
-    1- and 2-hop neighbours (pad = size of that hop's id space)."""
+    1- and 2-hop neighbours (pad = size of that hop's id space). ``dynamic`` is the node's
+    time-respecting neighbourhood as of each sample's own time (:class:`DynamicNeighborhood`)."""
 
     ids: torch.Tensor                          # [B] int64 dense ids
     macro: torch.Tensor                        # [B] int64 macro id of the node
@@ -57,6 +79,7 @@ class NodeSide(_Movable):
     recent_time: torch.Tensor | None = None    # [B, R] int64
     nb: torch.Tensor | None = None             # [B, F1] int64
     nb2: torch.Tensor | None = None            # [B, F1, F2] int64
+    dynamic: DynamicNeighborhood | None = None  # time-respecting k-hop neighbourhood ("dynamic")
 
     def __len__(self) -> int:
         return int(self.ids.shape[0])

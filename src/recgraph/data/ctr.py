@@ -15,8 +15,10 @@ Labels (``labels=``):
   ``neg_ratio`` (default 1) sampled negatives per positive, **drawn at the sample's time from the
   popularity as of that time**: a negative is the item of a uniformly drawn *earlier* positive
   event (so P(item) ∝ its number of interactions strictly before the sample's time). Items the user
-  ever interacted with are rejected and redrawn (up to 10 rounds; remaining collisions are dropped
-  and counted). Negatives inherit the time, snapshot and split of their positive.
+  interacted with at or before the sample's time are rejected and redrawn (up to 10 rounds;
+  remaining collisions are dropped and counted) — only the past is known when a negative is drawn,
+  so an item the user first takes *later* can be a negative (rejecting future pairs would leak
+  them). Negatives inherit the time, snapshot and split of their positive.
 
 Protocols (``protocol=``), both stamped into ``CTRData.protocol``:
 
@@ -38,7 +40,11 @@ Protocols (``protocol=``), both stamped into ``CTRData.protocol``:
 Macro ids (item category or k-means, user k-means) are fitted once on the positives of the
 *first* snapshot used for training (q80 for macgnn-quantile; the median-time snapshot for
 leave-last-out, where training samples before it see a clustering fitted on up-to-median data —
-only the id assignment, never counts or lists).
+only the id assignment, never counts or lists). Under leave-last-out the fit uses only *training*
+events (``CTRSplit.fit_events``): a user's events from her first validation / test sample on are
+left out of it.
+
+``protocol="rows:PATH"`` reads an external row listing instead (:mod:`recgraph.data.rows_protocol`).
 
 Per-sample work is vectorised: features are per-(snapshot, node) tables, a batch is a gather.
 """
@@ -93,6 +99,8 @@ class CTRSplit:
     protocol: dict
     dropped: dict
     name: str = ""
+    fit_events: np.ndarray | None = None  # [P] bool: positives the macro fit may use (None: all before the cut)
+    snapshot_masks: list | None = None    # per snapshot [P] bool: its edges, where not a global time prefix
 
 
 # ----------------------------------------------------------------------------- construction
@@ -106,9 +114,11 @@ def _label_mode(inter: Interactions, labels: str) -> str:
     return "rating" if explicit else "implicit"
 
 
-def _sample_negatives(pos_u, pos_t, ev_item_by_time, ev_time_sorted, pair_keys, n_items, ratio, rng):
-    """``ratio`` popularity-at-time negatives per positive; returns (user, item, time, src index) and
-    the number of draws given up on."""
+def _sample_negatives(pos_u, pos_t, ev_item_by_time, ev_time_sorted, pair_keys, pair_first, n_items, ratio, rng):
+    """``ratio`` popularity-at-time negatives per positive; a draw is rejected when the user took the
+    item at or before the sample's time (``pair_keys`` sorted ``user * n_items + item`` with the
+    pair's first time ``pair_first``). Returns (user, item, time, src index) and the number of draws
+    given up on."""
     src = np.repeat(np.arange(len(pos_u)), ratio)
     u, t = pos_u[src], pos_t[src]
     n_before = np.searchsorted(ev_time_sorted, t, side="left")
@@ -121,7 +131,7 @@ def _sample_negatives(pos_u, pos_t, ev_item_by_time, ev_time_sorted, pair_keys, 
         cand = ev_item_by_time[j]
         key = u[todo] * n_items + cand
         pos = np.minimum(np.searchsorted(pair_keys, key), len(pair_keys) - 1)
-        ok = pair_keys[pos] != key
+        ok = (pair_keys[pos] != key) | (pair_first[pos] > t[todo])
         item[todo[ok]] = cand[ok]
         todo = todo[~ok]
     good = item >= 0
@@ -134,6 +144,10 @@ def build_ctr_samples(inter: Interactions, protocol: str = "macgnn-quantile", *,
                       valid_fraction: float = 0.2, n_snapshots: int = 10, seed: int = 0) -> CTRSplit:
     """The samples, parts and snapshots of ``protocol`` (see the module docstring); features are
     built from the returned positives by :func:`recgraph.graph.features.build_ctr_data`."""
+    if protocol.startswith("rows:"):  # an external row listing (recgraph.data.rows_protocol)
+        from .rows_protocol import build_rows_split
+
+        return build_rows_split(inter, protocol[len("rows:"):], positive_threshold=positive_threshold)
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown CTR protocol {protocol!r}; choose from {', '.join(PROTOCOLS)}")
     if inter.timestamp is None:
@@ -162,9 +176,11 @@ def build_ctr_samples(inter: Interactions, protocol: str = "macgnn-quantile", *,
         dropped["repeat_pairs_not_resampled"] = int(len(key) - first.sum())
         pos_u, pos_i, pos_t = p_user[fi], p_item[fi], p_time[fi]
         by_time = np.argsort(p_time, kind="stable")
-        pair_keys = np.unique(p_user * ni + p_item)
+        pair_keys, pair_first = pos_u * ni + pos_i, pos_t  # first occurrence of every pair
+        ko = np.argsort(pair_keys, kind="stable")
+        pair_keys, pair_first = pair_keys[ko], pair_first[ko]
         nu_, ni_, nt_, nsrc, failed = _sample_negatives(pos_u, pos_t, p_item[by_time], p_time[by_time],
-                                                        pair_keys, ni, int(neg_ratio), rng)
+                                                        pair_keys, pair_first, ni, int(neg_ratio), rng)
         dropped["negatives_not_drawn"] = failed
         s_user = np.concatenate([pos_u, nu_])
         s_item = np.concatenate([pos_i, ni_])
@@ -173,7 +189,7 @@ def build_ctr_samples(inter: Interactions, protocol: str = "macgnn-quantile", *,
         s_group = np.concatenate([np.arange(len(pos_u)), nsrc])  # negatives follow their positive
         label_desc = (f"implicit: every event positive (first occurrence per user-item pair is a sample); "
                       f"{neg_ratio}:1 negatives drawn at the sample's time with probability proportional to "
-                      "item popularity strictly before that time; items the user ever interacted with rejected")
+                      "item popularity strictly before that time; items the user took at or before that time rejected")
 
     # split + snapshots
     if protocol == "macgnn-quantile":
@@ -196,7 +212,7 @@ def build_ctr_samples(inter: Interactions, protocol: str = "macgnn-quantile", *,
         part[s_time > q90] = 2
         snap = np.where(part == 2, 1, 0)
         dropped["outside_windows"] = int((part < 0).sum())
-        fit_snapshot = 0
+        fit_snapshot, fit_events = 0, None
         proto = {"name": protocol, "q_train": q_train, "q_test": q_test, "t_q_train": int(q80),
                  "t_q_test": int(q90), "valid_carve": valid_carve,
                  **({"valid_quantile": valid_quantile, "t_q_valid": int(qv)} if valid_carve == "time"
@@ -236,7 +252,13 @@ def build_ctr_samples(inter: Interactions, protocol: str = "macgnn-quantile", *,
         part = np.where(snap < 0, -1, part)
         snap = np.maximum(snap, 0)
         fit_snapshot = len(cutoffs) // 2
+        # the macro fit sees training events only: a user's events from her first valid/test sample on are out
+        t_hold = np.full(nu, np.iinfo(np.int64).max, np.int64)
+        held = (part == 1) | (part == 2)
+        np.minimum.at(t_hold, s_user[held], s_time[held])
+        fit_events = p_time < t_hold[p_user]
         proto = {"name": protocol, "n_snapshots": int(len(cutoffs)),
+                 "macro_fit": "training events before the median snapshot (no validation / test event)",
                  "test": "per user, last positive + its paired negatives", "valid": "the positive before (+ negatives)",
                  "features": "latest global snapshot with cutoff <= sample time (positives strictly before the cutoff)"}
 
@@ -245,4 +267,4 @@ def build_ctr_samples(inter: Interactions, protocol: str = "macgnn-quantile", *,
                   "selection": "validation split (never test)"})
     samples = CTRSamples(s_user, s_item, s_label.astype(np.float32), s_time, snap)
     return CTRSplit(samples, part, p_user, p_item, p_time, np.asarray(cutoffs, np.int64), fit_snapshot, nu, ni,
-                    proto, dropped, inter.name)
+                    proto, dropped, inter.name, fit_events=fit_events)

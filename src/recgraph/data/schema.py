@@ -85,6 +85,10 @@ class Interactions:
 
     def __post_init__(self) -> None:
         e = len(self.user)
+        for col in ("user", "item", "timestamp", "behavior"):  # booleans or floats as ids would pass silently
+            arr = getattr(self, col)
+            if arr is not None and np.asarray(arr).dtype.kind not in "iu":
+                raise ValueError(f"{col} must be an integer array, got dtype {np.asarray(arr).dtype}")
         if self.user.ndim != 1 or self.item.shape != self.user.shape:
             raise ValueError(f"user and item must be 1-D of equal length, got {self.user.shape} and {self.item.shape}")
         for col in ("timestamp", "behavior", "label"):

@@ -28,6 +28,13 @@ Cost (``E`` edges after deduplication, ``E0`` input events, ``N`` users, ``M`` i
   + ``2·1`` for int8 behaviours, + ``4`` for ``u_count`` when ``keep_counts=True``.
   :attr:`BipartiteGraph.nbytes` reports the exact total.
 
+Matrices: this class is the one place that builds user×item and joint (users + items) sparse
+matrices: :meth:`to_scipy` (``R [N, M]``, or ``Rᵀ`` with ``side="item"``), :meth:`joint_csr` (the
+unnormalised ``A = [[0, R], [Rᵀ, 0]]`` as CSR arrays), :meth:`normalized_adjacency` (torch
+``D^-1/2 A D^-1/2``) and :meth:`normalized_biadjacency` (its two scipy blocks). Every graph stage
+(co-occurrence, PPR, subsampling, propagation) and every retrieval model's ``prepare`` takes a
+``BipartiteGraph``; a scipy matrix is converted once with :meth:`from_scipy` (:func:`as_graph`).
+
 Deduplication (``dedupe=True``, the default): repeated ``(user, item)`` pairs collapse to one
 edge that keeps the **latest** timestamp, and the behaviour of that latest event; among events
 tied on the latest timestamp (or without timestamps) the one that comes last in the input wins.
@@ -36,17 +43,15 @@ tied on the latest timestamp (or without timestamps) the one that comes last in 
 
 from __future__ import annotations
 
-import os
-import tempfile
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
 import numba
 import numpy as np
 
 from ..data.schema import Interactions
+from ..io import ArtifactError, atomic_save_npz, load_npz
 
 _INT32_MAX = np.iinfo(np.int32).max
 
@@ -240,6 +245,46 @@ def _inv_sqrt(deg: np.ndarray) -> np.ndarray:
     return out
 
 
+def _build_user_side(user, item, n_users: int, n_items: int, ts, beh, *, dedupe: bool, order: str,
+                     keep_counts: bool, idx: np.dtype):
+    """User-side CSR of validated edge arrays: ``(u_indptr [N+1] idx, u_indices [E], u_ts, u_beh, u_count)``.
+
+    The user half of :meth:`BipartiteGraph.from_edges` (module docs); the out-of-core build
+    (:mod:`recgraph.graph.external`) runs it on one user-range bucket at a time."""
+    e0 = user.shape[0]
+    # user-major, item-minor order: LSD radix = counting sort by item, then stable by user
+    p1 = np.empty(e0, idx)
+    _counting_order(item, _indptr_of(item, n_items), p1)
+    u_indptr = _indptr_of(user, n_users)
+    perm = np.empty(e0, idx)
+    _counting_order_after(user, u_indptr, p1, perm)
+    del p1
+    u_indices = np.empty(e0, idx)
+    _gather(item, perm, u_indices)
+    u_ts = _take(ts, perm)
+    u_beh = _take(beh, perm)
+    del perm
+    counts = None
+    if dedupe:  # runs of a repeated pair are now adjacent: one sequential compaction pass
+        want = bool(keep_counts)
+        counts = np.empty(e0 if want else 1, np.int32)
+        new_indptr = np.empty(n_users + 1, np.int64)
+        n = _dedupe_rows(u_indptr, u_indices, _or_dummy(u_ts), u_ts is not None, _or_dummy(u_beh),
+                         u_beh is not None, counts, want, new_indptr)
+        u_indptr = new_indptr
+        u_indices, u_ts, u_beh = _shrink(u_indices, n), _shrink(u_ts, n), _shrink(u_beh, n)
+        counts = _shrink(counts, n) if want else None
+    u_indptr = u_indptr.astype(idx, copy=False)
+    if order == "time" and u_indices.shape[0]:
+        rp = np.empty(u_indices.shape[0], idx)
+        _row_time_order(u_indptr, u_ts, rp)
+        u_indices, u_ts = u_indices[rp], u_ts[rp]
+        u_beh = None if u_beh is None else u_beh[rp]
+        counts = None if counts is None else counts[rp]
+        del rp
+    return u_indptr, u_indices, u_ts, u_beh, counts
+
+
 _ARRAY_FIELDS = ("u_indptr", "u_indices", "i_indptr", "i_indices", "i_edge", "u_timestamp", "i_timestamp",
                  "u_behavior", "i_behavior", "u_count")
 
@@ -317,36 +362,8 @@ class BipartiteGraph:
         beh = None if behavior is None else np.asarray(behavior)
         idx = _index_dtype(e0, n_users, n_items)
 
-        # user-major, item-minor order: LSD radix = counting sort by item, then stable by user
-        p1 = np.empty(e0, idx)
-        _counting_order(item, _indptr_of(item, n_items), p1)
-        u_indptr = _indptr_of(user, n_users)
-        perm = np.empty(e0, idx)
-        _counting_order_after(user, u_indptr, p1, perm)
-        del p1
-        u_indices = np.empty(e0, idx)
-        _gather(item, perm, u_indices)
-        u_ts = _take(ts, perm)
-        u_beh = _take(beh, perm)
-        del perm
-        counts = None
-        if dedupe:  # runs of a repeated pair are now adjacent: one sequential compaction pass
-            want = bool(keep_counts)
-            counts = np.empty(e0 if want else 1, np.int32)
-            new_indptr = np.empty(n_users + 1, np.int64)
-            n = _dedupe_rows(u_indptr, u_indices, _or_dummy(u_ts), u_ts is not None, _or_dummy(u_beh),
-                             u_beh is not None, counts, want, new_indptr)
-            u_indptr = new_indptr
-            u_indices, u_ts, u_beh = _shrink(u_indices, n), _shrink(u_ts, n), _shrink(u_beh, n)
-            counts = _shrink(counts, n) if want else None
-        u_indptr = u_indptr.astype(idx, copy=False)
-        if order == "time" and u_indices.shape[0]:
-            rp = np.empty(u_indices.shape[0], idx)
-            _row_time_order(u_indptr, u_ts, rp)
-            u_indices, u_ts = u_indices[rp], u_ts[rp]
-            u_beh = None if u_beh is None else u_beh[rp]
-            counts = None if counts is None else counts[rp]
-            del rp
+        u_indptr, u_indices, u_ts, u_beh, counts = _build_user_side(
+            user, item, n_users, n_items, ts, beh, dedupe=dedupe, order=order, keep_counts=keep_counts, idx=idx)
         e = u_indices.shape[0]
         i_indptr = _indptr_of(u_indices, n_items).astype(idx, copy=False)
         i_indices = np.empty(e, idx)
@@ -365,6 +382,19 @@ class BipartiteGraph:
                    i_indices=i_indices, i_edge=i_edge, u_timestamp=u_ts, i_timestamp=i_ts, u_behavior=u_beh,
                    i_behavior=i_beh, u_count=counts, order=order, deduped=bool(dedupe),
                    behavior_names=tuple(behavior_names))
+
+    @classmethod
+    def from_scipy(cls, matrix, *, dedupe: bool = True) -> "BipartiteGraph":
+        """Graph of a scipy sparse ``[n_users, n_items]`` matrix: each stored non-zero is an edge
+        (values are ignored, explicit zeros dropped, repeated entries merged when ``dedupe``)."""
+        import scipy.sparse as sp
+
+        if not sp.issparse(matrix):
+            raise TypeError(f"expected a scipy sparse [n_users, n_items] matrix, got {type(matrix).__name__}")
+        coo = matrix.tocoo()
+        keep = coo.data != 0
+        row, col = (coo.row, coo.col) if keep.all() else (coo.row[keep], coo.col[keep])
+        return cls.from_edges(row, col, matrix.shape[0], matrix.shape[1], dedupe=dedupe)
 
     # ---------------------------------------------------------------- sizes
     @property
@@ -441,32 +471,101 @@ class BipartiteGraph:
         return (out_n, out_t) if return_timestamps else out_n
 
     # ---------------------------------------------------------------- conversions
-    def to_scipy(self, values: Literal["binary", "count"] = "binary", dtype=np.float32):
-        """``scipy.sparse.csr_matrix [n_users, n_items]`` with sorted, unique column indices.
+    def _binary_sides(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``(u_indptr, u_indices, i_indptr, i_indices)`` over *distinct* pairs, rows sorted by
+        neighbour id: the graph's own arrays when it is deduplicated and item-ordered (zero copy),
+        else one O(E) merge."""
+        if self.deduped and self.order == "item":
+            return self.u_indptr, self.u_indices, self.i_indptr, self.i_indices
+        r = self.to_scipy("binary", dtype=np.int8)
+        rt = r.T.tocsr()
+        rt.sort_indices()
+        return r.indptr, r.indices, rt.indptr, rt.indices
+
+    def to_scipy(self, values: Literal["binary", "count"] = "binary", dtype=np.float32, *,
+                 side: Literal["user", "item"] = "user"):
+        """``scipy.sparse.csr_matrix`` ``R [n_users, n_items]`` (``side="item"``: ``Rᵀ [n_items,
+        n_users]``) with sorted, unique column indices.
 
         ``values="binary"``: 1 per distinct (user, item) pair; ``"count"``: number of events
         (``u_count`` of a ``keep_counts`` graph, repeated edges of a ``dedupe=False`` graph, else 1).
-        Shares ``u_indptr``/``u_indices`` with the graph when it is deduplicated and item-ordered
-        (zero copy); otherwise O(E) copy.
+        Shares the graph's indptr/indices when it is deduplicated and item-ordered (zero copy);
+        otherwise O(E) copy.
         """
         import scipy.sparse as sp
 
         if values not in ("binary", "count"):
             raise ValueError(f"values must be 'binary' or 'count', got {values!r}")
-        shape = (self.n_users, self.n_items)
-        if values == "count" and self.u_count is not None:
-            data = self.u_count.astype(dtype)
+        if side not in ("user", "item"):
+            raise ValueError(f"side must be 'user' or 'item', got {side!r}")
+        if side == "user":
+            shape, indptr, indices, counts = (self.n_users, self.n_items), self.u_indptr, self.u_indices, self.u_count
+        else:
+            shape, indptr, indices, counts = (self.n_items, self.n_users), self.i_indptr, self.i_indices, self.i_count
+        if values == "count" and counts is not None:
+            data = counts.astype(dtype)
         else:
             data = np.ones(self.n_edges, dtype)
         if self.deduped and self.order == "item":
-            m = sp.csr_matrix((data, self.u_indices, self.u_indptr), shape=shape)
+            m = sp.csr_matrix((data, indices, indptr), shape=shape)
             m.has_sorted_indices = True
             return m
-        m = sp.csr_matrix((data, self.u_indices.copy(), self.u_indptr.copy()), shape=shape)
+        m = sp.csr_matrix((data, indices.copy(), indptr.copy()), shape=shape)
         m.sum_duplicates()  # sorts indices and merges repeats (summing their values)
         if values == "binary":
             m.data[:] = 1
         return m
+
+    def joint_csr(self) -> tuple[np.ndarray, np.ndarray]:
+        """CSR ``(indptr [N+M+1] int64, indices [2E'])`` of ``A = [[0, R], [Rᵀ, 0]]`` over joint ids
+        (users ``0..N-1``, items ``N..N+M-1``); ``R`` binary over the ``E'`` distinct pairs, each
+        row sorted. ``indices`` are int32 when ``N + M < 2**31``. The input of PPR and random walks.
+        Cost O(E + N + M)."""
+        u_ptr, u_idx, i_ptr, i_idx = self._binary_sides()
+        n, e = self.n_users, u_idx.shape[0]
+        indptr = np.empty(self.n_nodes + 1, np.int64)
+        indptr[: n + 1] = u_ptr
+        indptr[n + 1:] = i_ptr[1:]
+        indptr[n + 1:] += e
+        indices = np.empty(2 * e, _index_dtype(self.n_nodes))
+        indices[:e] = u_idx
+        indices[:e] += n
+        indices[e:] = i_idx
+        return indptr, indices
+
+    def _normalized_parts(self, weighted: bool):
+        """Both CSR sides and the ``D^-1/2`` of each node type, plus per-edge weights when ``weighted``."""
+        if weighted:
+            r = self.to_scipy("count", dtype=np.float64)
+            rt = r.T.tocsr()
+            rt.sort_indices()
+            u_ptr, u_idx, i_ptr, i_idx, w_u, w_i = r.indptr, r.indices, rt.indptr, rt.indices, r.data, rt.data
+            deg_u = np.asarray(r.sum(axis=1)).ravel()  # weighted degree = row sums of A
+            deg_i = np.asarray(r.sum(axis=0)).ravel()
+        else:
+            u_ptr, u_idx, i_ptr, i_idx = self._binary_sides()
+            w_u = w_i = None
+            deg_u, deg_i = np.diff(u_ptr), np.diff(i_ptr)
+        return u_ptr, u_idx, i_ptr, i_idx, _inv_sqrt(deg_u), _inv_sqrt(deg_i), w_u, w_i
+
+    def normalized_biadjacency(self, dtype=np.float32, *, weighted: bool = False):
+        """The two blocks of :meth:`normalized_adjacency` as scipy CSR:
+        ``P_iu = D_u^-1/2 R D_i^-1/2 [N, M]`` (users aggregate items) and ``P_ui = P_iuᵀ [M, N]``.
+        Cost O(E + N + M); values written in one compiled pass per side."""
+        import scipy.sparse as sp
+
+        u_ptr, u_idx, i_ptr, i_idx, du, di, w_u, w_i = self._normalized_parts(weighted)
+        out = []
+        for ptr, idx, d_row, d_col, w, shape in ((u_ptr, u_idx, du, di, w_u, (self.n_users, self.n_items)),
+                                                 (i_ptr, i_idx, di, du, w_i, (self.n_items, self.n_users))):
+            vals = np.empty(idx.shape[0], dtype)
+            _sym_norm_values(ptr, idx, d_row, d_col, vals, 0)
+            if w is not None:
+                vals *= w
+            m = sp.csr_matrix((vals, idx, ptr), shape=shape)
+            m.has_sorted_indices = True
+            out.append(m)
+        return out[0], out[1]
 
     def normalized_adjacency(self, dtype=None, *, layout: Literal["csr", "coo"] = "csr", weighted: bool = False):
         """``D^-1/2 A D^-1/2`` of ``A = [[0, R], [Rᵀ, 0]]`` as a torch sparse ``(N+M)×(N+M)`` tensor.
@@ -483,21 +582,7 @@ class BipartiteGraph:
         if layout not in ("csr", "coo"):
             raise ValueError(f"layout must be 'csr' or 'coo', got {layout!r}")
         n, m = self.n_users, self.n_items
-        if self.deduped and self.order == "item" and not weighted:
-            u_ptr, u_idx, i_ptr, i_idx = self.u_indptr, self.u_indices, self.i_indptr, self.i_indices
-            w_u = w_i = None
-        else:
-            r = self.to_scipy("count" if weighted else "binary", dtype=np.float64)
-            rt = r.T.tocsr()
-            rt.sort_indices()
-            u_ptr, u_idx, i_ptr, i_idx = r.indptr, r.indices, rt.indptr, rt.indices
-            w_u, w_i = (r.data, rt.data) if weighted else (None, None)
-        if w_u is None:
-            deg_u, deg_i = np.diff(u_ptr), np.diff(i_ptr)
-        else:  # weighted degree = row sums of A
-            deg_u = np.asarray(r.sum(axis=1)).ravel()
-            deg_i = np.asarray(r.sum(axis=0)).ravel()
-        du, di = _inv_sqrt(deg_u), _inv_sqrt(deg_i)
+        u_ptr, u_idx, i_ptr, i_idx, du, di, w_u, w_i = self._normalized_parts(weighted)
         e = u_idx.shape[0]
         np_dtype = np.float32 if dtype == torch.float32 else np.float64
         vals = np.empty(2 * e, np_dtype)  # written in place by a compiled pass: no per-edge temporaries
@@ -549,29 +634,39 @@ class BipartiteGraph:
         return out
 
     def save(self, path) -> None:
-        """Write to an ``.npz`` (no pickle), atomically (temp file + rename)."""
-        path = Path(path)
+        """Write to an ``.npz`` (no pickle), atomically (:func:`recgraph.io.atomic_save_npz`)."""
         arrays = {f: getattr(self, f) for f in _ARRAY_FIELDS if getattr(self, f) is not None}
-        meta = np.array([self.n_users, self.n_items, int(self.deduped)], np.int64)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.savez(fh, _meta=meta, _order=np.array(self.order),
-                         _behavior_names=np.array(self.behavior_names, dtype=str), **arrays)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        atomic_save_npz(path, {"_meta": np.array([self.n_users, self.n_items, int(self.deduped)], np.int64),
+                               "_order": np.array(self.order),
+                               "_behavior_names": np.array(self.behavior_names, dtype=str), **arrays})
 
     @classmethod
     def load(cls, path) -> "BipartiteGraph":
-        with np.load(path, allow_pickle=False) as z:
-            n_users, n_items, deduped = (int(x) for x in z["_meta"])
-            kw = {f: z[f] for f in _ARRAY_FIELDS if f in z.files}
-            return cls(n_users=n_users, n_items=n_items, order=str(z["_order"]), deduped=bool(deduped),
-                       behavior_names=tuple(str(s) for s in z["_behavior_names"]), **kw)
+        """Read a graph written by :meth:`save`; a damaged or foreign file raises
+        :class:`~recgraph.io.ArtifactError` naming it."""
+        z = load_npz(path)
+        missing = [k for k in ("_meta", "_order", "_behavior_names", *_ARRAY_FIELDS[:5]) if k not in z]
+        if missing:
+            raise ArtifactError(path, f"is not a BipartiteGraph file (missing {', '.join(missing)})",
+                                "write it with BipartiteGraph.save")
+        n_users, n_items, deduped = (int(x) for x in z["_meta"])
+        kw = {f: z[f] for f in _ARRAY_FIELDS if f in z}
+        return cls(n_users=n_users, n_items=n_items, order=str(z["_order"]), deduped=bool(deduped),
+                   behavior_names=tuple(str(s) for s in z["_behavior_names"]), **kw)
 
     def __repr__(self) -> str:
         return (f"BipartiteGraph(n_users={self.n_users}, n_items={self.n_items}, n_edges={self.n_edges}, "
                 f"order={self.order!r}, {self.nbytes / 2**20:.1f} MiB)")
+
+
+def as_graph(graph, name: str = "graph") -> BipartiteGraph:
+    """``graph`` itself, or the :class:`BipartiteGraph` of a scipy sparse user×item matrix
+    (:meth:`BipartiteGraph.from_scipy`); anything else is a ``TypeError`` naming ``name``."""
+    if isinstance(graph, BipartiteGraph):
+        return graph
+    import scipy.sparse as sp
+
+    if sp.issparse(graph):
+        return BipartiteGraph.from_scipy(graph)
+    raise TypeError(f"{name} must be a BipartiteGraph (BipartiteGraph.from_interactions(train)) or a scipy sparse "
+                    f"user×item matrix, got {type(graph).__name__}")

@@ -13,6 +13,10 @@ products), so the dense ``n_items²`` matrix never exists. The work of an item `
 O(Σ_u |I_u|²) plus a per-block sort of the surviving pairs, O(nnz log nnz). Blocks are cut so that
 ``Σ_{i ∈ block} c_i <= max_block_pairs`` (default 2**23 ≈ 8.4M pairs, ≲ 350 MB of
 temporaries), or hold ``block_size`` items when given. Output: ``n_items·k`` int32 + float32.
+
+Input: the training :class:`~recgraph.graph.bipartite.BipartiteGraph` (both of its CSR sides are
+used as they are, no rebuild); a scipy user×item matrix is converted with
+:meth:`~recgraph.graph.bipartite.BipartiteGraph.from_scipy`.
 """
 
 from __future__ import annotations
@@ -20,12 +24,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-
-def _binary_csr(R) -> sp.csr_matrix:
-    R = sp.csr_matrix(R, copy=True)
-    R.sum_duplicates()
-    R.eliminate_zeros()
-    return sp.csr_matrix((np.ones(R.nnz, np.int32), R.indices, R.indptr), shape=R.shape)
+from .bipartite import BipartiteGraph, as_graph
 
 
 def _blocks(cost: np.ndarray, block_size: int | None, max_block_pairs: int) -> list[tuple[int, int]]:
@@ -45,20 +44,21 @@ def _blocks(cost: np.ndarray, block_size: int | None, max_block_pairs: int) -> l
     return out
 
 
-def inverse_user_frequency(R) -> np.ndarray:
-    """``[n_users]`` weights ``1 / log2(1 + |I_u|)`` (1 for users without items) of ``R [n_users, n_items]``."""
-    deg = np.diff(_binary_csr(R).indptr).astype(np.float64)
+def inverse_user_frequency(graph: BipartiteGraph) -> np.ndarray:
+    """``[n_users]`` weights ``1 / log2(1 + |I_u|)`` (1 for users without items), ``|I_u|`` the
+    user's distinct items in ``graph``."""
+    deg = np.diff(as_graph(graph).to_scipy().indptr).astype(np.float64)
     return 1.0 / np.log2(1.0 + np.maximum(deg, 1.0))
 
 
-def item_cosine_topk(R, k: int, shrink: float = 0.0, block_size: int | None = None,
+def item_cosine_topk(graph: BipartiteGraph, k: int, shrink: float = 0.0, block_size: int | None = None,
                      max_block_pairs: int = 2**23, *, alpha: float = 0.5,
                      user_weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Top-``k`` cosine neighbours of every item.
 
     Args:
-        R: ``[n_users, n_items]`` scipy sparse interactions; treated as binary (duplicates and
-            values > 1 count once, explicit zeros are dropped).
+        graph: the user–item graph; binary (a pair interacted several times counts once). A scipy
+            ``[n_users, n_items]`` matrix is accepted and converted (explicit zeros dropped).
         k: neighbours kept per item.
         shrink: added to the denominator (damps similarities backed by few users).
         block_size: items per block; default: adaptive blocks of at most ``max_block_pairs``
@@ -77,7 +77,8 @@ def item_cosine_topk(R, k: int, shrink: float = 0.0, block_size: int | None = No
         raise ValueError(f"shrink must be >= 0, got {shrink}")
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must be in [0, 1], got {alpha}")
-    R = _binary_csr(R)
+    graph = as_graph(graph)
+    R = graph.to_scipy(dtype=np.int32)  # [n_users, n_items], binary
     if user_weights is not None:
         user_weights = np.asarray(user_weights, dtype=np.float64)
         if user_weights.shape != (R.shape[0],):
@@ -89,7 +90,7 @@ def item_cosine_topk(R, k: int, shrink: float = 0.0, block_size: int | None = No
     scores = np.zeros((n_items, k), np.float32)
     if k == 0 or n_items == 0 or R.nnz == 0:
         return indices, scores
-    Rt = R.T.tocsr()  # [n_items, n_users]
+    Rt = graph.to_scipy(dtype=np.int32, side="item")  # [n_items, n_users]
     user_deg = np.diff(R.indptr).astype(np.int64)
     item_deg = np.diff(Rt.indptr).astype(np.int64)
     row_norm = item_deg.astype(np.float64) ** (1.0 - alpha)

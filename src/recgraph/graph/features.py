@@ -16,10 +16,11 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from ..data.batch import CTRBatch, NodeSide
+from ..data.batch import CTRBatch, DynamicNeighborhood, NodeSide
 from ..data.ctr import CTRSamples, CTRSplit, build_ctr_samples
 from ..data.schema import Interactions
 from .bipartite import BipartiteGraph
+from .dynamic import sample_dynamic, time_graph
 from .macro import FeatureTables, build_feature_tables
 
 __all__ = ["CTRData", "build_ctr_data", "features_for", "sample_neighbors"]
@@ -71,22 +72,29 @@ class CTRData:
     protocol: dict
     dropped: dict = field(default_factory=dict)
     name: str = ""
+    events: BipartiteGraph | None = None  # every positive event, rows time-ordered ("dynamic" group)
 
     def part(self, name: str) -> CTRSamples:
         return {"train": self.train, "valid": self.valid, "test": self.test}[name]
 
     def batch(self, samples: CTRSamples, idx: np.ndarray | None = None, needs: frozenset = frozenset(),
-              *, salt: int = 0, fanouts: tuple[int, int] = (10, 5)) -> CTRBatch:
+              *, salt: int = 0, fanouts: tuple[int, ...] = (10, 5), deep_bound: str = "sample",
+              horizon: str = "sample") -> CTRBatch:
         """:class:`~recgraph.data.batch.CTRBatch` of ``samples[idx]``: ids and macro ids always;
         ``"macro"``: the hop-1/hop-2 macro slots; ``"recent"``: recent lists; ``"sage"``: sampled
-        2-hop neighbourhoods."""
+        2-hop neighbourhoods; ``"dynamic"``: the k-hop (``len(fanouts)``) neighbourhoods of
+        :func:`recgraph.graph.dynamic.sample_dynamic` over ``events``, strictly before each sample's
+        own time (``deep_bound`` as there; ``horizon="snapshot"``: before its feature snapshot's
+        cutoff instead — the information the snapshot-feature models get)."""
         s = samples if idx is None else samples.select(idx)
-        return CTRBatch(user=self._side("user", s.user, s.snapshot, needs, salt, fanouts),
-                        item=self._side("item", s.item, s.snapshot, needs, salt + 2, fanouts),
+        dyn = {"time": self._horizon(s.time, s.snapshot, horizon), "deep_bound": deep_bound}
+        return CTRBatch(user=self._side("user", s.user, s.snapshot, needs, salt, fanouts, **dyn),
+                        item=self._side("item", s.item, s.snapshot, needs, salt + 2, fanouts, **dyn),
                         label=_tensor(s.label.astype(np.float32)), time=_tensor(s.time))
 
     def request(self, user: int, items: np.ndarray, snapshot: int, needs: frozenset = frozenset(), *,
-                salt: int = 0, fanouts: tuple[int, int] = (10, 5), time: int | None = None) -> CTRBatch:
+                salt: int = 0, fanouts: tuple[int, ...] = (10, 5), time: int | None = None,
+                deep_bound: str = "sample", horizon: str = "sample") -> CTRBatch:
         """One user against ``B`` candidate items, as a batch whose user side has leading size 1
         (gathered or sampled once, not once per candidate); models broadcast it. Same values as
         :meth:`batch` on the ``B`` (user, item) samples."""
@@ -104,12 +112,15 @@ class CTRData:
         items = items.astype(np.int64)
         one = np.array([snapshot], np.int64)
         t = int(self.features.cutoffs[snapshot]) if time is None else int(time)
-        return CTRBatch(user=self._side("user", np.array([user], np.int64), one, needs, salt, fanouts),
+        dyn = {"deep_bound": deep_bound}
+        t_dyn = int(self._horizon(np.array([t]), one, horizon)[0])
+        return CTRBatch(user=self._side("user", np.array([user], np.int64), one, needs, salt, fanouts,
+                                        time=np.array([t_dyn], np.int64), **dyn),
                         item=self._side("item", items, np.full(len(items), snapshot, np.int64), needs, salt + 2,
-                                        fanouts),
+                                        fanouts, time=np.full(len(items), t_dyn, np.int64), **dyn),
                         label=torch.zeros(len(items)), time=torch.full((len(items),), t, dtype=torch.int64))
 
-    def _side(self, kind: str, ids, snapshot, needs, salt, fanouts) -> NodeSide:
+    def _side(self, kind: str, ids, snapshot, needs, salt, fanouts, time=None, deep_bound="sample") -> NodeSide:
         """The features of one side (``kind`` "user": neighbours are items; "item": neighbours are
         users) for node ``ids`` at ``snapshot``."""
         f = self.features
@@ -128,10 +139,30 @@ class CTRData:
             nb2 = sample_neighbors(adj_other, snapshot[:, None] * n_other + np.minimum(nb, n_other - 1),
                                    fanouts[1], n_own, salt + 1)
             out.update({"nb": nb, "nb2": np.where((nb == n_other)[..., None], n_own, nb2)})
-        return NodeSide(**{k: _tensor(v) for k, v in out.items()})
+        dynamic = self._dynamic(kind, ids, time, fanouts, deep_bound) if "dynamic" in needs else None
+        return NodeSide(**{k: _tensor(v) for k, v in out.items()}, dynamic=dynamic)
+
+    def _horizon(self, time: np.ndarray, snapshot: np.ndarray, horizon: str) -> np.ndarray:
+        if horizon == "sample":
+            return np.asarray(time, np.int64)
+        if horizon == "snapshot":
+            return self.features.cutoffs[snapshot].astype(np.int64)
+        raise ValueError(f"horizon must be 'sample' or 'snapshot', got {horizon!r}")
+
+    def _dynamic(self, kind: str, ids, time, fanouts, deep_bound) -> DynamicNeighborhood:
+        """DSGL's neighbourhood of nodes ``ids`` at sample times ``time`` (gaps ``t - edge time``)."""
+        if self.events is None:
+            raise ValueError("this CTRData has no event graph (events=None); build it with build_ctr_data")
+        hops = sample_dynamic(self.events, ids, time, fanouts, side=kind, deep_bound=deep_bound)
+        t = np.asarray(time, np.int64)
+        gaps = []
+        for h, (x, ts) in enumerate(zip(hops.ids, hops.times)):
+            g = t.reshape((-1,) + (1,) * (h + 1)) - ts
+            gaps.append(_tensor(np.where(x == hops.pads[h], 0, g)))
+        return DynamicNeighborhood(tuple(_tensor(x) for x in hops.ids), tuple(gaps), hops.pads)
 
     def loader(self, part: str, batch_size: int, needs: frozenset, *, shuffle: bool,
-               fanouts: tuple[int, int] = (10, 5)):
+               fanouts: tuple[int, ...] = (10, 5), deep_bound: str = "sample", horizon: str = "sample"):
         """``batches(epoch, rng)`` for :class:`~recgraph.train.trainer.Trainer`."""
         samples = self.part(part)
 
@@ -139,7 +170,8 @@ class CTRData:
             order = rng.permutation(len(samples)) if shuffle else np.arange(len(samples))
             salt = int(rng.integers(1, 2**62)) if shuffle else 0
             for a in range(0, len(order), batch_size):
-                yield self.batch(samples, order[a:a + batch_size], needs, salt=salt + a, fanouts=fanouts)
+                yield self.batch(samples, order[a:a + batch_size], needs, salt=salt + a, fanouts=fanouts,
+                                 deep_bound=deep_bound, horizon=horizon)
 
         return batches
 
@@ -154,11 +186,17 @@ class CTRData:
 def features_for(split: CTRSplit, *, category: np.ndarray | None = None, item_macro: str = "auto", item_k: int = 50,
                  user_k: int = 20, recent: int = 20, max_slots: int = 64, seed: int = 0) -> CTRData:
     """Feature tables for a protocol's samples, cold samples dropped (counted), parts time-ordered."""
-    graph = BipartiteGraph.from_edges(split.pos_user, split.pos_item, split.n_users, split.n_items,
-                                      timestamp=split.pos_time, dedupe=False)
+    def edges(mask=None):
+        sel = slice(None) if mask is None else mask
+        return BipartiteGraph.from_edges(split.pos_user[sel], split.pos_item[sel], split.n_users, split.n_items,
+                                         timestamp=split.pos_time[sel], dedupe=False)
+
+    graph = edges()
+    fit_graph = None if split.fit_events is None else edges(split.fit_events)  # training events only
+    snaps = None if split.snapshot_masks is None else [edges(m) for m in split.snapshot_masks]
     feats = build_feature_tables(graph, split.cutoffs, fit_snapshot=split.fit_snapshot, category=category,
                                  item_macro=item_macro, item_k=item_k, user_k=user_k, recent=recent,
-                                 max_slots=max_slots, seed=seed)
+                                 max_slots=max_slots, seed=seed, fit_graph=fit_graph, snapshot_graphs=snaps)
     s, nu, ni = split.samples, split.n_users, split.n_items
     warm = (feats.user_deg[s.snapshot * nu + s.user] > 0) & (feats.item_deg[s.snapshot * ni + s.item] > 0)
     dropped, parts = dict(split.dropped), []
@@ -171,7 +209,8 @@ def features_for(split: CTRSplit, *, category: np.ndarray | None = None, item_ma
     proto = {**split.protocol,
              "item_macro": item_macro if item_macro != "auto" else ("category" if category is not None else "kmeans-rows"),
              "item_k": item_k, "user_k": user_k, "recent": recent, "max_slots": max_slots}
-    return CTRData(parts[0], parts[1], parts[2], feats, nu, ni, proto, dropped, split.name)
+    return CTRData(parts[0], parts[1], parts[2], feats, nu, ni, proto, dropped, split.name,
+                   events=time_graph(split.pos_user, split.pos_item, split.pos_time, nu, ni))
 
 
 def build_ctr_data(inter: Interactions, protocol: str = "macgnn-quantile", *, item_macro: str = "auto",

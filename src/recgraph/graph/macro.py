@@ -278,14 +278,25 @@ def snapshot_edges(graph: BipartiteGraph, cutoff) -> tuple[np.ndarray, np.ndarra
 
 def build_feature_tables(graph: BipartiteGraph, cutoffs=None, *, fit_snapshot: int = 0,
                          category: np.ndarray | None = None, item_macro: str = "auto", item_k: int = 50,
-                         user_k: int = 20, recent: int = 20, max_slots: int = 64, seed: int = 0) -> FeatureTables:
+                         user_k: int = 20, recent: int = 20, max_slots: int = 64, seed: int = 0,
+                         fit_graph: BipartiteGraph | None = None,
+                         snapshot_graphs: list[BipartiteGraph] | None = None,
+                         macros: tuple[np.ndarray, int, np.ndarray, int] | None = None) -> FeatureTables:
     """Macro assignment, macro-neighbour counts, recent lists and adjacency for every snapshot.
+
+    ``macros = (item_macro, n_item_macros, user_macro, n_user_macros)`` reuses a given assignment
+    instead of fitting one (multi-task: every behaviour graph counts over the same macro nodes,
+    :mod:`recgraph.graph.task_graphs`).
 
     ``graph`` holds the positive interactions with timestamps and repeats (``dedupe=False``: counts
     are numbers of events). ``cutoffs=None`` is one snapshot over every edge. Macro ids are fitted
     once, on the edges before ``cutoffs[fit_snapshot]``; counts and lists are per snapshot.
     Recent lists order events by time, ties by neighbour id (independent of the input file's row
     order; before the graph became this function's input, ties followed file order).
+    ``fit_graph`` (optional): fit the macro ids on its edges before ``cutoffs[fit_snapshot]`` instead
+    (e.g. training events only). ``snapshot_graphs`` (optional, one per cutoff): snapshot ``s`` uses
+    the edges of ``snapshot_graphs[s]`` before ``cutoffs[s]`` — for snapshots that are not a global
+    time prefix (per-user windows).
     Cost: O(S · E) time, O(S · (N + M) · slots) memory for S snapshots."""
     if cutoffs is None:
         top = np.iinfo(np.int64).max if graph.u_timestamp is None else int(graph.u_timestamp.max(initial=0)) + 1
@@ -297,18 +308,24 @@ def build_feature_tables(graph: BipartiteGraph, cutoffs=None, *, fit_snapshot: i
     cutoffs = np.asarray(cutoffs, np.int64)
     nu, ni = graph.n_users, graph.n_items
 
-    def counts_before(c):
-        u, i, t = snapshot_edges(graph, c)
+    def counts_before(c, g=graph):
+        u, i, t = snapshot_edges(g, c)
         g = BipartiteGraph.from_edges(u, i, nu, ni, dedupe=True, keep_counts=True)
         return u, i, t, g.to_scipy("count")
 
-    _, _, _, R_fit = counts_before(cutoffs[fit_snapshot])
-    im, n_im = assign_item_macros(item_macro, n_items=ni, category=category, R=R_fit, k=item_k, seed=seed)
-    um, n_um = assign_user_macros(R_fit, im, n_im, k=user_k, seed=seed)
+    if snapshot_graphs is not None and len(snapshot_graphs) != len(cutoffs):
+        raise ValueError(f"snapshot_graphs has {len(snapshot_graphs)} graphs for {len(cutoffs)} cutoffs")
+    if macros is not None:
+        im, n_im, um, n_um = macros
+    else:
+        _, _, _, R_fit = counts_before(cutoffs[fit_snapshot], fit_graph if fit_graph is not None else
+                                       graph if snapshot_graphs is None else snapshot_graphs[fit_snapshot])
+        im, n_im = assign_item_macros(item_macro, n_items=ni, category=category, R=R_fit, k=item_k, seed=seed)
+        um, n_um = assign_user_macros(R_fit, im, n_im, k=user_k, seed=seed)
     dense = max(n_im, n_um) <= max_slots
     parts: dict[str, list] = {k: [] for k in ("u1", "u2", "i1", "i2", "ur", "urt", "ir", "irt", "ud", "id", "ua", "ia")}
-    for c in cutoffs:
-        u, i, t, R = counts_before(c)
+    for k, c in enumerate(cutoffs):
+        u, i, t, R = counts_before(c, graph if snapshot_graphs is None else snapshot_graphs[k])
         mc = macro_counts(R, im, n_im, um, n_um)
         parts["u1"].append(_slots(mc.user1, n_im, max_slots, dense))
         parts["u2"].append(_slots(mc.user2, n_um, max_slots, dense))

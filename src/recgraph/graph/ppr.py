@@ -31,8 +31,9 @@ stays there until it teleports. Its push therefore moves the whole residual into
 closed form, and its push threshold uses degree 1. This keeps PPR linear in the source (the
 invariant ``pi_s = p + sum_u r[u] * pi_u`` that the error bound rests on still holds) and makes
 an isolated source's PPR vector exactly ``e_s``. :func:`exact_ppr` uses the same convention.
-(PyG instead drops the ``(1 - alpha)`` share at a dangling node; in the user x item graphs built
-by :func:`homogeneous_csr` only isolated users/items are dangling, and only as sources.)
+(PyG instead drops the ``(1 - alpha)`` share at a dangling node; in the joint user + item graph
+that :func:`bipartite_ppr` runs on (``BipartiteGraph.joint_csr``) only isolated users/items are
+dangling, and only as sources.)
 
 Implementation
 --------------
@@ -54,11 +55,12 @@ import numpy as np
 import scipy.sparse as sp
 from numba import njit, prange
 
+from .bipartite import BipartiteGraph, as_graph
+
 __all__ = [
     "PPRNeighbourhoods",
     "bipartite_ppr",
     "exact_ppr",
-    "homogeneous_csr",
     "ppr_topk",
 ]
 
@@ -293,7 +295,7 @@ def _ppr_topk_kernel(indptr, indices, sources, order, alpha, eps, topk, exclude_
 # --------------------------------------------------------------------------------------------
 
 
-def _check_csr(indptr, indices) -> tuple[np.ndarray, np.ndarray, int]:
+def _check_csr(indptr, indices, check_indices: bool = True) -> tuple[np.ndarray, np.ndarray, int]:
     indptr = np.ascontiguousarray(indptr, dtype=np.int64)
     indices = np.asarray(indices)
     if indptr.ndim != 1 or indptr.shape[0] < 1:
@@ -308,7 +310,7 @@ def _check_csr(indptr, indices) -> tuple[np.ndarray, np.ndarray, int]:
         raise ValueError("indptr must be non-decreasing")
     if n >= np.iinfo(np.int32).max:
         raise ValueError(f"{n} nodes do not fit int32 node ids")
-    if indices.shape[0]:
+    if indices.shape[0] and check_indices:
         lo, hi = int(indices.min()), int(indices.max())
         if lo < 0 or hi >= n:
             raise ValueError(f"indices must lie in [0, {n}), got [{lo}, {hi}]")
@@ -327,6 +329,7 @@ def ppr_topk(
     exclude_self: bool = False,
     num_threads: int | None = None,
     seed: int = 0,
+    check_indices: bool = True,
 ) -> PPRNeighbourhoods:
     """Top-``topk`` personalized PageRank of each source by forward push.
 
@@ -344,6 +347,8 @@ def ppr_topk(
         num_threads: numba threads for this call (default: numba's current setting).
         seed: only shuffles the order in which sources are scheduled (load balance); the
             result does not depend on it.
+        check_indices: verify every index lies in ``[0, n_nodes)`` (one pass over ``indices``;
+            callers that built the CSR themselves, e.g. over a memory-mapped graph, skip it).
 
     Returns:
         :class:`PPRNeighbourhoods`; ``scores[i, j] <= pi_{s_i}(indices[i, j])`` and, on an
@@ -355,7 +360,7 @@ def ppr_topk(
         raise ValueError(f"eps must be > 0, got {eps}")
     if topk < 1:
         raise ValueError(f"topk must be >= 1, got {topk}")
-    indptr, indices, n = _check_csr(indptr, indices)
+    indptr, indices, n = _check_csr(indptr, indices, check_indices)
     if sources is None:
         sources = np.arange(n, dtype=np.int64)
     else:
@@ -381,47 +386,29 @@ def ppr_topk(
     return PPRNeighbourhoods(sources, out_idx, out_sc, float(alpha), float(eps), int(pushes))
 
 
-def homogeneous_csr(R) -> tuple[np.ndarray, np.ndarray, int, int]:
-    """Undirected graph of users and items from a user x item matrix ``R``.
-
-    Users are nodes ``0..N-1``, items ``N..N+M-1``; each stored non-zero ``R[u, i]`` becomes
-    the two arcs ``u -> N+i`` and ``N+i -> u``. Values are ignored (explicit zeros dropped,
-    duplicates merged). Vectorised, O(nnz). Returns ``(indptr, indices, N, M)``.
-    """
-    R = sp.csr_matrix(R)
-    if not R.has_canonical_format:
-        R = R.copy()
-        R.sum_duplicates()
-    if R.nnz and np.any(R.data == 0):
-        R = R.copy()
-        R.eliminate_zeros()
-    N, M = R.shape
-    Rt = R.T.tocsr()  # items x users, sorted
-    nnz = R.nnz
-    indptr = np.empty(N + M + 1, dtype=np.int64)
-    indptr[: N + 1] = R.indptr
-    indptr[N + 1:] = nnz + Rt.indptr[1:].astype(np.int64)
-    indices = np.empty(2 * nnz, dtype=np.int32)
-    indices[:nnz] = R.indices
-    indices[:nnz] += N
-    indices[nnz:] = Rt.indices
-    return indptr, indices, N, M
-
-
 def bipartite_ppr(
-    R,
+    graph: BipartiteGraph,
     user_sources=None,
     item_sources=None,
+    *,
+    joint: tuple[np.ndarray, np.ndarray] | None = None,
     **kwargs,
 ) -> tuple[PPRNeighbourhoods, PPRNeighbourhoods]:
-    """PPR neighbourhoods of users and items on the homogeneous user+item graph of ``R``.
+    """PPR neighbourhoods of users and items on the joint user+item graph of ``graph``
+    (:meth:`BipartiteGraph.joint_csr`: each distinct user–item pair is an undirected edge).
 
+    ``graph``: the :class:`BipartiteGraph` (a scipy user×item matrix is converted with
+    :meth:`BipartiteGraph.from_scipy`: stored non-zeros are edges, values ignored).
     ``user_sources`` / ``item_sources`` are *local* ids (default: all users / all items). In the
     results, ``sources`` and ``indices`` are homogeneous node ids: users ``0..N-1``, items
     ``N..N+M-1`` (``indices >= N`` are items, subtract ``N`` for the item id). Keyword arguments
-    go to :func:`ppr_topk`. Both sets run in one kernel call.
+    go to :func:`ppr_topk`. Both sets run in one kernel call. ``joint``: ``graph.joint_csr()``
+    computed elsewhere (a memory-mapped one for an out-of-core graph:
+    :func:`recgraph.graph.streaming.graph_ppr`).
     """
-    indptr, indices, N, M = homogeneous_csr(R)
+    graph = as_graph(graph)
+    indptr, indices = graph.joint_csr() if joint is None else joint
+    N, M = graph.n_users, graph.n_items
     users = (np.arange(N, dtype=np.int64) if user_sources is None
              else np.asarray(user_sources, dtype=np.int64).reshape(-1))
     items = (np.arange(M, dtype=np.int64) if item_sources is None

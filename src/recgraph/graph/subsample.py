@@ -37,6 +37,10 @@ Using the probabilities
 :class:`SubsampleResult` returns the kept edge ids *and* their ``pi_e``, so a loss can
 importance-weight kept edges by ``1 / pi_e`` (Horvitz-Thompson: unbiased for sums over the full
 graph) or apply a log-Q correction with ``log pi_e``. Everything is vectorised numpy, O(edges).
+
+Input: the training :class:`~recgraph.graph.bipartite.BipartiteGraph`; its edges are the distinct
+user–item pairs in row-major order (the entries of ``graph.to_scipy()``). The kept edges come back
+as a graph too (:meth:`SubsampleResult.to_graph`), ready for the next stage (e.g. PPR).
 """
 
 from __future__ import annotations
@@ -44,7 +48,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-import scipy.sparse as sp
+
+from .bipartite import BipartiteGraph, as_graph
 
 __all__ = ["SubsampleResult", "popularity_subsample", "solve_scale"]
 
@@ -53,10 +58,10 @@ __all__ = ["SubsampleResult", "popularity_subsample", "solve_scale"]
 class SubsampleResult:
     """Outcome of :func:`popularity_subsample`.
 
-    ``kept`` indexes the input edges (for a csr input: positions in ``R.indices`` / ``R.data``
-    after duplicates are merged, i.e. row-major order). ``inclusion_prob[j]`` is the exact
-    probability that edge ``kept[j]`` is kept (1 for anchors). ``base_prob`` and ``is_anchor``
-    are given for *all* input edges.
+    ``kept`` indexes the input edges: positions in ``graph.to_scipy().indices`` (distinct pairs,
+    row-major order; for a deduplicated, item-ordered graph the same as ``graph.u_indices``).
+    ``inclusion_prob[j]`` is the exact probability that edge ``kept[j]`` is kept (1 for anchors).
+    ``base_prob`` and ``is_anchor`` are given for *all* input edges.
     """
 
     kept: np.ndarray  # [K] int64 edge ids into the input edge list, ascending
@@ -88,12 +93,9 @@ class SubsampleResult:
         pi = np.where(self.is_anchor, 1.0, self.base_prob)
         return float(pi.sum())
 
-    def to_csr(self) -> sp.csr_matrix:
-        """The kept edges as a binary ``n_users x n_items`` csr matrix."""
-        return sp.csr_matrix(
-            (np.ones(self.n_kept, dtype=np.float32), (self.users, self.items)),
-            shape=(self.n_users, self.n_items),
-        )
+    def to_graph(self) -> BipartiteGraph:
+        """The kept edges as a :class:`BipartiteGraph` (use its ``to_scipy()`` for a matrix)."""
+        return BipartiteGraph.from_edges(self.users, self.items, self.n_users, self.n_items)
 
     def describe(self, n_buckets: int | None = None) -> dict:
         """Sizes before/after and keep rates per item-popularity bucket (powers of two of the
@@ -143,36 +145,11 @@ class SubsampleResult:
         }
 
 
-def _as_edges(R, users, items, n_users, n_items):
-    if R is not None:
-        if users is not None or items is not None:
-            raise ValueError("pass either R or (users, items), not both")
-        R = sp.csr_matrix(R)
-        if not R.has_canonical_format:
-            R = R.copy()
-            R.sum_duplicates()
-        n_users, n_items = R.shape
-        u = np.repeat(np.arange(n_users, dtype=np.int64), np.diff(R.indptr))
-        i = R.indices.astype(np.int64)
-        return u, i, int(n_users), int(n_items)
-    if users is None or items is None:
-        raise ValueError("pass R or both users and items")
-    u = np.asarray(users, dtype=np.int64).reshape(-1)
-    i = np.asarray(items, dtype=np.int64).reshape(-1)
-    if u.shape != i.shape:
-        raise ValueError(f"users {u.shape} and items {i.shape} must have the same length")
-    if n_users is None:
-        n_users = int(u.max()) + 1 if u.size else 0
-    if n_items is None:
-        n_items = int(i.max()) + 1 if i.size else 0
-    if u.size:
-        if u.min() < 0 or u.max() >= n_users:
-            bad = int(np.flatnonzero((u < 0) | (u >= n_users))[0])
-            raise ValueError(f"users[{bad}] = {u[bad]} outside [0, {n_users})")
-        if i.min() < 0 or i.max() >= n_items:
-            bad = int(np.flatnonzero((i < 0) | (i >= n_items))[0])
-            raise ValueError(f"items[{bad}] = {i[bad]} outside [0, {n_items})")
-    return u, i, int(n_users), int(n_items)
+def _edges(graph) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """``(users [E], items [E])`` int64 of the distinct pairs of ``graph`` in row-major order."""
+    R = as_graph(graph).to_scipy()
+    u = np.repeat(np.arange(R.shape[0], dtype=np.int64), np.diff(R.indptr))
+    return u, R.indices.astype(np.int64), int(R.shape[0]), int(R.shape[1])
 
 
 def _anchors(u, i, udeg, ideg) -> np.ndarray:
@@ -224,12 +201,8 @@ def solve_scale(edge_item_degree: np.ndarray, is_anchor: np.ndarray, target: flo
 
 
 def popularity_subsample(
-    R=None,
+    graph: BipartiteGraph,
     *,
-    users=None,
-    items=None,
-    n_users: int | None = None,
-    n_items: int | None = None,
     keep_rate: float = 0.5,
     beta: float = 0.5,
     seed: int = 0,
@@ -238,7 +211,8 @@ def popularity_subsample(
     """Subsample user-item edges, thinning popular items' edges (see the module doc).
 
     Args:
-        R: user x item csr matrix (stored entries are edges); or give ``users``/``items``.
+        graph: the user–item graph (a scipy user×item matrix is converted with
+            :meth:`BipartiteGraph.from_scipy`: stored non-zeros are edges).
         keep_rate: target expected fraction of edges kept, in (0, 1].
         beta: popularity exponent (0 = uniform).
         seed: seed of the Bernoulli draw.
@@ -248,7 +222,7 @@ def popularity_subsample(
         raise ValueError(f"keep_rate must be in (0, 1], got {keep_rate}")
     if beta < 0:
         raise ValueError(f"beta must be >= 0, got {beta}")
-    u, i, nu, ni = _as_edges(R, users, items, n_users, n_items)
+    u, i, nu, ni = _edges(graph)
     E = u.shape[0]
     udeg = np.bincount(u, minlength=nu)
     ideg = np.bincount(i, minlength=ni)

@@ -21,7 +21,7 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from ..io import atomic_write_json, read_checked_json
+from ..io import ArtifactError, atomic_write_json, read_checked_json
 
 __all__ = ["Index", "INDEX_TYPES", "as_queries", "filter_excluded", "load_index", "topk_over_candidates"]
 
@@ -228,12 +228,15 @@ def load_index(directory: str | Path) -> Index:
     """Load any index saved by :meth:`Index.save` (dispatch on the stored type)."""
     directory = Path(directory)
     meta_path = directory / "index.json"
-    meta = read_checked_json(meta_path, fmt=FORMAT, what="a saved recgraph index")
+    meta = read_checked_json(meta_path, fmt=FORMAT, what="a saved recgraph index",
+                             required=("type", "d", "ntotal", "payload", "params"))
     if meta.get("version", 0) > FORMAT_VERSION:
-        raise ValueError(f"{meta_path}: version {meta['version']} is newer than this library ({FORMAT_VERSION})")
+        raise ArtifactError(meta_path, f"version {meta['version']} is newer than this library ({FORMAT_VERSION})",
+                            "upgrade recgraph")
     if meta["type"] not in INDEX_TYPES:
-        raise ValueError(f"{meta_path}: unknown index type {meta['type']!r}; known: {sorted(INDEX_TYPES)}")
+        raise ArtifactError(meta_path, f"unknown index type {meta['type']!r}; known: {sorted(INDEX_TYPES)}")
     index = INDEX_TYPES[meta["type"]]._load_payload(dict(meta["params"], d=meta["d"]), directory / meta["payload"])
     if index.ntotal != meta["ntotal"]:
-        raise ValueError(f"{meta_path}: payload holds {index.ntotal} vectors, metadata says {meta['ntotal']}")
+        raise ArtifactError(meta_path, f"payload holds {index.ntotal} vectors, metadata says {meta['ntotal']}",
+                            "save the index again")
     return index

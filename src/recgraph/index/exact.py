@@ -6,9 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file
 
-from ..io import atomic_save_tensors
+from ..io import atomic_save_tensors, load_tensors
 from .base import Index, _check_k, as_queries
 
 __all__ = ["ExactIndex"]
@@ -73,5 +72,5 @@ class ExactIndex(Index):
     @classmethod
     def _load_payload(cls, params: dict, path: Path) -> "ExactIndex":
         index = cls(params["d"], params["query_block"], params["item_block"])
-        index.vectors = load_file(str(path))["vectors"].float().contiguous()
+        index.vectors = load_tensors(path)["vectors"].float().contiguous()
         return index

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io import atomic_write_bytes
+from ..io import ArtifactError, atomic_write_bytes, read_bytes
 from .base import Index, _check_k, as_queries
 
 __all__ = ["FaissIVFIndex"]
@@ -92,7 +92,11 @@ class FaissIVFIndex(Index):
         obj = cls.__new__(cls)
         Index.__init__(obj, params["d"])
         obj.nlist, obj.seed = int(params["nlist"]), int(params["seed"])
-        obj.index = faiss.deserialize_index(np.frombuffer(path.read_bytes(), dtype=np.uint8))
+        try:
+            obj.index = faiss.deserialize_index(np.frombuffer(read_bytes(path), dtype=np.uint8))
+        except RuntimeError as exc:  # faiss reports truncated / foreign bytes as a RuntimeError
+            raise ArtifactError(path, f"is not a readable Faiss index ({str(exc).splitlines()[0][:200]})",
+                                "save the index again") from None
         obj._quantizer = None  # owned by the deserialised index
         obj.nprobe = params["nprobe"]
         return obj

@@ -24,10 +24,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file
 
 from ..nn.quantizer import residual_kmeans, rq_decode, rq_encode
-from ..io import atomic_save_tensors
+from ..io import atomic_save_tensors, load_tensors
 from .base import Index, _check_k, as_queries, topk_over_candidates
 
 __all__ = ["RQIndex", "ranges_to_flat"]
@@ -212,7 +211,7 @@ class RQIndex(Index):
 
     @classmethod
     def _load_payload(cls, params: dict, path: Path) -> "RQIndex":
-        t = load_file(str(path))
+        t = load_tensors(path)
         index = cls(**params)
         index.codebooks = t["codebooks"].float()
         index.vectors, index.codes = t["vectors"].float().contiguous(), t["codes"].long()

@@ -20,7 +20,8 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 __all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_write_json", "atomic_save_npz",
-           "atomic_save_tensors", "atomic_write_dir", "StagedFile", "sha256_file", "sha256_bytes", "json_default"]
+           "atomic_save_tensors", "atomic_write_dir", "StagedFile", "sha256_file", "sha256_bytes", "json_default",
+           "atomic_npy_writer", "AtomicNpyWriter"]
 
 
 def _umask() -> int:
@@ -154,3 +155,47 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+class AtomicNpyWriter:
+    """Stream a 1-D ``.npy`` of known ``dtype`` and ``length`` chunk by chunk, committed atomically.
+
+    For arrays larger than memory (the out-of-core graph build): the header is written first, each
+    :meth:`write` appends a chunk, and closing checks that exactly ``length`` items arrived, then
+    fsyncs and renames. An exception inside the ``with`` block leaves no file behind."""
+
+    def __init__(self, path: str | os.PathLike, dtype, length: int):
+        self.path, self.dtype, self.length, self.written = Path(path), np.dtype(dtype), int(length), 0
+        fd, self._tmp = _tmp_beside(self.path)
+        self._fh = os.fdopen(fd, "wb")
+        np.lib.format.write_array_header_1_0(
+            self._fh, {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False,
+                       "shape": (self.length,)})
+
+    def write(self, chunk: np.ndarray) -> None:
+        chunk = np.ascontiguousarray(chunk, dtype=self.dtype).reshape(-1)
+        if self.written + chunk.shape[0] > self.length:
+            raise ValueError(f"{self.path}: more than the declared {self.length} items written")
+        chunk.tofile(self._fh)
+        self.written += chunk.shape[0]
+
+    def __enter__(self) -> "AtomicNpyWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            if exc_type is None and self.written != self.length:
+                raise ValueError(f"{self.path}: {self.written} items written, {self.length} declared")
+            if exc_type is None:
+                self._fh.flush()
+                os.fsync(self._fh.fileno())
+            self._fh.close()
+            if exc_type is None:
+                _commit(self._tmp, self.path)
+        finally:
+            Path(self._tmp).unlink(missing_ok=True)
+
+
+def atomic_npy_writer(path: str | os.PathLike, dtype, length: int) -> AtomicNpyWriter:
+    """``with atomic_npy_writer(path, np.int32, n) as w: w.write(chunk) ...`` (see :class:`AtomicNpyWriter`)."""
+    return AtomicNpyWriter(path, dtype, length)

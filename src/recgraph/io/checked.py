@@ -17,8 +17,8 @@ import numpy as np
 
 from .atomic import sha256_file
 
-__all__ = ["ArtifactError", "MissingArtifactError", "read_json", "read_checked_json", "load_npz", "load_tensors", "file_checksums",
-           "verify_checksums"]
+__all__ = ["ArtifactError", "MissingArtifactError", "read_json", "read_checked_json", "load_npz", "load_npy",
+           "read_bytes", "load_tensors", "file_checksums", "verify_checksums"]
 
 
 class ArtifactError(ValueError):
@@ -85,6 +85,23 @@ def load_npz(path: str | os.PathLike, *, what: str | None = None) -> dict[str, n
             return {k: z[k] for k in z.files}
     except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
         raise ArtifactError(path, f"is not a readable .npz ({type(exc).__name__}: {exc})", _REWRITE) from None
+
+
+def load_npy(path: str | os.PathLike, *, mmap: bool = False, what: str | None = None) -> np.ndarray:
+    """One ``.npy`` array (``allow_pickle=False``); ``mmap=True`` opens it read-only, memory-mapped."""
+    path = Path(path)
+    _exists(path, what)
+    try:
+        return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except (EOFError, OSError, ValueError) as exc:
+        raise ArtifactError(path, f"is not a readable .npy ({type(exc).__name__}: {exc})", _REWRITE) from None
+
+
+def read_bytes(path: str | os.PathLike, *, what: str | None = None) -> bytes:
+    """The bytes of a file recgraph wrote; a missing file raises :class:`ArtifactError`."""
+    path = Path(path)
+    _exists(path, what)
+    return path.read_bytes()
 
 
 def load_tensors(path: str | os.PathLike, *, device: str = "cpu", what: str | None = None) -> dict:

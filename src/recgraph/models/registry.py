@@ -38,9 +38,9 @@ def _import_all() -> None:
     import importlib
     import pkgutil
 
-    from . import ranking, retrieval
+    from . import multitask, ondevice, ranking, retrieval
 
-    for pkg in (retrieval, ranking):
+    for pkg in (retrieval, ranking, multitask, ondevice):
         for mod in pkgutil.iter_modules(pkg.__path__):
             if not mod.name.startswith("_"):
                 importlib.import_module(f"{pkg.__name__}.{mod.name}")

@@ -120,3 +120,61 @@ device {html.escape(str(meta.get('device', '')))} · seed {html.escape(str(meta.
     path = Path(path)
     atomic_write_bytes(path, doc.encode())
     return path
+
+
+def group_metrics_png(stages: dict[str, dict], metric: str = "auc", base: str = "cloud") -> str | None:
+    """Per-user-group ``metric`` of every stage (left) and its change against ``base`` (right); groups
+    run from the tail (fewest training samples) to the head, labelled with their sample ranges.
+    ``stages``: ``{name: {"groups": [{"group", "min_samples", "max_samples", metric, ...}, ...]}}``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    named = {n: s["groups"] for n, s in stages.items() if s.get("groups")}
+    if not named:
+        return None
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4))
+    first = next(iter(named.values()))
+    x = [g["group"] for g in first]
+    labels = [f"{g['min_samples']}-{g['max_samples']}" for g in first]
+    ref = {g["group"]: g[metric] for g in named.get(base, [])}
+    colors = plt.get_cmap("tab10")
+    for c, (name, groups) in enumerate(named.items()):
+        ax1.plot([g["group"] for g in groups], [g[metric] for g in groups], marker=".", label=name,
+                 color=colors(c % 10))
+        if ref and name != base:
+            ax2.plot([g["group"] for g in groups], [g[metric] - ref.get(g["group"], float("nan")) for g in groups],
+                     marker=".", label=f"{name} − {base}", color=colors(c % 10))
+    for ax in (ax1, ax2):
+        ax.set_xticks(x)
+        ax.set_xticklabels(labels, rotation=60, fontsize=7)
+        ax.set_xlabel("user group by training samples (tail → head)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    ax1.set(ylabel=f"group {metric}", title=f"{metric} per user group")
+    ax2.axhline(0.0, color="k", lw=0.8)
+    ax2.set(ylabel=f"Δ {metric}", title=f"change against {base}")
+    return _png(fig)
+
+
+def write_dccl_report(path: str | Path, record: dict) -> Path:
+    """``report.html`` of a DCCL run (:func:`recgraph.train.dccl.run_dccl` record): one row per stage
+    (cloud, + MetaPatch, + MoMoDistill rounds, references) and the per-user-group plot."""
+    k = record["config"]["ks"][0]
+    rows = [{**record, "model": name, "metrics": {m: v for m, v in st.items() if m != "groups"},
+             "seconds": {"fit": float("nan")}, "train": {}} for name, st in record["stages"].items()]
+    cost = record.get("device_cost", {})
+    ond = record.get("ondevice") or {}
+    items = {"per-user trainable parameters": cost.get("per_user_trainable_parameters"),
+             "device users / without device": f"{cost.get('device_users')} / {cost.get('no_device_users')}",
+             "ONNX artifact bytes": ond.get("onnx_bytes"),
+             "request latency, 1 thread (median ms)": (ond.get("latency_one_thread") or {}).get("median_ms"),
+             "ONNX vs PyTorch max |diff|": ond.get("max_abs_diff_vs_torch")}
+    body = "<ul>" + "".join(f"<li><b>{html.escape(a)}</b>: {html.escape(str(b))}</li>"
+                            for a, b in items.items()) + "</ul>"
+    return write_report(path, title=f"DCCL on {record['dataset']}", records=rows,
+                        metric_keys=[f"hit@{k}", f"ndcg@{k}", "auc", "macro_auc"],
+                        sections=[("Device cost and on-device artifact", body)],
+                        images=[("AUC per user group (tail → head) and its change against the cloud model",
+                                 group_metrics_png(record["stages"]))])

@@ -37,6 +37,8 @@ from ..config import git_commit
 from ..data.schema import Interactions, Vocab, concat
 from ..data.split import SPLITTERS, Split
 from ..eval.protocols import evaluate_ctr, evaluate_full_sort
+from ..graph.bipartite import BipartiteGraph
+from ..graph.dynamic import time_graph
 from ..graph.features import CTRData, build_ctr_data
 from ..graph.macro import FeatureTables
 from ..io import (ArtifactError, atomic_save_npz, atomic_write_json, load_npz, read_checked_json, sha256_file)
@@ -46,7 +48,7 @@ from .trainer import LR_SCHEDULES, Trainer, resolve_device, seed_everything
 
 __all__ = ["DataSource", "TrainerConfig", "ExperimentConfig", "ConfigError", "run", "make_record", "load_run",
            "evaluate_run", "evaluate_model", "evaluate_ctr_model", "make_split", "load_data", "model_task", "build_model",
-           "check_model_args", "peak_rss_bytes", "LoadedRun"]
+           "check_model_args", "peak_rss_bytes", "LoadedRun", "stage_fitter"]
 
 RUN_FORMAT = 1
 TASKS = ("retrieval", "ctr")
@@ -77,6 +79,8 @@ class DataSource:
     rating: str | None = None
     positive_threshold: float | None = None
     sep: str | None = None
+    encoding: str = "utf-8"
+    time_unit: str = "s"
 
     def __post_init__(self):
         if self.positive_threshold is not None and self.rating is None:
@@ -116,6 +120,7 @@ class ExperimentConfig:
     split: str = "auto"  # "auto": the dataset's predefined split if it has one, else random-ratio 8:1:1
     protocol: str = "macgnn-quantile"
     protocol_args: dict = field(default_factory=dict)
+    tasks: tuple[str, ...] | None = None  # multi-task ranking: the behaviours to predict (e.g. cart, fav, buy)
     seed: int = 0
     epochs: int | None = None
     lr: float | None = None
@@ -163,6 +168,12 @@ class ExperimentConfig:
         if self.resume and not self.out:
             raise ConfigError("resume=True needs out: the checkpoint to continue from lives in out/checkpoint")
         object.__setattr__(self, "ks", tuple(int(k) for k in self.ks))
+        if self.tasks is not None:
+            tasks = tuple(str(t).strip() for t in self.tasks if str(t).strip())
+            if not tasks or len(set(tasks)) != len(tasks):
+                raise ConfigError(f"--tasks {','.join(map(str, self.tasks))!r}: name each behaviour once, e.g. "
+                                  "--tasks cart,fav,buy")
+            object.__setattr__(self, "tasks", tasks)
 
     @property
     def data_name(self) -> str:
@@ -177,19 +188,40 @@ class ExperimentConfig:
         if d.get("data") is not None:
             d["data"] = DataSource(**d["data"])
         d["ks"] = tuple(d.get("ks", (10, 20)))
+        if d.get("tasks") is not None:
+            d["tasks"] = tuple(d["tasks"])
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})
 
 
 # ----------------------------------------------------------------------------- models and their arguments
 
+SINGLE_TASK_ALIASES = {"macgnn": "macgnn-per-task"}  # `--tasks` with a single-task model: one per task
+
+
 def model_task(name: str) -> str:
-    """The task of a registered model: "retrieval" or "ctr"."""
+    """The task of a registered model: "retrieval", "ctr" or "multitask"."""
     return getattr(get_model_class(name), "task", "retrieval")
 
 
+def resolve_model(cfg: "ExperimentConfig") -> tuple[str, str]:
+    """``(registered model name, task)`` of a config: ``--tasks`` turns a single-task ranker with a
+    per-task variant (MacGNN) into that variant; a multi-task model needs ``--tasks``."""
+    try:
+        name = SINGLE_TASK_ALIASES.get(cfg.model, cfg.model) if cfg.tasks else cfg.model
+        task = model_task(name)
+    except KeyError as exc:
+        raise ConfigError(str(exc.args[0])) from None
+    if task == "multitask" and not cfg.tasks:
+        raise ConfigError(f"{cfg.model} is a multi-task model: give --tasks, e.g. --tasks cart,fav,buy")
+    if cfg.tasks and task != "multitask":
+        raise ConfigError(f"--tasks needs a multi-task model (shared-bottom, mmoe, ple, mgoe, macgnn); "
+                          f"{cfg.model!r} is a {task} model")
+    return name, task
+
+
 def _signature_args(cls) -> dict[str, inspect.Parameter]:
-    skip = {"self", "n_users", "n_items", "n_user_macros", "n_item_macros"}
+    skip = {"self", "n_users", "n_items", "n_user_macros", "n_item_macros", "n_tasks"}
     return {k: p for k, p in inspect.signature(cls.__init__).parameters.items()
             if k not in skip and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
 
@@ -211,13 +243,16 @@ def check_model_args(name: str, model_args: dict) -> None:
                           f"{describe_model_args(name)}")
 
 
-def build_model(name: str, n_users: int, n_items: int, data: CTRData | None = None, **model_args):
+def build_model(name: str, n_users: int, n_items: int, data=None, **model_args):
     """A registered model for ``n_users`` × ``n_items``; ranking models also get the macro counts of
-    ``data``'s feature tables."""
+    ``data``'s feature tables (``CTRData`` or ``MultiTaskData``), multi-task models its task count."""
     cls = get_model_class(name)
-    if getattr(cls, "task", "retrieval") == "ctr" and data is None:
-        raise ConfigError(f"model {name!r} is a ranking model: build it with the CTR data (data=...)")
+    if getattr(cls, "task", "retrieval") in ("ctr", "multitask") and data is None:
+        raise ConfigError(f"model {name!r} is a ranking model: build it with its data (data=...)")
     try:
+        if getattr(cls, "task", None) == "multitask":
+            f = data.features
+            return cls(n_users, n_items, f.n_user_macros, f.n_item_macros, len(data.tasks), **model_args)
         if data is not None:
             f = data.features
             return cls(n_users, n_items, f.n_user_macros, f.n_item_macros, **model_args)
@@ -268,7 +303,7 @@ def load_data(cfg: ExperimentConfig, dataset=None) -> LoadedData:
     skipped = SkipReport()
     inter = read_interactions(path, user=src.user, item=src.item, timestamp=src.time, label=src.rating,
                               sep=src.sep, id_type="str", duplicates="keep", skip_report=skipped,
-                              name=path.name)
+                              encoding=src.encoding, timestamp_unit=src.time_unit, name=path.name)
     info = {"path": str(path.resolve()), "sha256": sha256_file(path), "bytes": path.stat().st_size,
             "columns": {"user": src.user, "item": src.item, "time": src.time, "rating": src.rating},
             "positive_threshold": src.positive_threshold, "skipped": skipped.to_dict()}
@@ -354,6 +389,50 @@ def evaluate_ctr_model(model, data: CTRData, part: str = "test", *, batch_size: 
     return out
 
 
+def _task_metrics(users: np.ndarray, y: np.ndarray, logits: np.ndarray) -> dict:
+    try:
+        m = evaluate_ctr(users, y, np.round(logits, 5), from_logits=True)
+        m["logloss"] = evaluate_ctr(users, y, logits, from_logits=True)["logloss"]
+    except ValueError:  # no user with both labels (rare task in a small part): GAUC undefined
+        from ..eval.metrics import auc, logloss
+
+        m = {"auc": auc(y, np.round(logits, 5)), "gauc": float("nan"),
+             "logloss": logloss(y, 1.0 / (1.0 + np.exp(-logits))), "n_samples": int(len(y)), "n_users_gauc": 0}
+    m["n_positives"] = int(y.sum())
+    return m
+
+
+@torch.no_grad()
+def evaluate_multitask_model(model, data, part: str = "test", *, batch_size: int = 2048,
+                             device: torch.device | str = "cpu") -> dict:
+    """Per-task AUC / GAUC / Logloss on ``part`` of a ``MultiTaskData`` and their means
+    (``auc_mean`` …). Scored on a float64 copy, logits rounded to 1e-5 for AUC / GAUC, as
+    :func:`evaluate_ctr_model` (metrics do not depend on ``batch_size``)."""
+    samples = data.part(part)
+    if len(samples) == 0:
+        raise ValueError(f"the {part} part of the multi-task data is empty")
+    scorer = copy.deepcopy(model).to(torch.float64).eval()
+    out = []
+    for a in range(0, len(samples), batch_size):
+        b = data.batch(samples, np.arange(a, min(a + batch_size, len(samples))), model.needs)
+        out.append(scorer(b.to(device, torch.float64)).cpu().numpy())
+    logits = np.concatenate(out).astype(np.float64)
+    per = {t: _task_metrics(samples.user, samples.labels[:, k], logits[:, k]) for k, t in enumerate(data.tasks)}
+    res: dict = {"per_task": per}
+    for key in ("auc", "gauc", "logloss"):
+        res[f"{key}_mean"] = float(np.mean([per[t][key] for t in data.tasks]))
+    return res
+
+
+def _multitask_data(cfg: ExperimentConfig, loaded: LoadedData):
+    from ..graph.task_graphs import build_multitask_data
+
+    try:
+        return build_multitask_data(loaded.interactions, cfg.tasks, seed=cfg.seed, **cfg.protocol_args)
+    except TypeError as exc:
+        raise ConfigError(f"protocol argument not understood ({exc})") from None
+
+
 # ----------------------------------------------------------------------------- run folders
 
 @contextmanager
@@ -427,8 +506,15 @@ def _save_run(out: Path, cfg: ExperimentConfig, record: dict, model, task: str, 
         if split.valid is not None:
             parts.update({"valid_user": split.valid.user, "valid_item": split.valid.item})
         atomic_save_npz(out / "train.npz", parts)
+    elif task == "multitask":  # the shared graph's tables; task graphs' tables are not saved yet (README)
+        atomic_save_npz(out / "features.npz", data.features.to_arrays())
     else:
         atomic_save_npz(out / "features.npz", data.features.to_arrays())
+        if "dynamic" in getattr(model, "needs", ()) and data.events is not None:  # DSGL scores from the event graph
+            g = data.events
+            atomic_save_npz(out / "events.npz", {"user": np.repeat(np.arange(g.n_users), np.diff(g.u_indptr)),
+                                                 "item": g.u_indices, "time": g.u_timestamp,
+                                                 "sizes": np.asarray([g.n_users, g.n_items], np.int64)})
     atomic_write_json(out / "config.json", {"format": RUN_FORMAT, "task": task, "experiment": cfg.to_json(),
                                             "data": loaded.info, "protocol": record["protocol"]})
     atomic_write_json(out / "metrics.json", record)
@@ -449,6 +535,7 @@ class LoadedRun:
     train: Interactions | None = None   # retrieval: training interactions
     seen: Interactions | None = None    # retrieval: training + validation interactions
     features: FeatureTables | None = None  # ranking
+    events: BipartiteGraph | None = None  # ranking models that need "dynamic" neighbourhoods (DSGL)
 
     def ctr_data(self) -> CTRData:
         """A CTRData over the saved feature tables (no samples) for ``request`` scoring."""
@@ -456,7 +543,7 @@ class LoadedRun:
 
         empty = CTRSamples(*(np.zeros(0, t) for t in (np.int64, np.int64, np.float32, np.int64, np.int64)))
         f = self.features
-        return CTRData(empty, empty, empty, f, f.n_users, f.n_items, {}, {}, self.config.data_name)
+        return CTRData(empty, empty, empty, f, f.n_users, f.n_items, {}, {}, self.config.data_name, events=self.events)
 
 
 def read_run_config(path: str | Path) -> dict:
@@ -490,13 +577,17 @@ def load_run(path: str | Path) -> LoadedRun:
         seen = train if "valid_user" not in t else Interactions(np.concatenate([t["train_user"], t["valid_user"]]),
                                                                  np.concatenate([t["train_item"], t["valid_item"]]),
                                                                  nu, ni)
-        model, ameta = load_model(path / "model", graph=train)
+        model, ameta = load_model(path / "model", graph=BipartiteGraph.from_interactions(train))
         return LoadedRun(path, cfg, task, model, ameta, vocab["user"], vocab["item"], vocab.get("item_title"),
                          train=train, seen=seen)
     feats = FeatureTables.from_arrays(load_npz(path / "features.npz"))
+    events = None
+    if (path / "events.npz").exists():
+        e = load_npz(path / "events.npz")
+        events = time_graph(e["user"], e["item"], e["time"], *(int(x) for x in e["sizes"]))
     model, ameta = load_model(path / "model")
     return LoadedRun(path, cfg, task, model, ameta, vocab["user"], vocab["item"], vocab.get("item_title"),
-                     features=feats)
+                     features=feats, events=events)
 
 
 def evaluate_run(path: str | Path, *, data_dir: str | None = None, device: str = "cpu") -> tuple[dict, dict]:
@@ -519,6 +610,8 @@ def evaluate_run(path: str | Path, *, data_dir: str | None = None, device: str =
         split = make_split(loaded, cfg.split, cfg.seed,
                            positive_threshold=cfg.data.positive_threshold if cfg.data else None)
         now = evaluate_model(run_.model, split, "test", ks=cfg.ks, batch_size=cfg.eval_batch_size)
+    elif run_.task == "multitask":
+        now = evaluate_multitask_model(run_.model, _multitask_data(cfg, loaded), "test")
     else:
         data = _ctr_data(cfg, loaded)
         now = evaluate_ctr_model(run_.model, data, "test", batch_size=cfg.eval_batch_size)
@@ -532,7 +625,9 @@ def make_record(cfg: ExperimentConfig, model, task: str, protocol: dict, metrics
     """The one ``metrics.json`` shape for every task."""
     return {
         "model": cfg.model,
+        "model_class": getattr(model, "registry_name", cfg.model),
         "task": task,
+        "tasks": list(cfg.tasks) if cfg.tasks else None,
         "model_config": model.config(),
         "dataset": cfg.data_name,
         "data": data_info,
@@ -572,29 +667,43 @@ def _train_info(result, tc: TrainerConfig, selected_on: str, **extra) -> dict:
 # ----------------------------------------------------------------------------- the runner
 
 def run(cfg: ExperimentConfig, *, dataset=None, loaded: LoadedData | None = None, split: Split | None = None,
-        data: CTRData | None = None, log: Callable[[str], None] | None = None, return_model: bool = False) -> dict:
+        data: CTRData | None = None, log: Callable[[str], None] | None = None, return_model: bool = False,
+        distributed=None) -> dict:
     """Train and evaluate one model (retrieval or ranking); writes the run folder when ``cfg.out``
     is set. ``dataset`` (a loaded ``Dataset``) / ``loaded`` (:func:`load_data`'s result) / ``split``
     / ``data`` (CTR data) reuse already loaded data (benchmarks, quickstart).
     Returns the metrics record (plus the trained model under ``"model"`` with ``return_model``).
+    ``distributed``: a :class:`recgraph.distributed.ddp.DistributedContext` under torchrun (DDP training;
+    only rank 0 locks and writes the run folder).
 
     Raises:
         ConfigError: settings that cannot work — raised before any data is loaded or trained."""
     log = log or (lambda s: None)
-    try:
-        task = model_task(cfg.model)
-    except KeyError as exc:
-        raise ConfigError(str(exc.args[0])) from None
-    check_model_args(cfg.model, cfg.model_args)
-    if task == "ctr" and cfg.lr_schedule not in (None, "constant"):
+    name, task = resolve_model(cfg)
+    check_model_args(name, cfg.model_args)
+    if task != "retrieval" and cfg.lr_schedule not in (None, "constant"):
         raise ConfigError("--lr-schedule applies to retrieval models; ranking models train at a constant rate")
     out = check_out(cfg.out)
-    with _out_lock(out):
-        _remove_stale_temps(out)
-        return _run(cfg, task, out, dataset, loaded, split, data, log, return_model)
+    main = distributed is None or distributed.is_main  # under torchrun only rank 0 locks and writes OUT
+    with _out_lock(out if main else None):
+        if main:
+            _remove_stale_temps(out)
+        return _run(cfg, name, task, out, dataset, loaded, split, data, log, return_model, distributed)
 
 
-def _run(cfg, task, out, dataset, loaded, split, data, log, return_model) -> dict:
+def stage_fitter(device: torch.device | str = "cpu", *, progress: bool = False,
+                 log: Callable[[str], None] | None = None):
+    """The ``fit`` a model's ``prepare`` uses to train a stage of its own (DC-GNN pretraining):
+    the one :class:`Trainer`, a fixed epoch budget, no validation, no checkpoints."""
+
+    def fit(module, *, epochs: int, lr: float, seed: int):
+        return Trainer(max_epochs=epochs, lr=lr, monitor=None, patience=None, device=device, seed=seed,
+                       progress=progress, log=log).fit(module)
+
+    return fit
+
+
+def _run(cfg, name, task, out, dataset, loaded, split, data, log, return_model, distributed=None) -> dict:
     seed_everything(cfg.seed)
     device = resolve_device(cfg.device)
     t0 = time.perf_counter()
@@ -609,6 +718,12 @@ def _run(cfg, task, out, dataset, loaded, split, data, log, return_model) -> dic
             split = make_split(loaded, cfg.split, cfg.seed,
                                positive_threshold=cfg.data.positive_threshold if cfg.data else None)
         n_users, n_items = split.n_users, split.n_items
+    elif task == "multitask":
+        if data is None:
+            data = _multitask_data(cfg, loaded)
+        elif tuple(data.tasks) != tuple(cfg.tasks):
+            raise ConfigError(f"data was built for tasks {data.tasks}, not {cfg.tasks}")
+        n_users, n_items = data.n_users, data.n_items
     else:
         if data is None:
             data = _ctr_data(cfg, loaded)
@@ -616,13 +731,14 @@ def _run(cfg, task, out, dataset, loaded, split, data, log, return_model) -> dic
             raise ConfigError(f"data was built for protocol {data.protocol.get('name')!r}, not {cfg.protocol!r}")
         n_users, n_items = data.n_users, data.n_items
     load_seconds = time.perf_counter() - t0
-    model = build_model(cfg.model, n_users, n_items, data if task == "ctr" else None, **cfg.model_args).to(device)
+    model = build_model(name, n_users, n_items, None if task == "retrieval" else data, **cfg.model_args).to(device)
     t1 = time.perf_counter()
     defaults = getattr(model, "train_defaults", {})
     ckpt = {"checkpoint_dir": out / "checkpoint" if out else None, "resume": cfg.resume,
-            "run_key": _run_key(cfg, loaded.info)}
+            "run_key": _run_key(cfg, loaded.info), "distributed": distributed}
     if task == "retrieval":
-        model.prepare(split.train)
+        graph = BipartiteGraph.from_interactions(split.train)  # built once; every model prepares from it
+        model.prepare(graph, fit=stage_fitter(device, progress=cfg.progress, log=log))
         model.to(device)
         train_info: dict = {"selected_on": "none: not trained"}
         if model.trainable:
@@ -647,6 +763,29 @@ def _run(cfg, task, out, dataset, loaded, split, data, log, return_model) -> dic
         protocol = {**split.protocol, "candidates": "all items", "ks": list(cfg.ks),
                     "excluded": "training items" + (" + validation items" if split.valid is not None else ""),
                     "metric_definitions": "recall@k = hits/|test items|; ndcg binary relevance"}
+    elif task == "multitask":
+        batch_size = cfg.batch_size or defaults.get("batch_size", 256)
+
+        def validate(m):
+            r = evaluate_multitask_model(m, data, "valid", device=device)
+            return {"auc_mean": r["auc_mean"], "gauc_mean": r["gauc_mean"], "logloss_mean": r["logloss_mean"],
+                    **{f"auc_{t}": r["per_task"][t]["auc"] for t in data.tasks}}
+
+        base = dataclasses.replace(cfg, epochs=cfg.epochs or 8, patience=2 if cfg.patience is None else cfg.patience)
+        tc = _trainer_config(base, defaults, "ctr", cfg.monitor or "auc_mean")
+        trainer = tc.build(device=device, seed=cfg.seed, progress=cfg.progress, log=log, **ckpt)
+        result = trainer.fit(model, data.loader("train", batch_size, model.needs, shuffle=True), validate=validate)
+        train_seconds = sum(h["train_seconds"] for h in result.history)
+        train_info = _train_info(result, tc, "validation mean AUC over tasks", batch_size=batch_size,
+                                 train_samples_per_second=len(data.train) * result.epochs_run / max(train_seconds, 1e-9))
+        fit_seconds = time.perf_counter() - t1
+        t2 = time.perf_counter()
+        metrics = evaluate_multitask_model(model, data, "test", device=device)
+        protocol = {**data.protocol, "tasks": list(data.tasks), "dropped": data.dropped, "memory_bytes": data.memory,
+                    "parts": {k: data.part(k).describe(data.tasks) for k in ("train", "valid", "test")},
+                    "metric_definitions": "per task: AUC over impressions; GAUC impression-weighted over users "
+                                          "with both labels for that task; Logloss of sigmoid(logit); *_mean = "
+                                          "unweighted mean over tasks"}
     else:
         batch_size = cfg.batch_size or defaults.get("batch_size", 1024)
         part = "test" if cfg.select_on_test else "valid"
@@ -671,7 +810,9 @@ def _run(cfg, task, out, dataset, loaded, split, data, log, return_model) -> dic
     record = make_record(cfg, model, task, protocol, metrics, train_info,
                          {"load": load_seconds, "fit": fit_seconds, "eval": eval_seconds,
                           "total": time.perf_counter() - t0}, device, loaded.info)
-    if out is not None:
+    if distributed is not None and distributed.enabled:
+        record["distributed"] = {"world_size": distributed.world_size, "backend": distributed.backend}
+    if out is not None and (distributed is None or distributed.is_main):
         _save_run(out, cfg, record, model, task, loaded, split, data)
     if return_model:
         return {**record, "model": model}

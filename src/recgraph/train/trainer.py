@@ -104,7 +104,7 @@ class Trainer:
                  run_key: dict | None = None,
                  device: str | torch.device | None = "auto", seed: int = 0,
                  progress: bool = True, grad_clip: float | None = None,
-                 log: Callable[[str], None] | None = None):
+                 log: Callable[[str], None] | None = None, distributed=None):
         if mode not in ("max", "min"):
             raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
         if checkpoint_every < 1:
@@ -120,6 +120,11 @@ class Trainer:
         self.run_key = run_key
         self.progress, self.grad_clip = progress, grad_clip
         self.log = log or (lambda s: None)
+        # recgraph.distributed.ddp.DistributedContext (duck-typed) under torchrun: per-rank batch shards,
+        # DDP gradient all-reduce, validation and checkpoints on rank 0 only; None: one process
+        self.distributed = distributed if distributed is not None and distributed.enabled else None
+        if self.distributed is not None and not self.distributed.is_main:
+            self.progress, self.log = False, (lambda s: None)
 
     def make_optimizer(self, model: torch.nn.Module) -> torch.optim.Optimizer:
         params = [p for p in model.parameters() if p.requires_grad]
@@ -167,6 +172,9 @@ class Trainer:
         batches = batches or model.train_batches
         model.to(self.device)
         opt = self.make_optimizer(model)
+        ddp = self.distributed
+        main = ddp is None or ddp.is_main
+        loss_of = model.loss if ddp is None else ddp.wrap(model)
         result, start_epoch, best_value, bad_evals = TrainResult(), 0, None, 0
         best_state = None
         if self.resume and self.checkpoint_dir and (self.checkpoint_dir / "last" / "meta.json").exists():
@@ -198,8 +206,11 @@ class Trainer:
                 t0 = time.perf_counter()
                 total, n = 0.0, 0
                 for batch in batches(epoch, rng):
+                    scale = 1.0
+                    if ddp is not None:  # this rank's slice; scaled so DDP's mean is the full-batch gradient
+                        batch, scale = ddp.shard(batch)
                     batch = to_device(batch, self.device)
-                    loss = model.loss(batch)
+                    loss = loss_of(batch) * scale if ddp is not None else loss_of(batch)
                     if not torch.isfinite(loss):
                         raise FloatingPointError(f"loss became {loss.item()} at epoch {epoch}; "
                                                  "lower the learning rate or check the inputs for NaN")
@@ -212,13 +223,17 @@ class Trainer:
                     n += 1
                 if n == 0:
                     raise ValueError("the training data produced no batches: is the training split empty?")
+                if ddp is not None:
+                    total = ddp.mean(total)  # Σ_r scale_r·loss_r / world = the full batches' mean loss
                 row = {"epoch": epoch, "loss": total / n, "lr": lr, "train_seconds": time.perf_counter() - t0}
                 last = epoch == self.max_epochs - 1
                 if validate is not None and ((epoch + 1) % self.eval_every == 0 or last):
                     model.eval()
                     t1 = time.perf_counter()
                     with torch.no_grad():
-                        metrics = validate(model)
+                        metrics = validate(model) if main else None
+                    if ddp is not None:  # every rank takes rank 0's early-stopping / best-epoch decision
+                        metrics = ddp.broadcast(metrics)
                     row.update({f"valid_{k}": v for k, v in metrics.items()})
                     row["eval_seconds"] = time.perf_counter() - t1
                     value = metrics.get(self.monitor) if self.monitor else None
@@ -228,7 +243,7 @@ class Trainer:
                         best_value, bad_evals = value, 0
                         result.best_epoch, result.best_metrics = epoch, dict(metrics)
                         best_state = copy.deepcopy(model.state_dict())
-                        if self.checkpoint_dir:
+                        if self.checkpoint_dir and main:
                             save_checkpoint(self.checkpoint_dir / "best", model, None,
                                             {"epoch": epoch, "metrics": metrics})
                     else:
@@ -243,7 +258,7 @@ class Trainer:
                                  if at_k and k.startswith("valid_") and k.endswith(at_k) and k[6:] != self.monitor)
                 self.log(f"epoch {epoch}: {info}{scores}  ({row['train_seconds']:.1f} s)")
                 stop = self.patience is not None and bad_evals >= self.patience
-                if self.checkpoint_dir and ((epoch + 1) % self.checkpoint_every == 0 or last or stop):
+                if self.checkpoint_dir and main and ((epoch + 1) % self.checkpoint_every == 0 or last or stop):
                     save_checkpoint(self.checkpoint_dir / "last", model, opt,
                                     {"epoch": epoch, "history": result.history, "best_value": best_value,
                                      "bad_evals": bad_evals, "best_epoch": result.best_epoch,

@@ -144,12 +144,13 @@ def test_metrics_json_shape(quantile, tmp_path):
     assert saved["metrics"] == pytest.approx(r["metrics"])  # the file holds what the run returned
 
 
-@pytest.mark.parametrize("name", ["lr", "deepfm", "din", "sage", "macgnn"])
-def test_request_with_shared_user_side_scores_like_a_batch(quantile, name):
+@pytest.mark.parametrize("name,args", [("lr", {}), ("deepfm", {}), ("din", {}), ("sage", {}), ("macgnn", {}),
+                                       ("macgnn", {"degree_features": True})])
+def test_request_with_shared_user_side_scores_like_a_batch(quantile, name, args):
     """Serving path: one user against many candidates with the user side gathered (or sampled)
     once and broadcast must give the scores of the equivalent per-sample batch."""
     torch.manual_seed(0)
-    model = build_model(name, quantile.n_users, quantile.n_items, quantile)
+    model = build_model(name, quantile.n_users, quantile.n_items, quantile, **args)
     opt = torch.optim.Adam(model.parameters(), 3e-3)
     model.train()
     for step, b in enumerate(quantile.loader("train", 128, model.needs, shuffle=True)(0, np.random.default_rng(0))):
@@ -183,15 +184,16 @@ def test_sage_fanouts_reach_the_sampler(quantile):
     assert r["model_config"]["fanouts"] in ((4, 3), [4, 3])
 
 
+@pytest.mark.parametrize("n_table", [7, 100])  # 100 rows vs 5 slots: forward_table gathers the slot keys
 @pytest.mark.parametrize("flags", [{}, {"official_noop_softmax": True}, {"attend_masked": True}])
-def test_slot_attention_table_path_and_broadcast_match_the_plain_path(flags):
+def test_slot_attention_table_path_and_broadcast_match_the_plain_path(flags, n_table):
     """``forward_table`` (macro table projected once) and batch-1 sides (shared user) give the
     plain per-row attention, for every official switch; checked against a direct computation."""
     from recgraph.nn.attention import SlotAttention
 
     torch.manual_seed(0)
     att = SlotAttention(6, 6, 12, **flags)
-    table, ids = torch.randn(7, 6), torch.randint(0, 7, (40, 5))
+    table, ids = torch.randn(n_table, 6), torch.randint(0, n_table, (40, 5))
     mask, bias, q = torch.rand(40, 5) > 0.3, torch.randn(40, 5), torch.randn(40, 6)
     keys = table[ids]
     # direct definition: softmax over real slots of (W_k k)·(W_q q)/√d + bias, output Σ w W_v k
@@ -234,3 +236,21 @@ def test_request_rejects_bad_ids(quantile):
         quantile.request(0, [0], 10_000)
     with pytest.raises(TypeError, match="integer"):
         quantile.request(0, [0.5], snap)
+
+
+def test_degree_features_are_the_log_total_counts(quantile):
+    """``degree_features=True`` appends log(1 + total count) of the user's and the item's hop-1 /
+    hop-2 macro neighbourhoods and recent lists (hand-computed from the batch) to the readout."""
+    torch.manual_seed(0)
+    model = build_model("macgnn", quantile.n_users, quantile.n_items, quantile, degree_features=True).eval()
+    b = quantile.batch(quantile.test, np.arange(8), model.needs)
+    seen = {}
+    model.mlp.register_forward_hook(lambda m, inp, out: seen.setdefault("x", inp[0]))
+    with torch.no_grad():
+        model(b)
+    x = seen["x"]
+    assert x.shape == (8, 14 * 10 + 6)
+    want = [b.user.hop1_cnt.sum(-1), b.user.hop2_cnt.sum(-1), (b.user.recent != quantile.n_items).sum(-1),
+            b.item.hop1_cnt.sum(-1), b.item.hop2_cnt.sum(-1), (b.item.recent != quantile.n_users).sum(-1)]
+    torch.testing.assert_close(x[:, -6:], torch.log1p(torch.stack([w.float() for w in want], -1)))
+    assert (x[:, -6:-3] > 0).all()  # warm samples: every user has positives in her snapshot

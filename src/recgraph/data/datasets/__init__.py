@@ -18,9 +18,10 @@ from ...config import resolve_data_dir
 from ..errors import DataError, check_on_bad_rows
 from . import amazon, hetrec, lightgcn, movielens, multibehavior, multitask, sequences, taobao
 from .spec import Dataset, DatasetSpec, FileSpec, Source, find_file
+from .verify import verify_default, verify_files
 
 __all__ = ["DATASETS", "Dataset", "DatasetSpec", "FileSpec", "Source", "list_datasets", "load_dataset",
-           "dataset_folder", "missing_files", "find_file"]
+           "dataset_folder", "missing_files", "find_file", "verify_files"]
 
 F = FileSpec
 GH = "https://raw.githubusercontent.com"
@@ -321,13 +322,18 @@ def missing_files(name: str, data_dir: str | os.PathLike | None = None) -> list[
 
 
 def load_dataset(name: str, data_dir: str | os.PathLike | None = None, *, on_bad_rows: str = "error",
-                 download: bool = True, mirror: str | None = None) -> Dataset:
+                 download: bool = True, mirror: str | None = None, verify: bool | None = None) -> Dataset:
     """Load a registered dataset from ``data_dir`` (default: :func:`recgraph.config.resolve_data_dir`).
 
     Missing files are downloaded from the official source when ``download`` (checksums verified,
     written atomically; ``mirror`` / ``$RECGRAPH_MIRROR`` replaces the host); offline or without a
-    source a :class:`DataError` says which files to put where."""
+    source a :class:`DataError` says which files to put where. Every present file is checked
+    against its published sha256 on load (``verify``; None → on unless ``$RECGRAPH_VERIFY_DATA=0``;
+    verdicts cached by size + mtime, see :mod:`.verify`): a file changed after download is a
+    DataError, not silently different data."""
     check_on_bad_rows(on_bad_rows)
+    if verify is None:
+        verify = verify_default()
     spec = _spec(name)
     folder = dataset_folder(name, data_dir)
     missing = missing_files(name, data_dir)
@@ -338,13 +344,16 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None, *, on_bad
             raise DataError(manual_instructions(spec, folder, missing, reason="files are missing"),
                             file=str(folder))
         download_dataset(name, data_dir, mirror=mirror)
+    if verify:
+        verify_files(spec, folder)
     return spec.loader(folder, on_bad_rows=on_bad_rows)
 
 
 _COMPUTE_LIMIT = 1_000_000  # bytes on disk: datasets up to this size are loaded for list_datasets
 
 
-def list_datasets(data_dir: str | os.PathLike | None = None, *, compute: bool | None = None) -> list[dict]:
+def list_datasets(data_dir: str | os.PathLike | None = None, *, compute: bool | None = None,
+                  verify: bool | None = None) -> list[dict]:
     """One row per registered dataset: name, folder, availability, partial flag, statistics.
 
     ``compute=None`` loads available datasets whose required files total ≤ 1 MB on disk (a fraction of a
@@ -361,6 +370,8 @@ def list_datasets(data_dir: str | os.PathLike | None = None, *, compute: bool | 
         do = available and (compute is True or (compute is None and size <= _COMPUTE_LIMIT))
         if do:
             try:
+                if verify if verify is not None else verify_default():
+                    verify_files(spec, folder)
                 ds = spec.loader(folder, on_bad_rows="error")
                 st = ds.interactions.describe()
                 st["n_users"], st["n_items"] = ds.interactions.n_users, ds.interactions.n_items

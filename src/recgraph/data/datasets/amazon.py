@@ -10,6 +10,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ...io import atomic_write_bytes
 from ..errors import SkipReport
 from ..io import read_bytes, read_interactions
 from ._util import need
@@ -44,7 +45,7 @@ def _load_json(folder: Path, fname: str, name: str, on_bad_rows: str, dedupe_row
         meta["rows_in_file"] = n_rows
         with tempfile.TemporaryDirectory() as tmp:
             tmp_path = Path(tmp) / Path(fname).name.removesuffix(".gz")
-            tmp_path.write_bytes(data)
+            atomic_write_bytes(tmp_path, data)
             inter = read_interactions(tmp_path, user="reviewerID", item="asin", label="overall",
                                       timestamp="unixReviewTime", id_type="str", on_bad_rows=on_bad_rows,
                                       duplicates="keep", skip_report=report, name=name)

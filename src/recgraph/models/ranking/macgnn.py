@@ -19,6 +19,13 @@ chosen on the test set — is ``select_on_test`` of :class:`recgraph.train.runne
 * ``official_dice_batch_stats``: Dice normalises with the evaluated batch's statistics, so scores
   depend on the batch size.
 
+``degree_features=True`` appends ``log(1 + total count)`` of the user's and the item's hop-1 / hop-2
+macro neighbourhoods and recent lists (6 numbers) to the readout: every aggregation above is a
+weighted *average*, so without them the model cannot see how popular an item (or active a user) is.
+On the official MacGNN rows of MovieLens-100K it is what lifts GAUC from 0.660 to 0.723, above the
+official code (BENCHMARKS, "Honest numbers"); off by default (validation preferred it off on
+leave-last-out).
+
 Measured, not fixed: with embeddings initialised at std 0.01 the learned attention term
 ``q·k/√d`` stays ~1e-5 across slots while the count bias spreads ~0.2-0.8, so the trained
 attention is in effect the count prior (the model peaks after 1-2 epochs on MovieLens-100K).
@@ -49,7 +56,8 @@ class MacGNN(CTRModel):
     def __init__(self, n_users: int, n_items: int, n_user_macros: int = 1, n_item_macros: int = 1, dim: int = 10,
                  tau: float = 1.9, hidden: tuple[int, ...] = (200, 80), variant: str = "fixed",
                  official_attention_noop: bool = False, official_unmasked_slots: bool = False,
-                 official_dice_batch_stats: bool = False, cosine_attention: bool = False):
+                 official_dice_batch_stats: bool = False, cosine_attention: bool = False,
+                 degree_features: bool = False):
         super().__init__()
         if variant not in ("fixed", "official"):
             raise ValueError(f"variant must be 'fixed' or 'official', got {variant!r}")
@@ -68,7 +76,9 @@ class MacGNN(CTRModel):
                    cosine=cosine_attention)
         self.att = nn.ModuleDict({k: SlotAttention(dim, dim, 2 * dim, **att)
                                   for k in ("u1", "u2", "ur", "i1", "i2", "ir")})
-        self.mlp = MLP(14 * dim, tuple(hidden), activation="dice", dice_batch_stats_at_eval=official_dice_batch_stats)
+        self.degree_features = bool(degree_features)
+        self.mlp = MLP(14 * dim + (6 if degree_features else 0), tuple(hidden), activation="dice",
+                       dice_batch_stats_at_eval=official_dice_batch_stats)
 
     def _macro(self, name: str, query, ids, cnt, table):
         bias = torch.log1p(cnt) / self.tau
@@ -87,5 +97,10 @@ class MacGNN(CTRModel):
         ur_ids, ir_ids = u.recent, i.recent
         ur = self.att["ur"](ei, self.item(ur_ids), ur_ids != self.n_items)
         ir = self.att["ir"](eu, self.user(ir_ids), ir_ids != self.n_users)
-        x = torch.cat(broadcast_rows(eu, u1, u2, ur, ei, i1, i2, ir), dim=-1)
+        parts = [eu, u1, u2, ur, ei, i1, i2, ir]
+        if self.degree_features:  # log total counts: the weighted averages above drop them
+            for side, rec, pad in ((u, ur_ids, self.n_items), (i, ir_ids, self.n_users)):
+                totals = [side.hop1_cnt.sum(-1), side.hop2_cnt.sum(-1), (rec != pad).sum(-1).to(side.hop1_cnt.dtype)]
+                parts.append(torch.log1p(torch.stack(totals, -1)).to(eu.dtype))
+        x = torch.cat(broadcast_rows(*parts), dim=-1)
         return self.mlp(x).squeeze(-1)

@@ -1,13 +1,20 @@
 """The contract every top-K retrieval model meets.
 
-``prepare(train)`` sees only the training split (statistics, graph, sampler state);
-``train_batches`` / ``loss`` are the trainer's hooks (trainable models only);
-``score(users) -> [B, n_items]`` is what the evaluator and the index consume.
+``prepare(graph)`` sees only the training graph (a :class:`~recgraph.graph.bipartite.BipartiteGraph`
+built once from the training split by the runner; statistics, propagation operators, sampler
+state all come from it — no model builds its own); ``train_batches`` / ``loss`` are the trainer's
+hooks (trainable models only); ``score(users) -> [B, n_items]`` is what the evaluator and the
+index consume.
+
+A model whose preparation itself trains something (DC-GNN's pretraining) gets the training loop
+injected: ``prepare(graph, fit=fit)`` with ``fit(module, *, epochs, lr, seed)`` — the runner passes
+one that runs the one :class:`~recgraph.train.trainer.Trainer` (models sit below ``train`` and
+never import it).
 """
 
 from __future__ import annotations
 
-from typing import ClassVar, Iterator
+from typing import Any, ClassVar, Iterator, Protocol
 
 import numpy as np
 import scipy.sparse as sp
@@ -15,16 +22,20 @@ import torch
 from torch import nn
 
 from ...data.schema import Interactions
+from ...graph.bipartite import BipartiteGraph
 
 
 def interaction_matrix(inter: Interactions, *, binary: bool = True) -> sp.csr_matrix:
-    """``[n_users, n_items]`` CSR of ``inter`` (duplicates summed, or set to 1 when ``binary``)."""
-    data = np.ones(len(inter), dtype=np.float32)
-    m = sp.csr_matrix((data, (inter.user, inter.item)), shape=(inter.n_users, inter.n_items))
-    m.sum_duplicates()
-    if binary:
-        m.data[:] = 1.0
-    return m
+    """``[n_users, n_items]`` float32 CSR of ``inter`` (event counts, or 1 per pair when ``binary``),
+    built by :meth:`BipartiteGraph.to_scipy` (the one user×item matrix builder)."""
+    graph = BipartiteGraph.from_edges(inter.user, inter.item, inter.n_users, inter.n_items, keep_counts=not binary)
+    return graph.to_scipy("binary" if binary else "count")
+
+
+class FitFn(Protocol):
+    """Trains ``module`` (``loss(batch)`` + ``train_batches(epoch, rng)``) for ``epochs`` at ``lr``."""
+
+    def __call__(self, module: nn.Module, *, epochs: int, lr: float, seed: int) -> Any: ...
 
 
 class Recommender(nn.Module):
@@ -37,10 +48,15 @@ class Recommender(nn.Module):
         super().__init__()
         self.n_users, self.n_items = int(n_users), int(n_items)
 
-    def prepare(self, train: Interactions) -> None:
-        """Fit statistics / build the graph from the training split."""
-        if (train.n_users, train.n_items) != (self.n_users, self.n_items):
-            raise ValueError(f"model built for {self.n_users}×{self.n_items} but data is {train.n_users}×{train.n_items}")
+    def prepare(self, graph: BipartiteGraph, *, fit: FitFn | None = None) -> None:
+        """Fit statistics / operators from the training graph. ``fit``: the training loop for
+        models that train a stage here (see the module docs); others ignore it."""
+        if not isinstance(graph, BipartiteGraph):
+            raise TypeError(f"{type(self).__name__}.prepare takes the training graph, "
+                            f"BipartiteGraph.from_interactions(train), got {type(graph).__name__}")
+        if (graph.n_users, graph.n_items) != (self.n_users, self.n_items):
+            raise ValueError(f"model built for {self.n_users}×{self.n_items} but the graph is "
+                             f"{graph.n_users}×{graph.n_items}")
 
     def score(self, users: torch.Tensor) -> torch.Tensor:
         """Scores ``[B, n_items]`` for users ``[B]``; higher is better."""
@@ -87,17 +103,17 @@ class BPRSampler:
 
     SCHEMES = ("edge", "user")
 
-    def __init__(self, train: Interactions, batch_size: int, n_neg: int = 1, scheme: str = "edge"):
+    def __init__(self, graph: BipartiteGraph, batch_size: int, n_neg: int = 1, scheme: str = "edge"):
         if scheme not in self.SCHEMES:
             raise ValueError(f"unknown BPR sampling scheme {scheme!r}: use one of {self.SCHEMES}")
-        self.positives = interaction_matrix(train)
+        self.positives = graph.to_scipy()
         self.indptr = self.positives.indptr.astype(np.int64)
         self.degree = np.diff(self.indptr)
         # CSR order: edge e is (users[e], items[e]), each user's items contiguous from indptr[user]
         self.users = np.repeat(np.arange(self.positives.shape[0], dtype=np.int64), self.degree)
         self.items = self.positives.indices.astype(np.int64)
         self.active_users = np.flatnonzero(self.degree > 0)
-        self.n_items, self.batch_size, self.n_neg, self.scheme = train.n_items, int(batch_size), int(n_neg), scheme
+        self.n_items, self.batch_size, self.n_neg, self.scheme = graph.n_items, int(batch_size), int(n_neg), scheme
 
     def __len__(self) -> int:
         return -(-len(self.users) // self.batch_size)

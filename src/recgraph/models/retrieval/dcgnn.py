@@ -2,7 +2,7 @@
 
 Three stages, each usable alone:
 
-1. **Pretraining** (:class:`DCGNNPretrainer`): a light GNN encoder (LightGCN-style: ego embeddings
+1. **Pretraining** (:class:`DCGNNPretraining`): a light GNN encoder (LightGCN-style: ego embeddings
    propagated ``n_layers`` times through ``Â = D^-1/2 A D^-1/2`` and averaged) trained with
 
    * *edge prediction*: every training edge ``(u, i)`` against three negative kinds —
@@ -17,7 +17,9 @@ Three stages, each usable alone:
      negatives.
 
    All sampling is vectorised over the batch (the only Python loops are over walk steps and
-   rejection rounds, never over edges or samples).
+   rejection rounds, never over edges or samples). The objective is an ``nn.Module`` with
+   ``loss`` / ``train_batches``, trained by the one ``Trainer``: ``DCGNN.prepare(graph, fit=...)``
+   calls the ``fit`` the runner injects (models never import ``train``).
 2. **Deep linear propagation** (:func:`recgraph.graph.propagation.propagate`): hops ``0..K`` of
    ``Â^k E0`` of the pretrained ego embeddings ``E0``, per relation and hop, no parameters,
    precomputed once (in memory, or memory-mapped from disk past ``memory_budget``).
@@ -34,35 +36,27 @@ Three stages, each usable alone:
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Callable, Iterator
 
 import numpy as np
-import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ...data.sampling import is_positive, positive_keys, sample_negatives
-from ...data.schema import Interactions
 from ...graph.bipartite import BipartiteGraph
 from ...graph.propagation import PropagatedFeatures, propagate
+from ...nn.losses import bpr_loss, info_nce
+from ...nn.sparse import mean_propagation
 from ..registry import register
-from .base import Recommender, interaction_matrix
-from .mf import bpr_loss
+from .base import FitFn, Recommender
 
-__all__ = ["DCGNN", "DCGNNPretrainer", "random_walk_with_restart", "khop_negatives", "degree_negatives",
-           "info_nce"]
+__all__ = ["DCGNN", "DCGNNPretraining", "PretrainBatch", "random_walk_with_restart", "khop_negatives",
+           "degree_negatives"]
 
 
 # ----------------------------------------------------------------------------- samplers
-
-def _joint_csr(graph: BipartiteGraph) -> tuple[np.ndarray, np.ndarray]:
-    """CSR of ``A = [[0, R], [Rᵀ, 0]]`` over joint ids (users ``0..N-1``, items ``N..N+M-1``)."""
-    n, e = graph.n_users, graph.n_edges
-    indptr = np.concatenate([graph.u_indptr.astype(np.int64), graph.i_indptr[1:].astype(np.int64) + e])
-    indices = np.concatenate([graph.u_indices.astype(np.int64) + n, graph.i_indices.astype(np.int64)])
-    return indptr, indices
-
 
 def random_walk_with_restart(indptr: np.ndarray, indices: np.ndarray, start: np.ndarray, n_steps: int,
                              restart_p: float, rng: np.random.Generator) -> np.ndarray:
@@ -136,46 +130,35 @@ def degree_negatives(users: np.ndarray, pos: np.ndarray, degree: np.ndarray, key
     return out
 
 
-def info_nce(a: torch.Tensor, b: torch.Tensor, temperature: float) -> torch.Tensor:
-    """Symmetric InfoNCE between row-aligned views ``a``, ``b`` ``[B, d]`` (cosine similarity)."""
-    a, b = F.normalize(a, dim=-1), F.normalize(b, dim=-1)
-    logits = a @ b.T / temperature
-    labels = torch.arange(len(a), device=a.device)
-    return 0.5 * (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels))
-
-
 # ----------------------------------------------------------------------------- pretraining
 
-class _SymSpMM(torch.autograd.Function):
-    """``Â @ x`` for a symmetric scipy CSR ``Â`` on CPU; the backward is ``Â @ grad`` (``Âᵀ = Â``).
-    scipy's single-threaded SpMM forward + backward is ~2.5× faster here than torch's CPU sparse
-    autograd."""
+@dataclass(frozen=True)
+class PretrainBatch:
+    """One pretraining step: ``users [B]``, ``pos [B]`` and ``negs [B, 3]`` (random, k-hop, degree)
+    in joint node ids (items offset by ``N``); per contrastive pool (users, then items) the two
+    random-walk views ``walks [2, C, L]`` and ``mask [2, C, L]`` (visited node ≠ start)."""
 
-    @staticmethod
-    def forward(ctx, x, a):
-        ctx.a = a
-        return torch.from_numpy(np.asarray(a @ x.detach().numpy(), np.float32))
+    users: torch.Tensor
+    pos: torch.Tensor
+    negs: torch.Tensor
+    views: tuple[tuple[torch.Tensor, torch.Tensor], ...] = ()
 
-    @staticmethod
-    def backward(ctx, grad):
-        return torch.from_numpy(np.asarray(ctx.a @ grad.contiguous().numpy(), np.float32)), None
-
-
-def _spmm(adj, x: torch.Tensor) -> torch.Tensor:
-    if isinstance(adj, torch.Tensor):
-        return torch.sparse.mm(adj, x)
-    return _SymSpMM.apply(x, adj)
+    def to(self, device) -> "PretrainBatch":
+        return PretrainBatch(self.users.to(device), self.pos.to(device), self.negs.to(device),
+                             tuple((w.to(device), m.to(device)) for w, m in self.views))
 
 
-class DCGNNPretrainer:
-    """Pretrain node embeddings with edge prediction + multi-view contrastive learning (module docs).
+class DCGNNPretraining(nn.Module):
+    """The pretraining objective (edge prediction + multi-view contrastive, module docs) as a
+    trainable module over the ego embeddings ``ego [N+M, d]``: ``train_batches(epoch, rng)`` draws
+    the samples, ``loss(batch)`` is the objective, so the one ``Trainer`` runs it (epochs and
+    learning rate are the trainer's). ``embeddings()`` returns the result.
 
     Args:
+        graph: the training graph.
         dim: embedding size.
         n_layers: encoder propagation depth.
-        epochs: passes over the training edges.
         batch_size: positive edges per step.
-        lr: Adam learning rate.
         reg: L2 on the batch's ego embeddings (LightGCN convention).
         neg_weights: weights of the (random, k-hop hard, structure-preserving) BPR terms.
         cl_weight: weight of the contrastive term; 0 turns it off.
@@ -188,39 +171,48 @@ class DCGNNPretrainer:
             interaction matrix ``P_iu`` (``U√S``, ``V√S``, rescaled to RMS ``init_std``) — a
             cheap spectral warm start, so a few pretraining epochs suffice; "normal": N(0, init_std).
         init_std: scale of the initialisation.
-        seed: sampling and initialisation seed.
+        seed: initialisation seed (the sampling follows the trainer's per-epoch generator).
     """
 
-    def __init__(self, dim: int = 64, n_layers: int = 2, epochs: int = 20, batch_size: int = 2048, lr: float = 1e-2,
+    def __init__(self, graph: BipartiteGraph, dim: int = 64, n_layers: int = 2, batch_size: int = 2048,
                  reg: float = 1e-4, neg_weights: tuple[float, float, float] = (1.0, 0.5, 0.5),
                  cl_weight: float = 0.1, cl_batch: int = 512, cl_temperature: float = 0.2, walk_length: int = 8,
                  restart_p: float = 0.3, degree_window: int = 20, max_steps_per_epoch: int | None = None,
-                 init: str = "svd", init_std: float = 0.1, seed: int = 0,
-                 log: Callable[[str], None] | None = None):
+                 init: str = "svd", init_std: float = 0.1, seed: int = 0):
+        super().__init__()
         if init not in ("svd", "normal"):
             raise ValueError(f"init must be 'svd' or 'normal', got {init!r}")
-        self.init = init
-        self.dim, self.n_layers, self.epochs, self.batch_size, self.lr = dim, n_layers, epochs, batch_size, lr
+        self.graph, self.init = graph, init
+        self.dim, self.n_layers, self.batch_size = dim, n_layers, batch_size
         self.reg, self.neg_weights, self.cl_weight, self.cl_batch = reg, tuple(neg_weights), cl_weight, cl_batch
         self.cl_temperature, self.walk_length, self.restart_p = cl_temperature, walk_length, restart_p
         self.degree_window, self.max_steps_per_epoch, self.init_std = degree_window, max_steps_per_epoch, init_std
         self.seed = seed
-        self.log = log or (lambda s: None)
-        self.history: list[dict] = []
-
-    def _encode(self, adj: torch.Tensor, ego: torch.Tensor) -> torch.Tensor:
-        x, out = ego, ego
-        for _ in range(self.n_layers):
-            x = _spmm(adj, x)
-            out = out + x
-        return out / (self.n_layers + 1)
+        n, m = graph.n_users, graph.n_items
+        gen = torch.Generator().manual_seed(seed)
+        x0 = torch.randn(n + m, dim, generator=gen) * init_std
+        if init == "svd" and graph.n_edges and min(n, m) > dim + 1:
+            x0 = torch.from_numpy(self._svd_init(graph, x0.numpy()))
+        self.ego = nn.Parameter(x0)
+        w = torch.tensor(self.neg_weights, dtype=torch.float32)
+        self.register_buffer("neg_w", w / w.sum(), persistent=False)
+        self.adj = graph.normalized_adjacency() if graph.n_edges else None  # [(N+M), (N+M)], moved by _apply
+        # sampler state, all from the graph
+        self.positives = graph.to_scipy()
+        self.keys = positive_keys(self.positives)
+        self.edge_users = np.repeat(np.arange(n, dtype=np.int64), np.diff(self.positives.indptr))
+        self.edge_items = self.positives.indices.astype(np.int64)
+        self.item_degree = graph.item_degree
+        self.degree_order = np.argsort(self.item_degree, kind="stable")
+        self.joint = graph.joint_csr()
+        self.pools = (np.flatnonzero(graph.user_degree > 0), np.flatnonzero(self.item_degree > 0) + n)
+        self.history: list[dict] = []  # per epoch: mean edge and contrastive losses
+        self._sums = {"edge": 0.0, "cl": 0.0}
 
     def _svd_init(self, graph: BipartiteGraph, fill: np.ndarray) -> np.ndarray:
         from scipy.sparse.linalg import svds
 
-        from ...graph.propagation import relation_operators
-
-        p_iu, _ = relation_operators(graph)
+        p_iu, _ = graph.normalized_biadjacency(np.float32)
         v0 = np.random.default_rng(self.seed).random(min(p_iu.shape))
         u, s, vt = svds(p_iu.astype(np.float64), k=self.dim, v0=v0)
         x = np.concatenate([u * np.sqrt(s), vt.T * np.sqrt(s)]).astype(np.float32)
@@ -230,89 +222,77 @@ class DCGNNPretrainer:
         out[:] = x
         return out
 
-    def fit(self, graph: BipartiteGraph, device: torch.device | str = "cpu") -> tuple[np.ndarray, np.ndarray]:
-        """Train on ``graph``; return the ego embeddings ``(E0_user [N, d], E0_item [M, d])`` float32."""
-        device = torch.device(device)
-        n, m = graph.n_users, graph.n_items
-        gen = torch.Generator().manual_seed(self.seed)
-        x0 = torch.randn(n + m, self.dim, generator=gen) * self.init_std
-        if self.init == "svd" and graph.n_edges and min(n, m) > self.dim + 1:
-            x0 = torch.from_numpy(self._svd_init(graph, x0.numpy()))
-        ego = nn.Parameter(x0.to(device))
-        if self.epochs <= 0 or graph.n_edges == 0:
-            e0 = ego.detach().cpu().numpy()
-            return e0[:n].copy(), e0[n:].copy()
-        adj = graph.normalized_adjacency()
-        if device.type == "cpu":  # scipy CSR with a symmetric-transpose backward (see _SymSpMM)
-            adj = sp.csr_matrix((adj.values().numpy(), adj.col_indices().numpy(), adj.crow_indices().numpy()),
-                                shape=tuple(adj.shape))
-        else:
-            adj = adj.to(device)
-        opt = torch.optim.Adam([ego], lr=self.lr)
-        rng = np.random.default_rng([self.seed, 7])
-        r = graph.to_scipy()
-        keys = positive_keys(r)
-        users_e = np.repeat(np.arange(n, dtype=np.int64), np.diff(graph.u_indptr))
-        items_e = graph.u_indices.astype(np.int64)
-        idegree = graph.item_degree
-        order = np.argsort(idegree, kind="stable")
-        jptr, jidx = _joint_csr(graph)
-        active_u = np.flatnonzero(graph.user_degree > 0)
-        active_i = np.flatnonzero(idegree > 0) + n
+    def _apply(self, fn, *args, **kwargs):  # keep the (non-parameter) adjacency on the module's device
+        out = super()._apply(fn, *args, **kwargs)
+        if self.adj is not None:
+            self.adj = fn(self.adj)
+        return out
+
+    def encode(self) -> torch.Tensor:
+        """``[N+M, d]``: ego embeddings propagated ``n_layers`` times and averaged (LightGCN)."""
+        return mean_propagation(self.adj, self.ego, self.n_layers)
+
+    def embeddings(self) -> tuple[np.ndarray, np.ndarray]:
+        """The ego embeddings ``(E0_user [N, d], E0_item [M, d])`` float32."""
+        e0 = self.ego.detach().cpu().numpy()
+        n = self.graph.n_users
+        return e0[:n].copy(), e0[n:].copy()
+
+    def steps_per_epoch(self) -> int:
+        steps = -(-len(self.edge_users) // self.batch_size)
+        return min(steps, self.max_steps_per_epoch) if self.max_steps_per_epoch else steps
+
+    def train_batches(self, epoch: int, rng: np.random.Generator) -> Iterator[PretrainBatch]:
+        """One epoch of :class:`PretrainBatch`; appends the epoch's mean losses to ``history`` when done."""
+        n, m = self.graph.n_users, self.graph.n_items
+        keys = self.keys
 
         def uniform(us: np.ndarray) -> np.ndarray:
-            return sample_negatives(us, m, r, 1, rng=rng, keys=keys)[:, 0]
+            return sample_negatives(us, m, self.positives, 1, rng=rng, keys=keys)[:, 0]
 
-        w = torch.tensor(self.neg_weights, dtype=torch.float32, device=device)
-        w = w / w.sum()
-        steps = -(-len(users_e) // self.batch_size)
-        if self.max_steps_per_epoch:
-            steps = min(steps, self.max_steps_per_epoch)
-        for epoch in range(self.epochs):
-            t0 = time.perf_counter()
-            perm = rng.permutation(len(users_e))
-            tot = {"edge": 0.0, "cl": 0.0}
-            for s in range(steps):
-                b = perm[s * self.batch_size:(s + 1) * self.batch_size]
-                u, p = users_e[b], items_e[b]
-                negs = np.stack([uniform(u), khop_negatives(u, graph, keys, rng, uniform),
-                                 degree_negatives(u, p, idegree, keys, m, self.degree_window, rng, uniform,
-                                                  order=order)], 1)
-                z = self._encode(adj, ego)
-                ut = torch.from_numpy(u).to(device)
-                pt = torch.from_numpy(p + n).to(device)
-                nt = torch.from_numpy(negs + n).to(device)
-                zu, zp, zn = z[ut], z[pt], z[nt]
-                sp_ = (zu * zp).sum(-1, keepdim=True)
-                sn = (zu.unsqueeze(1) * zn).sum(-1)
-                edge = (F.softplus(sn - sp_).mean(0) * w).sum()
-                loss = edge + self.reg * (ego[ut].pow(2).sum() + ego[pt].pow(2).sum()
-                                          + ego[nt].pow(2).sum() / negs.shape[1]) / 2 / len(u)
-                if self.cl_weight > 0:
-                    cl = 0.0
-                    for pool in (active_u, active_i):
-                        if len(pool) < 2:
-                            continue
-                        start = rng.choice(pool, min(self.cl_batch, len(pool)), replace=False)
-                        views = []
-                        for _ in range(2):
-                            walk = random_walk_with_restart(jptr, jidx, start, self.walk_length, self.restart_p, rng)
-                            mask = torch.from_numpy(walk != start[:, None]).to(device, torch.float32)
-                            emb = z[torch.from_numpy(walk).to(device)]  # [B, L, d]
-                            views.append((emb * mask.unsqueeze(-1)).sum(1) / mask.sum(1, keepdim=True).clamp_min(1))
-                        cl = cl + info_nce(views[0], views[1], self.cl_temperature)
-                    loss = loss + self.cl_weight * cl
-                    tot["cl"] += float(cl.detach())
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                tot["edge"] += float(edge.detach())
-            row = {"epoch": epoch, "edge_loss": tot["edge"] / steps, "cl_loss": tot["cl"] / steps,
-                   "seconds": time.perf_counter() - t0}
-            self.history.append(row)
-            self.log(f"pretrain epoch {epoch}: edge {row['edge_loss']:.4f} cl {row['cl_loss']:.4f}")
-        e0 = ego.detach().cpu().numpy()
-        return e0[:n].copy(), e0[n:].copy()
+        steps = self.steps_per_epoch()
+        perm = rng.permutation(len(self.edge_users))
+        self._sums = {"edge": 0.0, "cl": 0.0}
+        for s in range(steps):
+            b = perm[s * self.batch_size:(s + 1) * self.batch_size]
+            u, p = self.edge_users[b], self.edge_items[b]
+            negs = np.stack([uniform(u), khop_negatives(u, self.graph, keys, rng, uniform),
+                             degree_negatives(u, p, self.item_degree, keys, m, self.degree_window, rng, uniform,
+                                              order=self.degree_order)], 1)
+            views = []
+            if self.cl_weight > 0:
+                for pool in self.pools:
+                    if len(pool) < 2:
+                        continue
+                    start = rng.choice(pool, min(self.cl_batch, len(pool)), replace=False)
+                    walks = np.stack([random_walk_with_restart(*self.joint, start, self.walk_length, self.restart_p,
+                                                               rng) for _ in range(2)])
+                    views.append((torch.from_numpy(walks), torch.from_numpy(walks != start[None, :, None])))
+            yield PretrainBatch(torch.from_numpy(u), torch.from_numpy(p + n), torch.from_numpy(negs + n), tuple(views))
+        self.history.append({"epoch": epoch, "edge_loss": self._sums["edge"] / steps,
+                             "cl_loss": self._sums["cl"] / steps})
+
+    def loss(self, batch: PretrainBatch) -> torch.Tensor:
+        """Weighted BPR over the three negative kinds + L2 on the batch's ego rows + ``cl_weight`` × InfoNCE."""
+        z = self.encode()
+        ut, pt, nt = batch.users, batch.pos, batch.negs
+        zu, zp, zn = z[ut], z[pt], z[nt]
+        sp_ = (zu * zp).sum(-1, keepdim=True)
+        sn = (zu.unsqueeze(1) * zn).sum(-1)
+        edge = (F.softplus(sn - sp_).mean(0) * self.neg_w).sum()
+        loss = edge + self.reg * (self.ego[ut].pow(2).sum() + self.ego[pt].pow(2).sum()
+                                  + self.ego[nt].pow(2).sum() / nt.shape[1]) / 2 / len(ut)
+        if batch.views:
+            cl = 0.0
+            for walks, mask in batch.views:
+                emb = z[walks]  # [2, C, L, d]
+                mask = mask.to(z.dtype).unsqueeze(-1)
+                v = (emb * mask).sum(2) / mask.sum(2).clamp_min(1)  # [2, C, d]
+                cl = cl + info_nce(v[0], v[1], self.cl_temperature, cosine=True, symmetric=True)
+            loss = loss + self.cl_weight * cl
+            self._sums["cl"] += float(cl.detach())
+        self._sums["edge"] += float(edge.detach())
+        return loss
 
 
 # ----------------------------------------------------------------------------- dual tower
@@ -349,11 +329,12 @@ class DCGNN(Recommender):
             uniform negatives, temperature ``temperature``, accidental hits masked; memory ``B² (1 + n_neg)``).
         batch_size, n_neg, dropout, temperature: tower training.
         samples_per_epoch: training edges drawn (with replacement) per epoch; None: every edge once.
-        pretrain_epochs, pretrain_*: :class:`DCGNNPretrainer` arguments (``pretrain_epochs=0``: the
-            spectral start only). Defaults chosen on MovieLens-100K validation NDCG@20 (0.2680 with the
-            first defaults — 3 epochs at lr 1e-2, 2 layers, contrastive weight 0.1 — vs 0.2789 now:
-            at lr 1e-2 pretraining scored below its own spectral start, at 1e-3 it improves on it; the
-            encoder depth now equals ``n_hops``, so the hop-mean features reproduce the encoder).
+        pretrain_epochs, pretrain_lr: the trainer's budget for :class:`DCGNNPretraining`
+            (``pretrain_epochs=0``: the spectral start only); pretrain_*: its other arguments.
+            Defaults chosen on MovieLens-100K validation NDCG@20 (0.2680 with the first defaults —
+            3 epochs at lr 1e-2, 2 layers, contrastive weight 0.1 — vs 0.2789 now: at lr 1e-2
+            pretraining scored below its own spectral start, at 1e-3 it improves on it; the encoder
+            depth now equals ``n_hops``, so the hop-mean features reproduce the encoder).
         feature_dtype: "float32" or "float16" storage of the hop features.
         memory_budget: bytes; larger hop features are memory-mapped from ``feature_dir`` (or a temp dir).
         seed: pretraining seed.
@@ -395,22 +376,35 @@ class DCGNN(Recommender):
         self._edges = None
 
     # ------------------------------------------------------------------ stages
-    def prepare(self, train: Interactions, log: Callable[[str], None] | None = None,
+    def prepare(self, graph: BipartiteGraph, *, fit: FitFn | None = None,
                 features: PropagatedFeatures | None = None) -> None:
-        """Pretrain, propagate, and set up the edge sampler. ``features``: precomputed hop
-        features to use instead (pretraining and propagation are then skipped)."""
-        super().prepare(train)
-        device = self.user_tower.proj.weight.device
+        """Set up the edge sampler, then pretrain (through ``fit``) and propagate.
+
+        Args:
+            graph: the training graph.
+            fit: ``fit(module, *, epochs, lr, seed)`` trains :class:`DCGNNPretraining` (the runner
+                passes the one ``Trainer``). Without it, and with ``pretrain_epochs > 0``, both
+                stages are skipped: the hop features must then come from :meth:`set_features` or a
+                loaded state dict (what ``load_model`` does).
+            features: precomputed hop features to use (pretraining and propagation skipped).
+        """
+        super().prepare(graph)
+        self._set_edges(graph)
+        pa = self.pretrain_args
+        if features is None and fit is None and pa["epochs"] > 0 and graph.n_edges:
+            self.stats = {"pretrain_seconds": 0.0, "propagate_seconds": 0.0, "features": "not computed (no fit)"}
+            return
         if features is not None:
             self.set_features(features)
-            self._set_edges(train)
             self.stats = {"pretrain_seconds": 0.0, "propagate_seconds": 0.0, "feature_bytes": features.nbytes,
                           "features_on_disk": features.on_disk}
             return
-        graph = BipartiteGraph.from_interactions(train)
         t0 = time.perf_counter()
-        pre = DCGNNPretrainer(dim=self.dim, seed=self.seed, log=log, **self.pretrain_args)
-        xu, xi = pre.fit(graph, device=device)
+        pre = DCGNNPretraining(graph, dim=self.dim, seed=self.seed,
+                               **{k: v for k, v in pa.items() if k not in ("epochs", "lr")})
+        if pa["epochs"] > 0 and graph.n_edges:
+            fit(pre, epochs=pa["epochs"], lr=pa["lr"], seed=self.seed)
+        xu, xi = pre.embeddings()
         scale = 1.0 / max(float(np.sqrt((np.mean(xu ** 2) * len(xu) + np.mean(xi ** 2) * len(xi)) / (len(xu) + len(xi)))),
                           1e-12)  # unit RMS input for the towers (propagation is linear)
         xu, xi = xu * scale, xi * scale
@@ -419,14 +413,13 @@ class DCGNN(Recommender):
                           memory_budget=self.memory_budget, out_dir=self.feature_dir)
         t2 = time.perf_counter()
         self.set_features(feats)
-        self._set_edges(train)
         self.stats = {"pretrain_seconds": t1 - t0, "propagate_seconds": t2 - t1, "pretrain_history": pre.history,
                       "feature_bytes": feats.nbytes, "features_on_disk": feats.on_disk, "n_edges": graph.n_edges}
 
-    def _set_edges(self, train: Interactions) -> None:
-        r = interaction_matrix(train)
-        coo = r.tocoo()
-        self._edges = (coo.row.astype(np.int64), coo.col.astype(np.int64), r, positive_keys(r))
+    def _set_edges(self, graph: BipartiteGraph) -> None:
+        r = graph.to_scipy()
+        users = np.repeat(np.arange(self.n_users, dtype=np.int64), np.diff(r.indptr))
+        self._edges = (users, r.indices.astype(np.int64), r, positive_keys(r))
 
     def set_features(self, feats: PropagatedFeatures) -> None:
         """Use precomputed hop features (from :func:`propagate` / :meth:`PropagatedFeatures.load`)."""
@@ -451,13 +444,14 @@ class DCGNN(Recommender):
         if buf.shape[1] > 0:
             return buf[:, index].transpose(0, 1).float()
         if self.features is None:
-            raise RuntimeError("call prepare(train) (or set_features) before using DCGNN")
+            raise RuntimeError("DCGNN has no hop features: call prepare(graph, fit=...) (the runner passes its "
+                               "Trainer as fit), set_features(...), or load a saved state")
         return torch.from_numpy(self.features.gather(side, index.cpu().numpy())).to(index.device)
 
     # ------------------------------------------------------------------ training
     def train_batches(self, epoch: int, rng: np.random.Generator) -> Iterator:
         if self._edges is None:
-            raise RuntimeError("call prepare(train) before training")
+            raise RuntimeError("call prepare(graph) before training")
         users, items, r, keys = self._edges
         if self.samples_per_epoch:
             order = rng.integers(0, len(users), int(self.samples_per_epoch))

@@ -20,10 +20,10 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from ...data.schema import Interactions
+from ...graph.bipartite import BipartiteGraph
 from ...graph.cooccurrence import inverse_user_frequency, item_cosine_topk
 from ..registry import register
-from .base import Recommender, interaction_matrix
+from .base import FitFn, Recommender
 
 
 @register("itemknn")
@@ -52,11 +52,11 @@ class ItemKNN(Recommender):
         self.register_buffer("history_items", torch.zeros(0, dtype=torch.int64))
         self._sim = None
 
-    def prepare(self, train: Interactions) -> None:
-        super().prepare(train)
-        R = interaction_matrix(train)
-        weights = inverse_user_frequency(R) if self.user_weighting == "iuf" else None
-        idx, sc = item_cosine_topk(R, self.k, shrink=self.shrink, alpha=self.alpha, user_weights=weights)
+    def prepare(self, graph: BipartiteGraph, *, fit: FitFn | None = None) -> None:
+        super().prepare(graph)
+        R = graph.to_scipy()
+        weights = inverse_user_frequency(graph) if self.user_weighting == "iuf" else None
+        idx, sc = item_cosine_topk(graph, self.k, shrink=self.shrink, alpha=self.alpha, user_weights=weights)
         self.nbr_index = torch.from_numpy(np.asarray(idx, dtype=np.int32))
         self.nbr_score = torch.from_numpy(np.asarray(sc, dtype=np.float32))
         self.history_indptr = torch.from_numpy(R.indptr.astype(np.int64))

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import torch
 
-from ...data.schema import Interactions
 from ...graph.bipartite import BipartiteGraph
 from ...nn.sparse import mean_propagation
 from ..registry import register
+from .base import FitFn
 from .mf import MFBPR
 
 
@@ -31,9 +31,9 @@ class LightGCN(MFBPR):
         self.adj: torch.Tensor | None = None  # sparse [(N+M), (N+M)], rebuilt by prepare (not saved)
         self._cache = None
 
-    def prepare(self, train: Interactions) -> None:
-        super().prepare(train)
-        graph = BipartiteGraph.from_interactions(train)
+    def prepare(self, graph: BipartiteGraph, *, fit: FitFn | None = None) -> None:
+        """``Â`` of the training graph (:meth:`BipartiteGraph.normalized_adjacency`) and the BPR sampler."""
+        super().prepare(graph)
         self.adj = graph.normalized_adjacency().to(self.user_emb.weight.device)
         self._cache = None
 
@@ -46,7 +46,7 @@ class LightGCN(MFBPR):
 
     def propagate(self) -> tuple[torch.Tensor, torch.Tensor]:
         if self.adj is None:
-            raise RuntimeError("call prepare(train) before using LightGCN (it needs the training graph)")
+            raise RuntimeError("call prepare(graph) before using LightGCN (it needs the training graph)")
         x = torch.cat([self.user_emb.weight, self.item_emb.weight])
         out = mean_propagation(self.adj, x, self.n_layers)  # Â is symmetric: backward reuses it
         return out[: self.n_users], out[self.n_users:]

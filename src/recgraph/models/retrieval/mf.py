@@ -3,19 +3,12 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from ...data.schema import Interactions
+from ...graph.bipartite import BipartiteGraph
+from ...nn.losses import bpr_loss
 from ..registry import register
-from .base import BPRSampler, Recommender
-
-
-def bpr_loss(pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
-    """``mean(-log σ(pos − neg))`` over ``[B]`` (or ``[B, N]`` negatives broadcast against ``[B, 1]``)."""
-    if neg.dim() == 2 and pos.dim() == 1:
-        pos = pos.unsqueeze(1)
-    return F.softplus(neg - pos).mean()
+from .base import BPRSampler, FitFn, Recommender
 
 
 def l2_on_batch(*embs: torch.Tensor) -> torch.Tensor:
@@ -58,13 +51,13 @@ class MFBPR(Recommender):
         nn.init.normal_(self.user_emb.weight, std=self.init_std)
         nn.init.normal_(self.item_emb.weight, std=self.init_std)
 
-    def prepare(self, train: Interactions) -> None:
-        super().prepare(train)
-        self.sampler = BPRSampler(train, self.batch_size, scheme=self.sampling)
+    def prepare(self, graph: BipartiteGraph, *, fit: FitFn | None = None) -> None:
+        super().prepare(graph)
+        self.sampler = BPRSampler(graph, self.batch_size, scheme=self.sampling)
 
     def train_batches(self, epoch, rng):
         if self.sampler is None:
-            raise RuntimeError("call prepare(train) before training")
+            raise RuntimeError("call prepare(graph) before training")
         return self.sampler(epoch, rng)
 
     def embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ...data.schema import Interactions
+from ...graph.bipartite import BipartiteGraph
 from ..registry import register
-from .base import Recommender, interaction_matrix
+from .base import FitFn, Recommender
 
 
 @register("pop")
@@ -16,9 +16,10 @@ class Pop(Recommender):
         super().__init__(n_users, n_items)
         self.register_buffer("counts", torch.zeros(n_items))
 
-    def prepare(self, train: Interactions) -> None:
-        super().prepare(train)
-        counts = np.asarray(interaction_matrix(train).sum(axis=0)).ravel()
+    def prepare(self, graph: BipartiteGraph, *, fit: FitFn | None = None) -> None:
+        """``counts [n_items]``: distinct training users of each item."""
+        super().prepare(graph)
+        counts = graph.to_scipy(side="item").getnnz(axis=1)
         self.counts.copy_(torch.from_numpy(counts.astype(np.float32)))
 
     def score(self, users: torch.Tensor) -> torch.Tensor:

@@ -1,8 +1,8 @@
 """RankGraph-2: construction, learning and serving designed together (our formulation; the paper
 publishes no formulas — see REFERENCES.md).
 
-Construction (``prepare``, once, offline)
-    1. optional popularity-corrected edge subsampling of the training edges
+Construction (``prepare(graph)``, once, offline, from the training graph)
+    1. optional popularity-corrected edge subsampling of the training graph's edges
        (:func:`recgraph.graph.subsample.popularity_subsample`), each kept edge with its exact
        inclusion probability ``π_e``;
     2. top-``ppr_k`` personalized-PageRank neighbourhoods of every user and item on the
@@ -48,34 +48,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ...data.schema import Interactions
+from ...graph.bipartite import BipartiteGraph
 from ...graph.ppr import bipartite_ppr
 from ...graph.subsample import popularity_subsample
 from ...index.base import filter_excluded, topk_over_candidates
 from ...index.rq import RQIndex
+from ...nn.losses import info_nce
 from ...nn.quantizer import ResidualQuantizer
 from ..registry import register
-from .base import Recommender, interaction_matrix
+from .base import FitFn, Recommender
 
 MODES = ("u2i", "u2i-index", "u2i2i", "u2u2i")
-
-
-def info_nce(q: torch.Tensor, p: torch.Tensor, temperature: float, log_q: torch.Tensor | None = None,
-             same: torch.Tensor | None = None, weight: torch.Tensor | None = None) -> torch.Tensor:
-    """In-batch InfoNCE: row ``b`` of ``q [B, d]`` must pick ``p[b]`` among ``p [B, d]``.
-
-    ``log_q [B]`` is subtracted from every column (sampled-softmax correction); ``same [B, B]``
-    marks off-diagonal columns that are the same entity as the positive (masked out);
-    ``weight [B]`` weights the rows (normalised to sum 1)."""
-    logits = q @ p.T / temperature
-    if log_q is not None:
-        logits = logits - log_q.unsqueeze(0)
-    if same is not None:
-        logits = logits.masked_fill(same & ~torch.eye(len(q), dtype=torch.bool, device=q.device), -float("inf"))
-    nll = F.cross_entropy(logits, torch.arange(len(q), device=q.device), reduction="none")
-    if weight is None:
-        return nll.mean()
-    return (nll * weight).sum() / weight.sum().clamp_min(1e-12)
 
 
 @register("rankgraph")
@@ -140,26 +123,25 @@ class RankGraph2(Recommender):
         nn.init.normal_(self.w_k.weight, std=0.01)
 
     # ------------------------------------------------------------------ construction
-    def prepare(self, train: Interactions) -> None:
-        super().prepare(train)
+    def prepare(self, graph: BipartiteGraph, *, fit: FitFn | None = None) -> None:
+        super().prepare(graph)
         N, M = self.n_users, self.n_items
-        R = interaction_matrix(train).tocsr()
-        R.sort_indices()
+        R = graph.to_scipy()  # distinct pairs, row-major: the edge ids of the subsample
         if self.keep_rate < 1:
-            sub = popularity_subsample(R, keep_rate=self.keep_rate, beta=self.subsample_beta, seed=self.seed)
+            sub = popularity_subsample(graph, keep_rate=self.keep_rate, beta=self.subsample_beta, seed=self.seed)
             users, items, pi = sub.users, sub.items, sub.inclusion_prob
-            graph = sub.to_csr()
+            ppr_graph = sub.to_graph()
         else:
-            coo = R.tocoo()
-            users, items, pi = coo.row.astype(np.int64), coo.col.astype(np.int64), np.ones(R.nnz)
-            graph = R
+            users = np.repeat(np.arange(N, dtype=np.int64), np.diff(R.indptr))
+            items, pi = R.indices.astype(np.int64), np.ones(R.nnz)
+            ppr_graph = graph
         self.subsample_info = {"edges_before": int(R.nnz), "edges_after": int(len(users))}
         self.edge_user, self.edge_item = users, items
         self.edge_weight = (1.0 / pi if self.subsample_correction else np.ones_like(pi)).astype(np.float32)
         freq = np.bincount(items, minlength=M).astype(np.float64)
         self.item_log_q = np.log(np.maximum(freq, 1) / max(len(items), 1)).astype(np.float32)
         # PPR neighbourhoods of all users and items, homogeneous ids (users 0..N-1, items N..)
-        nu, ni = bipartite_ppr(graph, alpha=self.ppr_alpha, eps=self.ppr_eps, topk=self.ppr_k,
+        nu, ni = bipartite_ppr(ppr_graph, alpha=self.ppr_alpha, eps=self.ppr_eps, topk=self.ppr_k,
                                exclude_self=True, seed=self.seed)
         idx = np.concatenate([nu.indices, ni.indices]).astype(np.int64)
         w = np.concatenate([nu.scores, ni.scores]).astype(np.float32)
@@ -171,14 +153,27 @@ class RankGraph2(Recommender):
         self._partners = (self._same_type(idx, w, 0, N), self._same_type(idx, w, N, N + M))
         # serving state: seen items and the most recent training items per user
         self.seen = R
-        tr = train.sort_by_time()
-        counts = np.bincount(tr.user, minlength=N)
-        ends = np.cumsum(counts)
-        from_end = ends[tr.user] - 1 - np.arange(len(tr))
-        keep = from_end < self.n_recent
-        self.recent = np.full((N, self.n_recent), -1, dtype=np.int64)
-        self.recent[tr.user[keep], from_end[keep]] = tr.item[keep]
+        self.recent = self._recent_items(graph, self.n_recent)
         self.clear_cache()
+
+    @staticmethod
+    def _recent_items(graph: BipartiteGraph, n_recent: int) -> np.ndarray:
+        """``[N, n_recent]`` each user's latest distinct training items, newest first (-1 padded).
+
+        Order: by the edge's (latest) timestamp, ties by item id; without timestamps, by item id
+        (an arbitrary but fixed choice)."""
+        N = graph.n_users
+        user = np.repeat(np.arange(N, dtype=np.int64), graph.user_degree)
+        item = graph.u_indices.astype(np.int64)
+        keys = (item, user) if graph.u_timestamp is None else (item, graph.u_timestamp, user)
+        o = np.lexsort(keys)  # by user, then time, then item
+        user, item = user[o], item[o]
+        ends = np.cumsum(graph.user_degree)
+        from_end = ends[user] - 1 - np.arange(len(user))
+        keep = from_end < n_recent
+        recent = np.full((N, n_recent), -1, dtype=np.int64)
+        recent[user[keep], from_end[keep]] = item[keep]
+        return recent
 
     @staticmethod
     def _same_type(idx: np.ndarray, w: np.ndarray, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
@@ -201,7 +196,7 @@ class RankGraph2(Recommender):
 
     def train_batches(self, epoch: int, rng: np.random.Generator):
         if not hasattr(self, "edge_user"):
-            raise RuntimeError("call prepare(train) before training")
+            raise RuntimeError("call prepare(graph) before training")
         N = self.n_users
         idx, w = self._nbr_np
         order = rng.permutation(len(self.edge_user))
@@ -313,7 +308,7 @@ class RankGraph2(Recommender):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         if not hasattr(self, "seen"):
-            raise RuntimeError("call prepare(train) before retrieve (it needs the training items)")
+            raise RuntimeError("call prepare(graph) before retrieve (it needs the training items)")
         users = np.asarray(users, dtype=np.int64).reshape(-1)
         u_all, i_all = self.embeddings()
         u_all, i_all = u_all.cpu(), i_all.cpu()

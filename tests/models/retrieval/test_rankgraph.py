@@ -8,9 +8,12 @@ import pytest
 import torch
 
 from recgraph.data.schema import Interactions
+from recgraph.graph.bipartite import BipartiteGraph
+from recgraph.graph.ppr import bipartite_ppr
+from recgraph.graph.subsample import popularity_subsample
 from recgraph.index import ExactIndex, RQIndex
 from recgraph.models.registry import get_model_class
-from recgraph.models.retrieval.rankgraph import RankGraph2, info_nce
+from recgraph.models.retrieval.rankgraph import RankGraph2
 
 
 def synthetic(n_users=240, n_items=160, n_groups=8, per_user=12, seed=0) -> Interactions:
@@ -33,7 +36,7 @@ def trained(train, epochs=15, **kw) -> RankGraph2:
     torch.manual_seed(0)
     m = RankGraph2(train.n_users, train.n_items, dim=32, batch_size=256, rq_items_k=8, rq_users_k=8,
                    rq_nprobe=2, **kw)
-    m.prepare(train)
+    m.prepare(BipartiteGraph.from_interactions(train))
     opt = torch.optim.Adam(m.parameters(), lr=1e-2)
     for epoch in range(epochs):
         m.train()
@@ -60,20 +63,9 @@ def test_registered_and_has_train_defaults():
     assert set(RankGraph2.train_defaults) == {"lr", "epochs", "patience", "eval_every"}
 
 
-def test_info_nce_matches_hand_computation():
-    q = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
-    p = torch.tensor([[1.0, 0.0], [1.0, 0.0]])
-    lq = torch.tensor([0.0, 1.0])
-    logits = q @ p.T / 0.5 - lq
-    expected = -torch.log_softmax(logits, 1).diagonal().mean()
-    torch.testing.assert_close(info_nce(q, p, 0.5, lq), expected)
-    same = torch.tensor([[True, True], [True, True]])  # both columns are the same entity
-    torch.testing.assert_close(info_nce(q, p, 0.5, lq, same), torch.tensor(0.0))
-
-
 def test_training_examples_are_self_contained(data):
     m = RankGraph2(data.n_users, data.n_items, dim=16, batch_size=128)
-    m.prepare(data)
+    m.prepare(BipartiteGraph.from_interactions(data))
     batch = next(iter(m.train_batches(0, np.random.default_rng(0))))
     before = m.loss(batch)
     m.nbr_idx.fill_(-1)  # wipe the model's own graph tables: the loss must not read them
@@ -85,7 +77,7 @@ def test_training_examples_are_self_contained(data):
 
 def test_ego_only_ablation_ignores_neighbourhood(data):
     m = RankGraph2(data.n_users, data.n_items, dim=16, use_ppr=False)
-    m.prepare(data)
+    m.prepare(BipartiteGraph.from_interactions(data))
     nodes = torch.arange(10)
     torch.testing.assert_close(m.encode(nodes, m.nbr_idx[nodes], m.nbr_w[nodes]),
                                torch.nn.functional.normalize(m.node_emb(nodes), dim=-1))
@@ -93,13 +85,31 @@ def test_ego_only_ablation_ignores_neighbourhood(data):
 
 def test_subsampling_weights_are_inverse_inclusion_probabilities(data):
     m = RankGraph2(data.n_users, data.n_items, keep_rate=0.6)
-    m.prepare(data)
+    m.prepare(BipartiteGraph.from_interactions(data))
     assert m.subsample_info["edges_after"] < m.subsample_info["edges_before"]
     assert (m.edge_weight >= 1).all() and m.edge_weight.max() > 1
     off = RankGraph2(data.n_users, data.n_items, keep_rate=0.6, subsample_correction=False)
-    off.prepare(data)
+    off.prepare(BipartiteGraph.from_interactions(data))
     assert (off.edge_weight == 1).all()
     np.testing.assert_array_equal(off.edge_item, m.edge_item)  # same draw, only the weights differ
+    # PPR ran on the graph of the kept edges, not on the full training graph
+    g = BipartiteGraph.from_interactions(data)
+    sub = popularity_subsample(g, keep_rate=0.6, beta=m.subsample_beta, seed=m.seed)
+    kw = dict(alpha=m.ppr_alpha, eps=m.ppr_eps, topk=m.ppr_k, exclude_self=True, seed=m.seed)
+    on_sub, _ = bipartite_ppr(sub.to_graph(), **kw)
+    on_full, _ = bipartite_ppr(g, **kw)
+    np.testing.assert_array_equal(m.nbr_idx[: data.n_users].numpy(), on_sub.indices)
+    assert not np.array_equal(on_sub.indices, on_full.indices)
+
+
+def test_recent_items_are_the_latest_distinct_items():
+    # user 0: items 5 (t=1), 2 (t=3), 5 again (t=9: latest), 7 (t=3, tie with 2 -> item order); user 1: none
+    inter = Interactions(np.array([0, 0, 0, 0, 2]), np.array([5, 2, 5, 7, 1]), 3, 8,
+                         timestamp=np.array([1, 3, 9, 3, 4]))
+    recent = RankGraph2._recent_items(BipartiteGraph.from_interactions(inter), 2)
+    assert recent.tolist() == [[5, 7], [-1, -1], [1, -1]]  # newest first
+    untimed = Interactions(inter.user, inter.item, 3, 8)
+    assert RankGraph2._recent_items(BipartiteGraph.from_interactions(untimed), 3)[0].tolist() == [7, 5, 2]
 
 
 def test_learns_the_planted_structure(model, data):

@@ -1,0 +1,383 @@
+"""Graph computations in bounded memory over a (memory-mapped) :class:`BipartiteGraph`.
+
+The graph stages that sweep every edge — macro-neighbour counts, recent-behaviour lists, the
+homogeneous CSR that PPR pushes on — read the graph here in row chunks of at most ``max_edges``
+edges. A chunk of a memory-mapped array is read with ``pread`` (:func:`read_slice`), not through
+the mapping, so it costs its own size in RAM and the kernel's page cache, never the resident set
+of the whole file. Results equal the in-memory functions of :mod:`recgraph.graph.macro` and
+:mod:`recgraph.graph.ppr` (tests/graph/test_streaming.py).
+
+Memory of :func:`macro_counts_from_graph`: the four count matrices it returns (CSR, 8 bytes per
+stored entry) plus one chunk (``max_edges`` × (index + weight) bytes) and ``O(n_cols)`` work
+arrays — versus ``R`` (16 bytes/edge with its COO temporaries 24+), ``Rᵀ`` and scipy's product
+temporaries in :func:`recgraph.graph.macro.macro_counts`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numba
+import numpy as np
+import scipy.sparse as sp
+
+from ..io import atomic_npy_writer
+from .bipartite import BipartiteGraph
+from .external import read_slice
+from .macro import MacroCounts, assign_item_macros, kmeans_assign, one_hot
+from .ppr import PPRNeighbourhoods, bipartite_ppr
+
+__all__ = ["read_slice", "row_chunks", "spmm_rows", "spmm_slots", "macro_counts_from_graph", "recent_from_graph",
+           "MacroSlots",
+           "build_macro_graph_from_graph", "joint_csr_to_disk", "graph_ppr"]
+
+DEFAULT_MAX_EDGES = 1 << 24  # 16M edges per chunk: ~128 MB of ids and weights
+
+
+def row_chunks(indptr: np.ndarray, max_edges: int) -> list[tuple[int, int]]:
+    """Contiguous row ranges ``(r0, r1)`` holding at most ``max_edges`` edges (a bigger row alone)."""
+    ptr = np.asarray(indptr, np.int64)
+    n = ptr.shape[0] - 1
+    out, r0 = [], 0
+    while r0 < n:
+        r1 = int(np.searchsorted(ptr, ptr[r0] + max_edges, side="right")) - 1
+        r1 = min(n, max(r1, r0 + 1))
+        out.append((r0, r1))
+        r0 = r1
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _spmm_rows(indptr, nbr, w, has_w, b_indptr, b_indices, b_data, acc, mark, touched, out_ptr, out_ind,
+               out_val):  # pragma: no cover - compiled
+    """Rows of ``A·B`` with ``A`` the chunk CSR (``indptr`` local, values ``w`` or 1) and ``B`` a CSR, in one
+    pass: row ``r``'s sorted columns and values go to ``out_ind/out_val[out_ptr[r]:out_ptr[r+1]]`` (the
+    buffers are sized by an upper bound; ``out_ptr`` is written here)."""
+    pos = 0
+    out_ptr[0] = 0
+    for r in range(indptr.shape[0] - 1):
+        nt = 0
+        for p in range(indptr[r], indptr[r + 1]):
+            v = nbr[p]
+            wp = w[p] if has_w else 1.0
+            for q in range(b_indptr[v], b_indptr[v + 1]):
+                c = b_indices[q]
+                if mark[c] == 0:
+                    mark[c] = 1
+                    touched[nt] = c
+                    nt += 1
+                    acc[c] = 0.0
+                acc[c] += wp * b_data[q]
+        t = np.sort(touched[:nt])
+        for j in range(nt):
+            out_ind[pos + j] = t[j]
+            out_val[pos + j] = acc[t[j]]
+            mark[t[j]] = 0
+        pos += nt
+        out_ptr[r + 1] = pos
+
+
+def spmm_rows(indptr: np.ndarray, indices: np.ndarray, B: sp.csr_matrix, *, weights: np.ndarray | None = None,
+              weight_index: np.ndarray | None = None, max_edges: int = DEFAULT_MAX_EDGES) -> sp.csr_matrix:
+    """``A·B`` for the CSR ``A = (indptr, indices, weights or 1)`` read in row chunks (``[n_rows, B.shape[1]]``
+    float32, sorted indices). ``weight_index``: weights are ``weights[weight_index[p]]`` (item-side edges
+    reading user-side counts through ``i_edge``). ``B`` must fit in RAM (here: ``≤ n_macros`` columns).
+    One pass per chunk: output buffers are sized by the row bound ``min(n_cols, Σ_p nnz(B[indices[p]]))``,
+    with chunks cut so a buffer holds at most ``max_edges`` entries."""
+    B = sp.csr_matrix(B)
+    n_cols = B.shape[1]
+    b_ptr, b_ind, b_val = B.indptr.astype(np.int64), B.indices.astype(np.int32), B.data.astype(np.float64)
+    b_len = np.diff(b_ptr)
+    acc = np.zeros(n_cols, np.float64)
+    mark = np.zeros(n_cols, np.uint8)
+    touched = np.empty(n_cols, np.int64)
+    n_rows = np.asarray(indptr).shape[0] - 1
+    ptr_all = read_slice(indptr, 0, n_rows + 1).astype(np.int64, copy=False)
+    parts_ptr, parts_ind, parts_val = [np.zeros(1, np.int64)], [], []
+    nnz = 0
+    for r0, r1 in row_chunks(ptr_all, max_edges):
+        a, b = int(ptr_all[r0]), int(ptr_all[r1])
+        nb_all = read_slice(indices, a, b)
+        if weights is None:
+            w_all, has_w = np.zeros(1), False
+        elif weight_index is None:
+            w_all, has_w = read_slice(weights, a, b).astype(np.float64), True
+        else:
+            w_all, has_w = np.asarray(weights)[read_slice(weight_index, a, b)].astype(np.float64), True
+        work = np.concatenate([[0], np.cumsum(b_len[nb_all])])  # per-edge prefix of B row lengths
+        lp_all = ptr_all[r0:r1 + 1] - a
+        bound = np.minimum(n_cols, work[lp_all[1:]] - work[lp_all[:-1]])
+        bptr = np.concatenate([[0], np.cumsum(bound)])
+        for s0, s1 in row_chunks(bptr, max_edges):  # sub-chunks whose output bound fits the buffer
+            e0, e1 = int(lp_all[s0]), int(lp_all[s1])
+            cap = int(bptr[s1] - bptr[s0])
+            ind = np.empty(cap, np.int32)
+            val = np.empty(cap, np.float32)
+            optr = np.empty(s1 - s0 + 1, np.int64)
+            _spmm_rows(lp_all[s0:s1 + 1] - e0, nb_all[e0:e1], w_all[e0:e1] if has_w else w_all, has_w, b_ptr, b_ind,
+                       b_val, acc, mark, touched, optr, ind, val)
+            k = int(optr[-1])
+            parts_ptr.append(optr[1:] + nnz)
+            parts_ind.append(ind[:k].copy() if k < cap else ind)
+            parts_val.append(val[:k].copy() if k < cap else val)
+            nnz += k
+    out_ptr = np.concatenate(parts_ptr)
+    idx_dt = np.int32 if nnz < np.iinfo(np.int32).max else np.int64
+    m = sp.csr_matrix((np.concatenate(parts_val) if parts_val else np.zeros(0, np.float32),
+                       np.concatenate(parts_ind) if parts_ind else np.zeros(0, np.int32),
+                       out_ptr.astype(idx_dt)), shape=(n_rows, n_cols))
+    m.has_sorted_indices = True
+    return m
+
+
+def macro_counts_from_graph(graph: BipartiteGraph, item_macro: np.ndarray, n_item_macros: int,
+                            user_macro: np.ndarray, n_user_macros: int, *,
+                            max_edges: int = DEFAULT_MAX_EDGES) -> MacroCounts:
+    """The four macro-neighbour count matrices of :func:`recgraph.graph.macro.macro_counts`, from a graph.
+
+    ``R`` is the graph's edges weighted by ``u_count`` (a ``keep_counts`` graph) or 1 per edge (a
+    ``dedupe=False`` graph counts repeated events as parallel edges): equal to ``macro_counts`` on
+    ``positive_matrix`` of the same events. Streams ``R`` (user side) and ``Rᵀ`` (item side) in chunks."""
+    C = one_hot(item_macro, n_item_macros)
+    U = one_hot(user_macro, n_user_macros)
+    w = graph.u_count
+    user1 = spmm_rows(graph.u_indptr, graph.u_indices, C, weights=w, max_edges=max_edges)
+    item1 = spmm_rows(graph.i_indptr, graph.i_indices, U, weights=w, weight_index=None if w is None else graph.i_edge,
+                      max_edges=max_edges)
+    user2 = spmm_rows(graph.u_indptr, graph.u_indices, item1, weights=w, max_edges=max_edges)
+    item2 = spmm_rows(graph.i_indptr, graph.i_indices, user1, weights=w,
+                      weight_index=None if w is None else graph.i_edge, max_edges=max_edges)
+    return MacroCounts(user1, user2, item1, item2)
+
+
+@numba.njit(cache=True, nogil=True)
+def _last_per_row(indptr, nbr, ts, has_ts, length, pad, ids, times):  # pragma: no cover - compiled
+    for r in range(indptr.shape[0] - 1):
+        a, b = indptr[r], indptr[r + 1]
+        k = 0
+        p = b - 1
+        while p >= a and k < length:
+            ids[r, k] = nbr[p]
+            times[r, k] = ts[p] if has_ts else -1
+            k += 1
+            p -= 1
+        while k < length:
+            ids[r, k] = pad
+            times[r, k] = -1
+            k += 1
+
+
+def recent_from_graph(graph: BipartiteGraph, length: int = 20, *, side: str = "user", pad: int = -1,
+                      max_edges: int = DEFAULT_MAX_EDGES) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The last ``length`` neighbours of every user (``side="user"``) or item, most recent first, from a
+    graph built with ``order="time"``: ``(ids [n, length] int64, times [n, length] int64, counts [n])``,
+    as :func:`recgraph.graph.macro.recent_lists` returns. Build the graph with ``dedupe=False`` to keep
+    repeated events (ties on a timestamp are then in neighbour-id order, not input order)."""
+    if graph.order != "time":
+        raise ValueError("recent_from_graph needs a graph built with order='time'")
+    if side == "user":
+        ptr, nbr, ts = graph.u_indptr, graph.u_indices, graph.u_timestamp
+    elif side == "item":
+        ptr, nbr, ts = graph.i_indptr, graph.i_indices, graph.i_timestamp
+    else:
+        raise ValueError(f"side must be 'user' or 'item', got {side!r}")
+    ptr = read_slice(ptr, 0, ptr.shape[0]).astype(np.int64)
+    n = ptr.shape[0] - 1
+    ids = np.empty((n, length), np.int64)
+    times = np.empty((n, length), np.int64)
+    for r0, r1 in row_chunks(ptr, max_edges):
+        a, b = int(ptr[r0]), int(ptr[r1])
+        _last_per_row(ptr[r0:r1 + 1] - a, read_slice(nbr, a, b), read_slice(ts, a, b), True, length, pad,
+                      ids[r0:r1], times[r0:r1])
+    return ids, times, np.minimum(np.diff(ptr), length)
+
+
+@numba.njit(cache=True, nogil=True)
+def _spmm_slots(indptr, nbr, w, has_w, b_indptr, b_indices, b_data, acc, mark, touched, dense, pad, out_ids,
+                out_cnt):  # pragma: no cover - compiled
+    """Rows of ``A·B`` (as :func:`_spmm_rows`) written as slots: ``dense``: ``out_cnt[r, c]`` for every
+    column; else the ``width`` largest counts, most first (ties by lower column), padded with ``pad``
+    and 0. Returns the largest number of non-zeros in a row."""
+    width = out_ids.shape[1]
+    most = 0
+    for r in range(indptr.shape[0] - 1):
+        nt = 0
+        for p in range(indptr[r], indptr[r + 1]):
+            v = nbr[p]
+            wp = w[p] if has_w else 1.0
+            for q in range(b_indptr[v], b_indptr[v + 1]):
+                c = b_indices[q]
+                if mark[c] == 0:
+                    mark[c] = 1
+                    touched[nt] = c
+                    nt += 1
+                    acc[c] = 0.0
+                acc[c] += wp * b_data[q]
+        most = max(most, nt)
+        if dense:
+            for j in range(width):
+                out_ids[r, j] = j
+                out_cnt[r, j] = 0.0
+            for j in range(nt):
+                out_cnt[r, touched[j]] = acc[touched[j]]
+        else:
+            t = np.sort(touched[:nt])
+            key = np.empty(nt, np.float32)  # the count as float32 (what main's CSR holds) decides the order
+            for j in range(nt):
+                key[j] = -np.float32(acc[t[j]])
+            o = np.argsort(key, kind="mergesort")  # stable: ties keep the lower column first
+            k = min(nt, width)
+            for j in range(k):
+                out_ids[r, j] = t[o[j]]
+                out_cnt[r, j] = acc[t[o[j]]]
+            for j in range(k, width):
+                out_ids[r, j] = pad
+                out_cnt[r, j] = 0.0
+        for j in range(nt):
+            mark[touched[j]] = 0
+    return most
+
+
+def spmm_slots(indptr: np.ndarray, indices: np.ndarray, B: sp.csr_matrix, max_slots: int, dense: bool, *,
+               weights: np.ndarray | None = None, weight_index: np.ndarray | None = None,
+               id_dtype=np.int64, max_edges: int = DEFAULT_MAX_EDGES) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of ``A·B`` as the slot tables of :func:`recgraph.graph.macro.build_feature_tables`
+    (``_slots``): ``(ids [n_rows, W] id_dtype, counts [n_rows, W] float32)``; ``dense``: ``W = n_cols``
+    and every column; else ``W = min(max_slots, max(1, largest row))``, top counts first, pad id
+    ``n_cols``. Never materialises ``A·B``: memory is the output plus one chunk."""
+    B = sp.csr_matrix(B)
+    n_cols = B.shape[1]
+    b_ptr, b_ind, b_val = B.indptr.astype(np.int64), B.indices.astype(np.int32), B.data.astype(np.float64)
+    acc, mark, touched = np.zeros(n_cols, np.float64), np.zeros(n_cols, np.uint8), np.empty(n_cols, np.int64)
+    n_rows = np.asarray(indptr).shape[0] - 1
+    ptr = read_slice(indptr, 0, n_rows + 1).astype(np.int64, copy=False)
+    width = n_cols if dense else int(max_slots)
+    ids = np.empty((n_rows, width), id_dtype)
+    cnt = np.empty((n_rows, width), np.float32)
+    most = 0
+    for r0, r1 in row_chunks(ptr, max_edges):
+        a, b = int(ptr[r0]), int(ptr[r1])
+        nb = read_slice(indices, a, b)
+        if weights is None:
+            w, has_w = np.zeros(1), False
+        elif weight_index is None:
+            w, has_w = read_slice(weights, a, b).astype(np.float64), True
+        else:
+            w, has_w = np.asarray(weights)[read_slice(weight_index, a, b)].astype(np.float64), True
+        most = max(most, _spmm_slots(ptr[r0:r1 + 1] - a, nb, w, has_w, b_ptr, b_ind, b_val, acc, mark, touched,
+                                     dense, n_cols, ids[r0:r1], cnt[r0:r1]))
+    if not dense and min(max_slots, max(1, most)) < width:
+        keep = min(max_slots, max(1, most))
+        ids, cnt = np.ascontiguousarray(ids[:, :keep]), np.ascontiguousarray(cnt[:, :keep])
+    return ids, cnt
+
+
+@dataclass(frozen=True, eq=False)
+class MacroSlots:
+    """One snapshot's macro features over all edges, in :class:`~recgraph.graph.macro.FeatureTables`' layout
+    (``u1/u2/i1/i2`` slot ids and counts, recent lists with times, degrees, macro assignments); the
+    adjacency that FeatureTables copies into ``u_adj`` / ``i_adj`` is the graph itself here."""
+
+    item_macro: np.ndarray  # [n_items] int64
+    n_item_macros: int
+    user_macro: np.ndarray  # [n_users] int64
+    n_user_macros: int
+    dense_slots: bool
+    u1_ids: np.ndarray
+    u1_cnt: np.ndarray
+    u2_ids: np.ndarray
+    u2_cnt: np.ndarray
+    i1_ids: np.ndarray
+    i1_cnt: np.ndarray
+    i2_ids: np.ndarray
+    i2_cnt: np.ndarray
+    u_rec: np.ndarray  # [n_users, recent] item ids, most recent first (pad n_items)
+    u_rec_time: np.ndarray
+    i_rec: np.ndarray  # [n_items, recent] user ids (pad n_users)
+    i_rec_time: np.ndarray
+    user_deg: np.ndarray
+    item_deg: np.ndarray
+    info: dict
+
+    def nbytes(self) -> int:
+        return int(sum(getattr(self, k).nbytes for k in ("u1_ids", "u1_cnt", "u2_ids", "u2_cnt", "i1_ids", "i1_cnt",
+                                                          "i2_ids", "i2_cnt", "u_rec", "u_rec_time", "i_rec",
+                                                          "i_rec_time")))
+
+
+def build_macro_graph_from_graph(graph: BipartiteGraph, *, category: np.ndarray | None = None,
+                                 item_method: str = "auto", item_k: int = 50, user_k: int = 20, recent: int = 20,
+                                 max_slots: int = 64, seed: int = 0, id_dtype=np.int64,
+                                 max_edges: int = DEFAULT_MAX_EDGES) -> MacroSlots:
+    """The single-snapshot :func:`recgraph.graph.macro.build_feature_tables` over a time-ordered graph
+    (``dedupe=False``: counts are events), streaming the edges in chunks: macro assignment, the four slot
+    tables straight from a compiled product kernel (no ``R``, ``Rᵀ``, int64 edge copies or
+    count matrices beyond ``R·C`` and ``Rᵀ·U``, which are at most ``E`` and ``M·n_user_macros``
+    entries), recent lists. ``id_dtype``: slot and recent-list id dtype (int64 as FeatureTables;
+    int32 halves them). ``item_method="kmeans-rows"`` needs ``R`` in RAM; "category" does not."""
+    n_users, n_items = graph.n_users, graph.n_items
+    R = None
+    if item_method == "kmeans-rows" or (item_method == "auto" and category is None):
+        R = graph.to_scipy("count")
+    im, n_im = assign_item_macros(item_method, n_items=n_items, category=category, R=R, k=item_k, seed=seed)
+    del R
+    w = graph.u_count
+    wi = None if w is None else graph.i_edge
+    user1 = spmm_rows(graph.u_indptr, graph.u_indices, one_hot(im, n_im), weights=w, max_edges=max_edges)  # R·C
+    raw = kmeans_assign(user1, user_k, seed=seed)
+    um, n_um = np.where(raw >= 0, raw, user_k).astype(np.int64), int(user_k) + 1
+    dense = max(n_im, n_um) <= max_slots
+    item1 = spmm_rows(graph.i_indptr, graph.i_indices, one_hot(um, n_um), weights=w, weight_index=wi,
+                      max_edges=max_edges)  # Rᵀ·U
+    eye_n = np.arange(n_users + 1, dtype=np.int64)
+    u1 = spmm_slots(eye_n, eye_n[:-1], user1, max_slots, dense, id_dtype=id_dtype, max_edges=max_edges)
+    eye_m = np.arange(n_items + 1, dtype=np.int64)
+    i1 = spmm_slots(eye_m, eye_m[:-1], item1, max_slots, dense, id_dtype=id_dtype, max_edges=max_edges)
+    u2 = spmm_slots(graph.u_indptr, graph.u_indices, item1, max_slots, dense, weights=w, id_dtype=id_dtype,
+                    max_edges=max_edges)
+    del item1
+    i2 = spmm_slots(graph.i_indptr, graph.i_indices, user1, max_slots, dense, weights=w, weight_index=wi,
+                    id_dtype=id_dtype, max_edges=max_edges)
+    del user1
+    ur, urt, _ = recent_from_graph(graph, recent, side="user", pad=n_items, max_edges=max_edges)
+    ir, irt, _ = recent_from_graph(graph, recent, side="item", pad=n_users, max_edges=max_edges)
+    return MacroSlots(im, n_im, um, n_um, dense, u1[0], u1[1], u2[0], u2[1], i1[0], i1[1], i2[0], i2[1],
+                      ur.astype(id_dtype, copy=False), urt, ir.astype(id_dtype, copy=False), irt,
+                      graph.user_degree, graph.item_degree,
+                      {"n_item_macros": n_im, "n_user_macros": n_um, "edges": graph.n_edges,
+                       "dense_slots": dense})
+
+
+# ---------------------------------------------------------------------------------------------- PPR
+
+
+def joint_csr_to_disk(graph: BipartiteGraph, path: str | os.PathLike, *,
+                      max_edges: int = DEFAULT_MAX_EDGES) -> tuple[np.ndarray, np.ndarray]:
+    """:meth:`BipartiteGraph.joint_csr` of a deduplicated, item-ordered (e.g. memory-mapped) graph with
+    ``indices [2E] int32`` streamed in chunks to the ``.npy`` at ``path`` and returned memory-mapped
+    (``indptr [N+M+1] int64`` stays in RAM). Same arrays as ``joint_csr()`` (tested)."""
+    if not (graph.deduped and graph.order == "item"):
+        raise ValueError("joint_csr_to_disk needs a deduplicated graph with order='item'")
+    n, m, e = graph.n_users, graph.n_items, graph.n_edges
+    if n + m >= np.iinfo(np.int32).max:
+        raise ValueError(f"{n + m} nodes do not fit int32 node ids")
+    indptr = np.empty(n + m + 1, np.int64)
+    indptr[: n + 1] = read_slice(graph.u_indptr, 0, n + 1)
+    indptr[n + 1:] = read_slice(graph.i_indptr, 1, m + 1).astype(np.int64) + e
+    with atomic_npy_writer(path, np.int32, 2 * e) as wr:
+        for a in range(0, e, max_edges):
+            wr.write(read_slice(graph.u_indices, a, min(e, a + max_edges)).astype(np.int32) + np.int32(n))
+        for a in range(0, e, max_edges):
+            wr.write(read_slice(graph.i_indices, a, min(e, a + max_edges)).astype(np.int32))
+    return indptr, np.load(path, mmap_mode="r", allow_pickle=False)
+
+
+def graph_ppr(graph: BipartiteGraph, user_sources=None, item_sources=None, *,
+              workdir: str | os.PathLike, **kwargs) -> tuple[PPRNeighbourhoods, PPRNeighbourhoods]:
+    """:func:`recgraph.graph.ppr.bipartite_ppr` on a graph larger than RAM: the joint adjacency lives in
+    ``workdir/joint_indices.npy`` (memory-mapped: the push reads only the rows it visits). Keyword
+    arguments go to :func:`~recgraph.graph.ppr.ppr_topk`."""
+    joint = joint_csr_to_disk(graph, Path(workdir) / "joint_indices.npy")
+    return bipartite_ppr(graph, user_sources, item_sources, joint=joint, check_indices=False, **kwargs)

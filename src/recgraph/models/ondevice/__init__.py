@@ -1,0 +1,1 @@
+"""On-device personalisation: DCCL (MetaPatch + MoMoDistill) and its ONNX export."""
