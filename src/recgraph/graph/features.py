@@ -207,7 +207,8 @@ def features_for(split: CTRSplit, *, category: np.ndarray | None = None, item_ma
         sel = sel[np.lexsort((sel, s.time[sel]))]
         parts.append(s.select(sel))
     proto = {**split.protocol,
-             "item_macro": item_macro if item_macro != "auto" else ("category" if category is not None else "kmeans-rows"),
+             "item_macro": (item_macro if item_macro != "auto"
+                            else "category" if category is not None else "kmeans-rows"),
              "item_k": item_k, "user_k": user_k, "recent": recent, "max_slots": max_slots}
     return CTRData(parts[0], parts[1], parts[2], feats, nu, ni, proto, dropped, split.name,
                    events=time_graph(split.pos_user, split.pos_item, split.pos_time, nu, ni))

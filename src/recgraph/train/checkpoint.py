@@ -2,9 +2,9 @@
 
 A checkpoint is a folder of two files written atomically (``recgraph.io``):
 ``state-EPOCH.safetensors`` (model and optimiser tensors, flattened) and ``meta.json`` (epoch, history,
-non-tensor optimiser state, the sha256 of the tensor file — verified on load). A crash mid-write leaves the previous checkpoint
-intact: the new files are complete on disk before they take the old names, and ``meta.json`` —
-written last — names the tensor file it belongs to.
+non-tensor optimiser state, the sha256 of the tensor file — verified on load). A crash mid-write leaves
+the previous checkpoint intact: the new files are complete on disk before they take the old names, and
+``meta.json`` — written last — names the tensor file it belongs to.
 """
 
 from __future__ import annotations

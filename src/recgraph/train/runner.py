@@ -47,7 +47,8 @@ from .artifacts import load_model, save_model
 from .trainer import LR_SCHEDULES, Trainer, resolve_device, seed_everything
 
 __all__ = ["DataSource", "TrainerConfig", "ExperimentConfig", "ConfigError", "run", "make_record", "load_run",
-           "evaluate_run", "evaluate_model", "evaluate_ctr_model", "make_split", "load_data", "model_task", "build_model",
+           "evaluate_run", "evaluate_model", "evaluate_ctr_model", "make_split", "load_data", "model_task",
+           "build_model",
            "check_model_args", "peak_rss_bytes", "LoadedRun", "stage_fitter"]
 
 RUN_FORMAT = 1
@@ -158,7 +159,8 @@ class ExperimentConfig:
         for name in ("lr", "weight_decay"):
             v = getattr(self, name)
             if v is not None and (not np.isfinite(v) or v < 0 or (name == "lr" and v == 0)):
-                raise ConfigError(f"--{name.replace('_', '-')} {v!r}: needs a finite {'positive' if name == 'lr' else 'non-negative'} number")
+                need = "positive" if name == "lr" else "non-negative"
+                raise ConfigError(f"--{name.replace('_', '-')} {v!r}: needs a finite {need} number")
         if self.lr_schedule is not None and self.lr_schedule not in LR_SCHEDULES:
             raise ConfigError(f"--lr-schedule {self.lr_schedule!r}: use {' or '.join(LR_SCHEDULES)}")
         if self.optimizer is not None and self.optimizer.lower() not in ("adam", "adamw", "sgd"):
@@ -656,6 +658,12 @@ def _trainer_config(cfg: ExperimentConfig, defaults: dict, task: str, monitor: s
                          checkpoint_every=cfg.checkpoint_every)
 
 
+def _samples_per_second(data, result) -> float:
+    """Training throughput over the epochs run (training time only, validation excluded)."""
+    seconds = sum(h["train_seconds"] for h in result.history)
+    return len(data.train) * result.epochs_run / max(seconds, 1e-9)
+
+
 def _train_info(result, tc: TrainerConfig, selected_on: str, **extra) -> dict:
     return {"epochs_run": result.epochs_run, "best_epoch": result.best_epoch,
             "seconds_per_epoch": result.seconds_per_epoch(), "stopped_early": result.stopped_early,
@@ -775,9 +783,8 @@ def _run(cfg, name, task, out, dataset, loaded, split, data, log, return_model, 
         tc = _trainer_config(base, defaults, "ctr", cfg.monitor or "auc_mean")
         trainer = tc.build(device=device, seed=cfg.seed, progress=cfg.progress, log=log, **ckpt)
         result = trainer.fit(model, data.loader("train", batch_size, model.needs, shuffle=True), validate=validate)
-        train_seconds = sum(h["train_seconds"] for h in result.history)
         train_info = _train_info(result, tc, "validation mean AUC over tasks", batch_size=batch_size,
-                                 train_samples_per_second=len(data.train) * result.epochs_run / max(train_seconds, 1e-9))
+                                 train_samples_per_second=_samples_per_second(data, result))
         fit_seconds = time.perf_counter() - t1
         t2 = time.perf_counter()
         metrics = evaluate_multitask_model(model, data, "test", device=device)
@@ -795,10 +802,9 @@ def _run(cfg, name, task, out, dataset, loaded, split, data, log, return_model, 
         trainer = tc.build(device=device, seed=cfg.seed, progress=cfg.progress, log=log, **ckpt)
         result = trainer.fit(model, data.loader("train", batch_size, model.needs, shuffle=True, **model.batch_kwargs),
                              validate=validate)
-        train_seconds = sum(h["train_seconds"] for h in result.history)
         train_info = _train_info(result, tc, "test (official MacGNN code)" if cfg.select_on_test else "validation AUC",
                                  batch_size=batch_size,
-                                 train_samples_per_second=len(data.train) * result.epochs_run / max(train_seconds, 1e-9))
+                                 train_samples_per_second=_samples_per_second(data, result))
         fit_seconds = time.perf_counter() - t1
         t2 = time.perf_counter()
         metrics = evaluate_ctr_model(model, data, "test", batch_size=cfg.eval_batch_size, device=device)

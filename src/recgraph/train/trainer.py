@@ -2,9 +2,9 @@
 
 A model trains here when it has ``loss(batch) -> scalar tensor``; the batches come from a callable
 ``batches(epoch, rng) -> Iterable[batch]`` (a batch is a tensor, a tuple / dict of tensors or a typed
-batch dataclass with ``to(device)``; the trainer moves it to the device). Determinism: epoch ``e`` draws from ``numpy`` and ``torch``
-generators seeded with ``(seed, e)``, so a run resumed from the checkpoint of epoch ``e`` replays
-epochs ``e+1 …`` exactly as an uninterrupted run would.
+batch dataclass with ``to(device)``; the trainer moves it to the device). Determinism: epoch ``e``
+draws from ``numpy`` and ``torch`` generators seeded with ``(seed, e)``, so a run resumed from the
+checkpoint of epoch ``e`` replays epochs ``e+1 …`` exactly as an uninterrupted run would.
 
 Early stopping watches a *validation* metric (``monitor``); the test set never enters here.
 """
