@@ -83,3 +83,15 @@ def test_own_data_options_fail_clearly(args, message, tmp_path):
         args = ["--data", str(tmp_path / "x.csv")]
     res = runner.invoke(app, ["train", "bpr", *args, "--out", str(tmp_path / "o")])
     assert res.exit_code == 2 and message in " ".join(res.output.split()), res.output
+
+
+def test_quickstart_on_own_csv(own_csv, tmp_path):
+    """`recgraph quickstart --data ...`: the newcomer's second command works on their own file."""
+    out = tmp_path / "qs"
+    res = runner.invoke(app, ["quickstart", *_cols(own_csv), "--models", "pop,itemknn", "--split", "leave-last-out",
+                              "--device", "cpu", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    rec = json.loads((out / "metrics.json").read_text())
+    assert [r["model"] for r in rec["runs"]] == ["pop", "itemknn"]
+    assert rec["runs"][1]["metrics"]["recall@20"] > rec["runs"][0]["metrics"]["recall@20"]  # ItemKNN beats Pop
+    assert (out / "report.html").exists() and (out / "itemknn" / "model" / "artifact.json").exists()
