@@ -1,13 +1,15 @@
 """Run under torchrun by tests/distributed/test_sharded.py: a row-sharded table must look up and
 train exactly like the full table."""
 
-import json
+import os
 import sys
+from pathlib import Path
 
 import torch
 import torch.distributed as dist
 
 from recgraph.distributed.sharded import RowShardedEmbedding
+from recgraph.io import atomic_write_json
 
 dist.init_process_group("gloo")
 rank, world = dist.get_rank(), dist.get_world_size()
@@ -28,6 +30,7 @@ sum((full(i) * t).sum() for i, t in zip(all_ids, targets)).backward()  # every r
 ref_opt.step()
 ok["step"] = torch.allclose(emb.weight.data, full.weight.data[emb.lo:emb.hi], atol=1e-6)
 ok["empty_batch"] = emb(torch.zeros(0, dtype=torch.long)).shape == (0, D)
-print("RESULT" + json.dumps({"rank": rank, **ok}), flush=True)
+# one file per rank: two ranks printing to one stdout can interleave their lines
+atomic_write_json(Path(os.environ["RESULT_DIR"]) / f"rank{rank}.json", {"rank": rank, **ok})
 dist.destroy_process_group()
 sys.exit(0)
