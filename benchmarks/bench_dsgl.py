@@ -131,7 +131,8 @@ def _summary(runs) -> dict:
 
 
 def _setup(ds, protocol, d0, seeds, ablation_seeds, epochs, patience) -> dict:
-    return {"dataset": ds, "protocol": d0.protocol, "dropped": d0.dropped,
+    time_note = load_dataset(ds).meta.get("timestamp", "the dataset's own timestamps")
+    return {"dataset": ds, "time": time_note, "protocol": d0.protocol, "dropped": d0.dropped,
             "parts": {k: d0.part(k).describe() for k in ("train", "valid", "test")},
             "events_in_dynamic_graph": d0.events.n_edges, "seeds": list(range(seeds)),
             "ablation_seeds": list(range(ablation_seeds)), "max_epochs": epochs, "patience": patience,
@@ -298,6 +299,15 @@ def latency(ds, protocol, n_candidates=1000, repeats=110, threads=1, min_train_s
     return res
 
 
+def _short(ds: str) -> str:
+    """Results-file stem of a dataset: its first word (``movielens``, ``amazon2014``, ``taobao``), but the
+    whole name for the order-as-time sequence releases, which share a first word (``s3rec-lastfm``)."""
+    return ds if ds.startswith(("s3rec-", "sasrec-")) else ds.split("-")[0]
+
+
+NO_SELECTION = "fixed fan-outs / model defaults, no selection (timing only; nothing is chosen on any split)"
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("what", choices=("sampler", "compare", "latency"))
@@ -322,19 +332,21 @@ def main():
             "load_average_at_start": os.getloadavg()}
     meta["note"] = "shared 2-core machine: timings include contention (see load_average_at_start / _at_end)"
     if a.what == "sampler":
-        write_result("dsgl_sampler" + a.tag, {**meta, "results": sampler(a.dataset),
+        write_result("dsgl_sampler" + a.tag, {**meta, "hyperparameters": NO_SELECTION, "results": sampler(a.dataset),
                                               "seconds": time.perf_counter() - t0,
                                               "load_average_at_end": os.getloadavg()})
     elif a.what == "latency":
-        write_result("dsgl_latency" + a.tag, {**meta, "results": {ds: latency(ds, a.protocol, threads=a.threads)
+        write_result("dsgl_latency" + a.tag, {**meta, "hyperparameters": NO_SELECTION,
+                                              "results": {ds: latency(ds, a.protocol, threads=a.threads)
                                                                   for ds in a.dataset},
                                               "seconds": time.perf_counter() - t0,
                                               "load_average_at_end": os.getloadavg()})
     else:
         abl = a.seeds if a.ablation_seeds is None else a.ablation_seeds
         for ds in a.dataset:
-            name = f"dsgl_{ds.split('-')[0]}_{a.protocol}{a.tag}"
-            save = lambda res: write_result(name, {**meta, "results": res, "seconds": time.perf_counter() - t0,  # noqa
+            name = f"dsgl_{_short(ds)}_{a.protocol}{a.tag}"
+            save = lambda res: write_result(name, {**meta, "hyperparameters": res["_setup"]["selection"],  # noqa
+                                                   "results": res, "seconds": time.perf_counter() - t0,
                                                    "load_average_at_end": os.getloadavg()})
             if a.from_log:
                 save(from_log(a.from_log, ds, a.protocol, a.seeds, abl, a.epochs, a.patience))

@@ -106,9 +106,11 @@ def test_sequences_order_and_attributes():
     x = ds.interactions
     assert ds.meta["test_negatives"].shape == (1_090, 99)
     assert ds.meta["n_attributes"] == 388
-    # positions are 0..len-1 per user
-    first = x.timestamp[np.r_[True, x.user[1:] != x.user[:-1]]]
-    assert (first == 0).all()
+    # order as time, end-aligned: steps of 1 within a user, every user's last event at L - 1
+    new_user = np.r_[True, x.user[1:] != x.user[:-1]]
+    assert (np.diff(x.timestamp)[~new_user[1:]] == 1).all()
+    last = x.timestamp[np.r_[new_user[1:], True]]
+    assert (last == 898).all() and ds.meta["order_time"] == "end"  # LastFM's longest sequence: 899
     beauty = need("s3rec-beauty")
     a = beauty.interactions.item_features["attributes"]
     assert a.shape[0] == 12_101 and beauty.meta["n_attributes"] == 637
