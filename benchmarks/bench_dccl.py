@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import git_commit, machine_info, print_table, write_result  # noqa: E402
+from _common import REPO_ROOT, git_commit, machine_info, print_table, write_result  # noqa: E402
 
 import torch  # noqa: E402
 
@@ -36,6 +36,24 @@ from recgraph.train.dccl import DCCLConfig, evaluate_rows, load_sequence_data, r
 RUNS = Path(__file__).resolve().parent / "results" / "dccl_runs"
 
 METRICS = ("hit@10", "ndcg@10", "auc", "macro_auc")
+
+GIT_AT_START = git_commit()  # the code that runs; this script's own outputs dirty the tree as it goes
+
+
+def run_git() -> dict:
+    """``git`` of a result: the commit the run started from, dirty when the tree was dirty at start or
+    anything other than this benchmark's own outputs (benchmarks/results/dccl*) changed since."""
+    import subprocess
+
+    now = git_commit()
+    out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT,
+                         capture_output=True, text=True, timeout=10).stdout.splitlines()
+    changed = [line[3:] for line in out if line.strip()]
+    other = [c for c in changed if not c.startswith("benchmarks/results/dccl")]
+    return {"commit": GIT_AT_START["commit"],
+            "dirty": bool(GIT_AT_START["dirty"] or other or now["commit"] != GIT_AT_START["commit"]),
+            "dirty_at_start": GIT_AT_START["dirty"], "own_outputs_changed_since_start": changed if not other else None,
+            "other_changes_since_start": other}
 
 # learning-rate grids, 4 values each, the same size for every trained part (the fixed rates of the first
 # runs, 3e-3 Adam and 0.05 on devices, lie inside them)
@@ -116,7 +134,7 @@ def write_aggregate(dataset: str, name: str, command: str, runs: list[dict], fil
     agg = aggregate(runs)
     first = next((r for r in runs if r.get("ondevice")), runs[0])
     write_result(name, {
-        "benchmark": "dccl", "dataset": dataset, "command": command, "git_commit": git_commit(),
+        "benchmark": "dccl", "dataset": dataset, "command": command, "git": run_git(), "git_commit": GIT_AT_START,
         "machine": machine_info(), "load_average": os.getloadavg(), "seeds": [r["seed"] for r in runs],
         "config": runs[0]["config"], "protocol": runs[0]["protocol"],
         "selection": runs[0]["selection"], "hyperparameters": hyperparameters,
@@ -223,7 +241,7 @@ def main() -> None:
         ds = ["movielens-100k", "taobao-userbehavior-sample", "amazon2014-musical-instruments-5core"]
         d = DCCLConfig()
         write_result("dccl_device_cost", {
-            "benchmark": "dccl_device_cost", "command": command, "git_commit": git_commit(),
+            "benchmark": "dccl_device_cost", "command": command, "git": run_git(), "git_commit": GIT_AT_START,
             "machine": machine_info(), "load_average": os.getloadavg(),
             "hyperparameters": f"defaults of DCCLConfig, not tuned: dim {d.dim}, MLP {list(d.hidden)}, "
                                f"theta {d.vec_dim} floats, patch rank {d.patch_rank}, {d.device_steps} device "
