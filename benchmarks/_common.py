@@ -25,13 +25,14 @@ import platform
 import shlex
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
+
+from recgraph.io import atomic_write_bytes
 
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS_DIR = BENCH_DIR / "results"
@@ -204,7 +205,9 @@ def machine_info() -> dict:
 
 
 def git_commit() -> dict:
-    """``{"commit": sha or None, "dirty": bool or None}`` of the repository."""
+    """``{"commit": sha or None, "dirty": bool or None}`` of the repository. ``dirty``: a tracked file
+    outside ``benchmarks/results/`` differs from the commit — results are outputs, and a run that rewrites
+    its own tracked JSON (partial saves) must not call itself dirty."""
     def run(*cmd):
         return subprocess.run(["git", *cmd], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10)
 
@@ -212,8 +215,8 @@ def git_commit() -> dict:
         sha = run("rev-parse", "HEAD")
         if sha.returncode != 0:
             return {"commit": None, "dirty": None}
-        dirty = run("status", "--porcelain", "--untracked-files=no")
-        return {"commit": sha.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
+        dirty = run("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)benchmarks/results")
+        return {"commit": sha.stdout.strip(), "dirty": bool(dirty.stdout.strip()), "dirty_ignores": "benchmarks/results/"}
     except (OSError, subprocess.SubprocessError):
         return {"commit": None, "dirty": None}
 
@@ -242,16 +245,7 @@ def write_result(name: str, payload: dict, results_dir: Path | str | None = None
            "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
            "machine": machine_info(), "git": git_commit(), **payload}
     path = out_dir / f"{name}.json"
-    fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(doc, fh, indent=2, default=_json_default, allow_nan=False)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write_bytes(path, (json.dumps(doc, indent=2, default=_json_default, allow_nan=False) + "\n").encode("utf-8"))
     return path
 
 
