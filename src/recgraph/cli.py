@@ -418,6 +418,9 @@ def recommend(run: Path = typer.Argument(..., help="run folder written by `recgr
                   f"{rec.timings['total'] * 1e3:.2f} ms[/]")
 
 
+KEEP_ALIVE_S = 75.0  # > the idle expiry of common clients (httpx 5 s): the client closes an idle connection first
+
+
 @app.command()
 def serve(run: Path = typer.Argument(..., help="run folder written by `recgraph train --out`"),
           ranker: Optional[Path] = typer.Option(None, help="ranking run folder whose model re-scores the candidates: "
@@ -431,6 +434,9 @@ def serve(run: Path = typer.Argument(..., help="run folder written by `recgraph 
           admin_token: Optional[str] = typer.Option(None, envvar="RECGRAPH_ADMIN_TOKEN",
                                                     help="token for POST /admin/reload (X-Admin-Token header); "
                                                          "required for admin on a non-loopback bind"),
+          timeout_keep_alive: float = typer.Option(KEEP_ALIVE_S, min=0.1, help="seconds an idle keep-alive "
+                                                   "connection stays open"),
+          backlog: int = typer.Option(2048, min=1, help="listen backlog (connections waiting to be accepted)"),
           log_level: str = typer.Option("warning", help="uvicorn log level")):
     """Serve recommendations over HTTP (FastAPI + uvicorn): /recommend, /similar, /health, /metrics,
     the demo page at /; SIGHUP or POST /admin/reload loads the run folders again without dropping requests."""
@@ -451,7 +457,7 @@ def serve(run: Path = typer.Argument(..., help="run folder written by `recgraph 
     console.print(f"serving {d['model']} ({d['n_users']:,} users, {d['n_items']:,} items, paths {', '.join(d['sources'])}, "
                   f"index {d['index'] or 'none'}) on http://{host}:{port}/")
     uvicorn.run(create_app(service, admin_token=admin_token, bind_host=host), host=host, port=port,
-                log_level=log_level, access_log=False)
+                log_level=log_level, access_log=False, timeout_keep_alive=timeout_keep_alive, backlog=backlog)
 
 
 @app.command()

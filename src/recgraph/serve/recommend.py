@@ -627,7 +627,8 @@ def result_json(engine: Engine, rec: Recommendation) -> list[dict]:
     titles = engine.run.titles
     rows = []
     for j, (r, s, rs, src) in enumerate(zip(raw, rec.scores.tolist(), rec.retrieval_scores.tolist(), rec.sources)):
-        row = {"item": r, "score": float(s) if np.isfinite(s) else None, "retrieval_score": float(rs),
+        row = {"item": r, "score": float(s) if np.isfinite(s) else None,
+               "retrieval_score": float(rs) if np.isfinite(rs) else None,
                "source": src[0] if src else None, "sources": list(src)}
         if titles is not None:
             row["title"] = str(titles[rec.items[j]])

@@ -141,14 +141,7 @@ function setTab(tab) {
 }
 
 async function init() {
-  try {
-    const h = await api("/health");
-    const r = h.retrieval;
-    $("model-info").textContent = `${r.model} · ${r.n_users.toLocaleString()} users · ${r.n_items.toLocaleString()} items · ` +
-      `paths ${r.sources.join(", ")}${r.index ? " · index " + r.index : ""}${r.ranker ? " · ranker " + r.ranker.model : ""}`;
-    state.users = (await api("/users?limit=200")).users;
-    $("user-list").replaceChildren(...state.users.map((u) => Object.assign(document.createElement("option"), { value: u })));
-  } catch (err) { $("model-info").textContent = "service unavailable: " + err.message; }
+  // controls work at once (before the first answers); the page's data fills in as it arrives
   $("user-form").addEventListener("submit", (e) => { e.preventDefault(); recommendUser($("user-input").value.trim()); });
   $("user-random").addEventListener("click", () => {
     if (!state.users || !state.users.length) return;
@@ -164,5 +157,13 @@ async function init() {
   });
   const fromUrl = new URLSearchParams(location.search).get("user");
   if (fromUrl) { $("user-input").value = fromUrl; recommendUser(fromUrl); }
+  try {
+    const h = await api("/health");
+    const r = h.retrieval;
+    $("model-info").textContent = `${r.model} · ${r.n_users.toLocaleString()} users · ${r.n_items.toLocaleString()} items · ` +
+      `paths ${r.sources.join(", ")}${r.index ? " · index " + r.index : ""}${r.ranker ? " · ranker " + r.ranker.model : ""}`;
+    state.users = (await api("/users?limit=200")).users;
+    $("user-list").replaceChildren(...state.users.map((u) => Object.assign(document.createElement("option"), { value: u })));
+  } catch (err) { $("model-info").textContent = "service unavailable: " + err.message; }
 }
 init();
