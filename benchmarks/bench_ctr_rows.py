@@ -6,6 +6,9 @@ validation AUC), test read once per run. Also the non-learned item-popularity fl
 
     python benchmarks/bench_ctr_rows.py --rows ml-100k --models lr,deepfm,din,sage,macgnn
     python benchmarks/bench_ctr_rows.py --rows ml-100k-pu --models macgnn
+    python benchmarks/bench_ctr_rows.py --protocol macgnn-quantile --dataset taobao-userbehavior-sample --seeds 3
+
+``--protocol`` runs the same equal-budget grid on one of recgraph's own protocols instead of a listing.
 
 ``--rows`` is a path, or a name under ``$RECGRAPH_DATA/macgnn-official-splits/`` (``ml-100k`` →
 ``ml-100k_split_rows.csv.gz``). Writes benchmarks/results/ctr_rows_<name>.json with every grid
@@ -76,6 +79,7 @@ def popularity(data) -> dict:
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", default="ml-100k")
+    ap.add_argument("--protocol", default=None, help="a recgraph CTR protocol instead of --rows (e.g. macgnn-quantile)")
     ap.add_argument("--dataset", default="movielens-100k")
     ap.add_argument("--models", default="lr,deepfm,din,sage,macgnn")
     ap.add_argument("--variants", type=json.loads, default={},
@@ -87,8 +91,8 @@ def main(argv=None):
     ap.add_argument("--name", default=None)
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
-    path = _rows_path(a.rows)
-    protocol = f"rows:{path}"
+    path = _rows_path(a.rows) if a.protocol is None else None
+    protocol = f"rows:{path}" if a.protocol is None else a.protocol
     entries = {m: (m, {}) for m in a.models.split(",") if m}
     entries.update({k: (v[0], v[1]) for k, v in a.variants.items()})
     t0 = time.perf_counter()
@@ -97,8 +101,12 @@ def main(argv=None):
     res: dict = {"_popularity": popularity(datas[0])}
     rows = [["item popularity (no learning)", "-", "-", f"{res['_popularity']['test']['auc']:.4f}",
              f"{res['_popularity']['test']['gauc']:.4f}", "-"]]
-    key = Path(path).name.replace("_split_rows.csv.gz", "")
-    out_name = a.name or f"ctr_rows_{key.replace('-', '_')}"
+    if path is not None:
+        key = Path(path).name.replace("_split_rows.csv.gz", "")
+        out_name = a.name or f"ctr_rows_{key.replace('-', '_')}"
+    else:
+        key = f"{a.dataset}/{a.protocol}"
+        out_name = a.name or f"ctr_grid_{a.dataset}_{a.protocol}".replace("-", "_")
 
     def save(complete: bool):
         protocol_rec = dict(datas[0].protocol)
@@ -154,7 +162,7 @@ def main(argv=None):
         res["_official_code"] = {"source": "README of macgnn-official-splits (not re-run here)",
                                  **{k: {"mean": v[0], "std": v[1]} for k, v in o.items()}}
         rows.append(["official MacGNN code (README)", "-", "-"] + [f"{o[k][0]:.4f} ± {o[k][1]:.4f}" for k in METRICS])
-    print_table(f"rows {key}: 4-point grid per model (2 for variants with the knob pinned), {a.seeds} seeds, "
+    print_table(f"{key}: 4-point grid per model (2 for variants with the knob pinned), {a.seeds} seeds, "
                 "chosen on validation AUC",
                 ["model", "chosen", "valid AUC", "test AUC", "test GAUC", "test Logloss"], rows)
     print(f"wrote {save(True)}")

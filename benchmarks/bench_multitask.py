@@ -170,8 +170,6 @@ def main() -> None:
     ap.add_argument("--models", default=",".join(GRIDS))
     ap.add_argument("--skip-ablations", action="store_true")
     ap.add_argument("--skip-loaders", action="store_true")
-    ap.add_argument("--combine", action="store_true",
-                    help="merge multitask_taobao.json with multitask_taobao_seeds34.json → multitask_taobao_5seeds.json")
     ap.add_argument("--loaders-only", action="store_true",
                     help="only the per-behaviour graphs of the multi-behaviour sets → results/multitask_task_graphs.json")
     ap.add_argument("--timing-only", action="store_true",
@@ -181,24 +179,9 @@ def main() -> None:
                                              '"mmoe": {"dim": 16, "n_experts": 4}}')
     args = ap.parse_args()
     torch.set_num_threads(1)
-    if args.combine:
-        from _common import RESULTS_DIR
-        import json
-
-        base = json.loads((RESULTS_DIR / "multitask_taobao.json").read_text())
-        ext = json.loads((RESULTS_DIR / "multitask_taobao_seeds34.json").read_text())
-        runs = {m: base["runs"][m] + ext["runs"].get(m, []) for m in base["runs"]}
-        abl = {k: base["ablations"][k]["runs"] + ext["ablations"].get(k, []) for k in base["ablations"]}
-        write_result("multitask_taobao_5seeds", _clean({
-            "command": "python benchmarks/bench_multitask.py --combine",
-            "sources": ["multitask_taobao.json (grid, seeds 0-2)", "multitask_taobao_seeds34.json (seeds 3-4)"],
-            "code": "both from commit f0ffb08", "selected": base["selected"], "budget": base["budget"],
-            "seeds": {m: sorted(r["seed"] for r in v) for m, v in {**runs, **abl}.items()},
-            "summary": {m: _agg(v) for m, v in runs.items()},
-            "ablations": {k: _agg(v) for k, v in abl.items()}}))
-        return
     if args.loaders_only:
         write_result("multitask_task_graphs", {"command": "python benchmarks/bench_multitask.py " + " ".join(sys.argv[1:]),
+                                               "hyperparameters": "none: graph construction only (no model, no selection)",
                                                "graphs": _loaders()})
         return
     if args.timing_only:
@@ -209,6 +192,8 @@ def main() -> None:
         write_result("multitask_latency", {"command": "python benchmarks/bench_multitask.py " + " ".join(sys.argv[1:]),
                                            "dataset": DATASET, "tasks": list(TASKS), "configs": cfgs,
                                            "note": "configs = the ones selected on validation in multitask_taobao.json",
+                                           "hyperparameters": "configs passed by --timing-args (chosen on validation "
+                                                              "by the main run); timing only, no training to selection",
                                            "timing": _timing(data, cfgs, steps=30, repeats=30)})
         return
     models = args.models.split(",")

@@ -127,6 +127,7 @@ def main() -> None:
                 "peak RSS growth during read_interactions (measure(), glibc mmap "
                     "threshold pinned); synthetic Amazon-review-shaped logs (ids, rating, time, ~400 B text)",
         "chunk_bytes": "default (recgraph.data.io.CHUNK_BYTES)",
+        "hyperparameters": "none selected: the reader's default chunk size; no model, no tuning",
         "baseline_src": args.baseline_src,
         "baseline_commit": (subprocess.run(["git", "-C", args.baseline_src, "rev-parse", "HEAD"], capture_output=True,
                                            text=True).stdout.strip() or None) if args.baseline_src else None,

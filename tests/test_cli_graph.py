@@ -34,3 +34,25 @@ def test_graph_build_and_info(tmp_path):
     assert r.exit_code == 2 and "not understood" in r.output
     r = CliRunner().invoke(app, ["graph", "build", str(tmp_path / "in"), "--out", str(tmp_path / "g2")])
     assert r.exit_code == 2 and "missing column(s) ['user', 'item']" in r.output.replace(chr(10), '')
+
+
+def test_graph_slice_and_subsample(tmp_path):
+    rng = np.random.default_rng(4)
+    user, item, ts = rng.integers(0, 60, 4000), rng.integers(0, 50, 4000), rng.integers(0, 1000, 4000)
+    pq.write_table(pa.table({"user": user, "item": item, "timestamp": ts}), tmp_path / "e.parquet")
+    g = str(tmp_path / "g")
+    assert CliRunner().invoke(app, ["graph", "build", str(tmp_path / "e.parquet"), "--out", g,
+                                    "--timestamp-col", "timestamp"]).exit_code == 0
+    r = CliRunner().invoke(app, ["graph", "slice", g, "--out", str(tmp_path / "s"), "--start", "100", "--end", "500"])
+    assert r.exit_code == 0, r.output
+    s = open_graph(tmp_path / "s")
+    assert s.n_edges > 0 and s.u_timestamp.min() >= 100 and s.u_timestamp.max() < 500
+    r = CliRunner().invoke(app, ["graph", "subsample", g, "--out", str(tmp_path / "sub"), "--keep-rate", "0.5"])
+    assert r.exit_code == 0, r.output
+    sub = open_graph(tmp_path / "sub")
+    assert 0 < sub.n_edges < open_graph(g).n_edges
+    assert np.load(tmp_path / "sub" / "inclusion_prob.npy").shape == (sub.n_edges,)
+    r = CliRunner().invoke(app, ["graph", "subsample", g, "--out", str(tmp_path / "x"), "--keep-rate", "0.001"])
+    assert r.exit_code == 2 and "degree floor" in r.output
+    r = CliRunner().invoke(app, ["graph", "slice", str(tmp_path / "nothing"), "--out", str(tmp_path / "y")])
+    assert r.exit_code == 2 and "graph.json" in r.output.replace(chr(10), "")

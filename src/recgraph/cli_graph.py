@@ -1,4 +1,4 @@
-"""``recgraph graph build | info``: the out-of-core graph build from the command line (local or Ray)."""
+"""``recgraph graph build | info | slice | subsample``: the out-of-core graph build from the command line (local or Ray)."""
 
 from __future__ import annotations
 
@@ -60,12 +60,59 @@ def build(input_path: Path = typer.Argument(..., metavar="INPUT",
 @graph_app.command("info")
 def info(path: Path = typer.Argument(..., help="graph folder")):
     """Counts and costs of a graph folder (reads it memory-mapped)."""
+    console.print_json(json.dumps(_open_or_exit(path).describe()))
+
+def _open_or_exit(path: Path):
     from .graph.external import open_graph
     from .io import ArtifactError
 
     try:
-        g = open_graph(path)
+        return open_graph(path)
     except ArtifactError as exc:
         console.print(f"[bold red]error:[/] {exc}")
         raise typer.Exit(2)
-    console.print_json(json.dumps(g.describe()))
+
+
+@graph_app.command("slice")
+def slice_(path: Path = typer.Argument(..., metavar="GRAPH", help="graph folder (recgraph graph build)"),
+           out: Path = typer.Option(..., "--out", help="graph folder to write"),
+           start: Optional[int] = typer.Option(None, help="keep edges with timestamp >= START"),
+           end: Optional[int] = typer.Option(None, help="keep edges with timestamp < END"),
+           memory_budget: str = typer.Option("2GB", help="RAM the rebuild of the slice may hold")):
+    """The edges of a time window as a new graph folder, streamed from the memory-mapped graph."""
+    from .graph.external import parse_bytes
+    from .graph.streaming import time_slice_to_disk
+
+    g = _open_or_exit(path)
+    try:
+        t0 = time.perf_counter()
+        s = time_slice_to_disk(g, out, start, end, memory_budget=parse_bytes(memory_budget))
+    except ValueError as exc:
+        console.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(2)
+    console.print(f"{s!r} ({s.n_edges} of {g.n_edges} edges) written to {out} in {time.perf_counter() - t0:.1f} s")
+
+
+@graph_app.command("subsample")
+def subsample(path: Path = typer.Argument(..., metavar="GRAPH", help="graph folder (recgraph graph build)"),
+              out: Path = typer.Option(..., "--out", help="graph folder to write (+ inclusion_prob.npy)"),
+              keep_rate: float = typer.Option(0.5, help="expected fraction of edges kept, in (0, 1]"),
+              beta: float = typer.Option(0.5, help="popularity exponent (0: uniform)"),
+              seed: int = 0,
+              degree_floor: bool = typer.Option(True, help="keep one anchor edge per user and item"),
+              memory_budget: str = typer.Option("2GB", help="RAM the rebuild of the kept edges may hold")):
+    """RankGraph-2's popularity-corrected subsampling of a memory-mapped graph, out of core (the same kept
+    edges as in memory for the same seed)."""
+    from .graph.external import parse_bytes
+    from .graph.streaming import subsample_to_disk
+
+    g = _open_or_exit(path)
+    try:
+        t0 = time.perf_counter()
+        s, summary = subsample_to_disk(g, out, keep_rate=keep_rate, beta=beta, seed=seed, degree_floor=degree_floor,
+                                       memory_budget=parse_bytes(memory_budget))
+    except ValueError as exc:
+        console.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(2)
+    console.print(f"{s!r} written to {out} in {time.perf_counter() - t0:.1f} s")
+    console.print_json(json.dumps(summary))

@@ -80,3 +80,24 @@ def test_ray_engine_matches_local_and_survives_a_killed_worker(tmp_path, monkeyp
         os.kill(killed[0], 0)  # the worker is really gone
     _same_folder(tmp_path / "local", tmp_path / "ray")
     assert g.n_edges == len(ds.user) and isinstance(g.u_indices, np.memmap)
+
+
+@pytest.mark.slow
+def test_ppr_as_ray_tasks_equals_one_process(tmp_path):
+    from recgraph.distributed.ray import graph_ppr_ray
+    from recgraph.graph.external import open_graph
+    from recgraph.graph.streaming import graph_ppr
+
+    ds = _ml100k()
+    inp = write_parts(tmp_path / "in", {"user": ds.user, "item": ds.item}, 3)
+    build_graph(inp, tmp_path / "g")
+    rng = np.random.default_rng(0)
+    us, its = rng.choice(943, 150, replace=False), rng.choice(1682, 90, replace=False)
+    kw = dict(topk=16, eps=1e-4, alpha=0.2)
+    ref = graph_ppr(open_graph(tmp_path / "g"), us, its, workdir=tmp_path / "w1", **kw)
+    got = graph_ppr_ray(tmp_path / "g", us, its, workdir=tmp_path / "w2", batch_sources=64, num_cpus=2, **kw)
+    for r, o in zip(ref, got):  # batches of 64 sources (one mixes users and items) → the same rows, same order
+        np.testing.assert_array_equal(o.sources, r.sources)
+        np.testing.assert_array_equal(o.indices, r.indices)
+        np.testing.assert_array_equal(o.scores, r.scores)
+        assert o.num_pushes == r.num_pushes

@@ -111,3 +111,72 @@ def test_streamed_macro_graph_equals_feature_tables(events, tmp_path, max_slots)
         a, b = getattr(got, k), getattr(ref, k)
         assert a.dtype == b.dtype and a.shape == b.shape, (k, a.dtype, b.dtype, a.shape, b.shape)
         np.testing.assert_array_equal(a, b, err_msg=k)
+
+
+def _mmap(events, tmp_path, **kw):
+    user, item, ts, n, m = events
+    save_graph(BipartiteGraph.from_edges(user, item, n, m, timestamp=ts, **kw), tmp_path / "g")
+    return open_graph(tmp_path / "g")
+
+
+def test_propagation_over_mmap_graph_equals_scipy_operator(events, tmp_path):
+    from recgraph.graph.propagation import propagate
+    from recgraph.graph.streaming import normalized_matmul
+
+    g = BipartiteGraph.from_edges(*events[:2], events[3], events[4])
+    gm = _mmap(events, tmp_path)
+    rng = np.random.default_rng(1)
+    xu, xi = rng.normal(size=(g.n_users, 8)).astype(np.float32), rng.normal(size=(g.n_items, 8)).astype(np.float32)
+    p_iu, p_ui = g.normalized_biadjacency(np.float32)
+    du = 1 / np.sqrt(np.maximum(g.user_degree, 1)) * (g.user_degree > 0)
+    di = 1 / np.sqrt(np.maximum(g.item_degree, 1)) * (g.item_degree > 0)
+    got = normalized_matmul(gm.u_indptr, gm.u_indices, du, di, xi, np.empty((g.n_users, 8), np.float32),
+                            max_edges=700)  # many chunks
+    np.testing.assert_allclose(got, p_iu @ xi, rtol=1e-5, atol=1e-6)
+    ref = propagate(g, xu, xi, 3, memory_budget=None)  # scipy operator in RAM
+    out = propagate(gm, xu, xi, 3, memory_budget=None)  # memory-mapped graph: streamed rows
+    assert not np.shares_memory(out.user, ref.user)
+    np.testing.assert_allclose(out.user, ref.user, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(out.item, ref.item, rtol=1e-5, atol=1e-6)
+    small = propagate(g, xu, xi, 2, memory_budget=16 * g.n_edges - 1, out_dir=tmp_path / "p")  # op over budget
+    np.testing.assert_allclose(small.user, ref.user[:3], rtol=1e-5, atol=1e-6)
+
+
+def test_time_slice_to_disk_equals_from_edges_of_the_window(events, tmp_path):
+    from recgraph.graph.streaming import time_slice_to_disk
+
+    user, item, ts, n, m = events
+    gm = _mmap(events, tmp_path)
+    lo, hi = 5000, 12000
+    got = time_slice_to_disk(gm, tmp_path / "slice", lo, hi, max_edges=900)
+    g = BipartiteGraph.from_edges(user, item, n, m, timestamp=ts)  # dedupe keeps each pair's first event
+    sel = (g.u_timestamp >= lo) & (g.u_timestamp < hi)
+    u = np.repeat(np.arange(n), np.diff(g.u_indptr))
+    ref = BipartiteGraph.from_edges(u[sel], g.u_indices[sel], n, m, timestamp=g.u_timestamp[sel])
+    for f in ("u_indptr", "u_indices", "u_timestamp", "i_indptr", "i_indices", "i_timestamp"):
+        np.testing.assert_array_equal(np.asarray(getattr(got, f)), getattr(ref, f), err_msg=f)
+    assert 0 < got.n_edges < g.n_edges
+    with pytest.raises(ValueError, match="timestamps"):
+        time_slice_to_disk(_mmap(events[:2] + (None,) + events[3:], tmp_path / "nt"), tmp_path / "s2", 0, 1)
+
+
+@pytest.mark.parametrize("degree_floor", [True, False])
+def test_subsample_to_disk_keeps_exactly_the_in_memory_edges(events, tmp_path, degree_floor):
+    from recgraph.graph.streaming import subsample_to_disk
+    from recgraph.graph.subsample import popularity_subsample
+
+    user, item, ts, n, m = events
+    g = BipartiteGraph.from_edges(user, item, n, m)
+    ref = popularity_subsample(g, keep_rate=0.4, beta=0.5, seed=3, degree_floor=degree_floor)
+    save_graph(g, tmp_path / "g")
+    got, summary = subsample_to_disk(open_graph(tmp_path / "g"), tmp_path / "sub", keep_rate=0.4, beta=0.5, seed=3,
+                                     degree_floor=degree_floor, max_edges=800)
+    assert summary["scale"] == ref.scale and summary["n_kept"] == ref.n_kept
+    if degree_floor:
+        assert summary["n_anchors"] == int(ref.is_anchor.sum())
+    kept = ref.to_graph()
+    for f in ("u_indptr", "u_indices", "i_indptr", "i_indices"):
+        np.testing.assert_array_equal(np.asarray(getattr(got, f)), getattr(kept, f), err_msg=f)
+    np.testing.assert_array_equal(np.load(tmp_path / "sub" / "inclusion_prob.npy"), ref.inclusion_prob)
+    with pytest.raises(ValueError, match="keep_rate"):
+        subsample_to_disk(got, tmp_path / "bad", keep_rate=0.0)

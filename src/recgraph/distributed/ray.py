@@ -1,4 +1,4 @@
-"""The out-of-core graph build (:mod:`recgraph.graph.external`) as Ray tasks.
+"""The out-of-core graph build (:mod:`recgraph.graph.external`) and PPR feature jobs as Ray tasks.
 
 Each step of the build — scan a partition, spill a partition into user buckets, sort a user
 bucket, spill a user chunk into item buckets, sort an item bucket — is one Ray task running
@@ -11,6 +11,10 @@ Fault tolerance is Ray's: a task whose worker dies is retried (``max_retries``);
 commits its output atomically (temp folder + rename), so a retry after a partial write starts
 clean, and the driver itself can be restarted: the build resumes from the committed steps.
 
+PPR for many sources (:func:`graph_ppr_ray`): the driver writes the joint adjacency of the on-disk
+graph once (:func:`recgraph.graph.streaming.joint_csr_to_disk`); each task maps it and pushes one batch
+of sources (forward push is per source, so batches give exactly the one-call result; tested).
+
 Locally (``address=None``) the code starts Ray with ``num_cpus`` CPUs and shuts it down at the
 end. On a cluster (``address="ray://head:10001"`` or ``"auto"``) the input partitions and ``out``
 must be on a file system every node mounts at the same path (NFS, a FUSE-mounted bucket), and
@@ -21,15 +25,42 @@ run one task at a time.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
 
 from ..graph.bipartite import BipartiteGraph
-from ..graph.external import BuildOptions, build_graph, run_step
+from ..graph.external import BuildOptions, build_graph, open_graph, run_step
+from ..graph.ppr import PPRNeighbourhoods, bipartite_ppr
+from ..graph.streaming import joint_csr_to_disk
+from ..io import atomic_save_npz, load_npz
 
-__all__ = ["build_graph_ray", "ray_mapper"]
+__all__ = ["build_graph_ray", "graph_ppr_ray", "ray_mapper", "ray_session"]
+
+
+@contextlib.contextmanager
+def ray_session(address: str | None = None, num_cpus: int = 2) -> Iterator[bool]:
+    """Ray for the duration of the block: an initialised Ray is used as is; otherwise ``address`` (a
+    cluster) or a local Ray with ``num_cpus`` CPUs is started and shut down at the end. Yields whether
+    a local Ray was started here (its CPUs share this machine's memory)."""
+    import ray
+
+    if ray.is_initialized():
+        yield False
+        return
+    kw = dict(include_dashboard=False, log_to_driver=False, configure_logging=False)
+    if address is None:
+        ray.init(num_cpus=int(num_cpus), **kw)
+    else:
+        ray.init(address=address, **kw)
+    try:
+        yield address is None
+    finally:
+        ray.shutdown()
 
 
 def ray_mapper(*, max_retries: int = 3) -> Callable[[str, Path, Sequence[int]], list]:
@@ -60,19 +91,52 @@ def build_graph_ray(input_path: str | os.PathLike, out: str | os.PathLike, optio
     import ray
 
     opt = options or BuildOptions()
-    started = False
-    if not ray.is_initialized():
-        kw = dict(include_dashboard=False, log_to_driver=False, configure_logging=False)
-        if address is None:
-            ray.init(num_cpus=int(num_cpus), **kw)
+    with ray_session(address, num_cpus) as local:
+        if local:
             opt = dataclasses.replace(opt, memory_budget=opt.memory_budget // max(1, int(num_cpus)))
-        else:
-            ray.init(address=address, **kw)
-        started = True
-    try:
         log(f"ray: {ray.cluster_resources().get('CPU', 0):.0f} CPUs")
         return build_graph(Path(input_path).resolve(), Path(out).resolve(), opt,
                            mapper=ray_mapper(max_retries=max_retries), log=log)
-    finally:
-        if started:
-            ray.shutdown()
+
+
+def _ppr_batch(graph_dir: str, joint_dir: str, users: np.ndarray, items: np.ndarray, kwargs: dict):
+    """One task: PPR of a batch of user and item sources over the mapped joint adjacency."""
+    g = open_graph(graph_dir)
+    indptr = load_npz(Path(joint_dir) / "joint_indptr.npz")["indptr"]
+    indices = np.load(Path(joint_dir) / "joint_indices.npy", mmap_mode="r", allow_pickle=False)
+    return bipartite_ppr(g, users, items, joint=(indptr, indices), check_indices=False, **kwargs)
+
+
+def _concat(parts: list[PPRNeighbourhoods], empty: PPRNeighbourhoods, pushes: int) -> PPRNeighbourhoods:
+    """Batches' rows in order; ``pushes``: the whole job's (bipartite_ppr reports the joint call's pushes on
+    both halves, so does this)."""
+    parts = [p for p in parts if len(p)] or [empty]
+    return PPRNeighbourhoods(np.concatenate([p.sources for p in parts]), np.concatenate([p.indices for p in parts]),
+                             np.concatenate([p.scores for p in parts]), parts[0].alpha, parts[0].eps, int(pushes))
+
+
+def graph_ppr_ray(graph_dir: str | os.PathLike, user_sources, item_sources, *, workdir: str | os.PathLike,
+                  batch_sources: int = 4096, address: str | None = None, num_cpus: int = 2, max_retries: int = 3,
+                  **kwargs) -> tuple[PPRNeighbourhoods, PPRNeighbourhoods]:
+    """:func:`recgraph.graph.streaming.graph_ppr` of the graph folder ``graph_dir`` with the sources cut into
+    batches of ``batch_sources`` run as Ray tasks (``workdir``: where the joint adjacency is written, on a
+    file system every node mounts). Equal to the one-process result (same rows in the same order)."""
+    import ray
+
+    graph_dir, workdir = Path(graph_dir).resolve(), Path(workdir).resolve()
+    g = open_graph(graph_dir)
+    users = np.asarray(user_sources, np.int64).reshape(-1)
+    items = np.asarray(item_sources, np.int64).reshape(-1)
+    workdir.mkdir(parents=True, exist_ok=True)
+    indptr, _ = joint_csr_to_disk(g, workdir / "joint_indices.npy")
+    atomic_save_npz(workdir / "joint_indptr.npz", {"indptr": indptr})
+    n = users.shape[0] + items.shape[0]
+    cuts = list(range(0, n, max(1, int(batch_sources)))) + [n]
+    batches = [(users[a:b], items[max(0, a - users.shape[0]):max(0, b - users.shape[0])])
+               for a, b in zip(cuts[:-1], cuts[1:])]
+    with ray_session(address, num_cpus):
+        task = ray.remote(max_retries=max_retries, retry_exceptions=False)(_ppr_batch)
+        out = ray.get([task.remote(str(graph_dir), str(workdir), u, i, kwargs) for u, i in batches])
+    empty_u, empty_i = _ppr_batch(str(graph_dir), str(workdir), users[:0], items[:0], kwargs)
+    pushes = sum(o[0].num_pushes for o in out)  # a batch reports its joint call's pushes on both halves
+    return _concat([o[0] for o in out], empty_u, pushes), _concat([o[1] for o in out], empty_i, pushes)

@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from ..io import ArtifactError, atomic_write_dir, atomic_write_json, load_npy, read_checked_json
-from .bipartite import BipartiteGraph, as_graph
+from .bipartite import BipartiteGraph, _inv_sqrt, as_graph
 
 __all__ = ["PropagatedFeatures", "propagate", "FORMAT"]
 
@@ -97,6 +97,26 @@ class PropagatedFeatures:
         return cls(user=user, item=item, path=path)
 
 
+def _streamed_steps(graph, memory_budget: int | None):
+    """The two hop operators streamed from the graph's CSR in row chunks (no ``P`` matrices in RAM), for a
+    memory-mapped graph or one whose normalized operator (``~16`` bytes per edge) exceeds ``memory_budget``;
+    None when the in-memory scipy operator is used."""
+    if not isinstance(graph, BipartiteGraph) or not (graph.deduped and graph.order == "item"):
+        return None
+    mapped = isinstance(graph.u_indices, np.memmap)
+    if not mapped and (memory_budget is None or 16 * graph.n_edges <= memory_budget):
+        return None
+    from .streaming import normalized_matmul
+
+    du = _inv_sqrt(np.diff(np.asarray(graph.u_indptr, np.int64)))
+    di = _inv_sqrt(np.diff(np.asarray(graph.i_indptr, np.int64)))
+    # hops stay float32 in RAM ([N, d] + [M, d]), as on the scipy path
+    return (lambda hi: normalized_matmul(graph.u_indptr, graph.u_indices, du, di, hi,
+                                         np.empty((graph.n_users, hi.shape[1]), np.float32)),
+            lambda hu: normalized_matmul(graph.i_indptr, graph.i_indices, di, du, hu,
+                                         np.empty((graph.n_items, hu.shape[1]), np.float32)))
+
+
 def propagate(graph: BipartiteGraph | tuple, x_user: np.ndarray, x_item: np.ndarray, n_hops: int, *,
               dtype=np.float32, memory_budget: int | None = 1 << 30, out_dir: str | Path | None = None,
               overwrite: bool = True) -> PropagatedFeatures:
@@ -119,8 +139,13 @@ def propagate(graph: BipartiteGraph | tuple, x_user: np.ndarray, x_item: np.ndar
         raise ValueError(f"dtype must be float32 or float16, got {dtype}")
     if n_hops < 0:
         raise ValueError(f"n_hops must be >= 0, got {n_hops}")
-    p_iu, p_ui = graph if isinstance(graph, tuple) else as_graph(graph).normalized_biadjacency(np.float32)
-    n, m = p_iu.shape
+    step = _streamed_steps(graph, memory_budget) if not isinstance(graph, tuple) else None
+    if step is None:
+        p_iu, p_ui = graph if isinstance(graph, tuple) else as_graph(graph).normalized_biadjacency(np.float32)
+        n, m = p_iu.shape
+        step = (lambda hi: np.asarray(p_iu @ hi, np.float32), lambda hu: np.asarray(p_ui @ hu, np.float32))
+    else:
+        n, m = graph.n_users, graph.n_items
     x_user = np.asarray(x_user)
     x_item = np.asarray(x_item)
     if x_user.ndim != 2 or x_item.ndim != 2 or x_user.shape[1] != x_item.shape[1]:
@@ -136,7 +161,7 @@ def propagate(graph: BipartiteGraph | tuple, x_user: np.ndarray, x_item: np.ndar
         hi = np.ascontiguousarray(x_item, dtype=np.float32)
         user[0], item[0] = hu, hi
         for k in range(1, n_hops + 1):
-            hu, hi = np.asarray(p_iu @ hi, np.float32), np.asarray(p_ui @ hu, np.float32)
+            hu, hi = step[0](hi), step[1](hu)
             user[k], item[k] = hu, hi
 
     if not to_disk:

@@ -23,7 +23,7 @@ import numba
 import numpy as np
 import scipy.sparse as sp
 
-from ..io import atomic_npy_writer
+from ..io import atomic_npy_writer, atomic_write_json
 from .bipartite import BipartiteGraph
 from .external import read_slice
 from .macro import MacroCounts, assign_item_macros, kmeans_assign, one_hot
@@ -381,3 +381,199 @@ def graph_ppr(graph: BipartiteGraph, user_sources=None, item_sources=None, *,
     arguments go to :func:`~recgraph.graph.ppr.ppr_topk`."""
     joint = joint_csr_to_disk(graph, Path(workdir) / "joint_indices.npy")
     return bipartite_ppr(graph, user_sources, item_sources, joint=joint, check_indices=False, **kwargs)
+
+
+# ----------------------------------------------------------------------------- propagation (DC-GNN)
+
+
+@numba.njit(cache=True, nogil=True)
+def _norm_spmm_dense(indptr, nbr, row0, d_row, d_col, x, out):  # pragma: no cover - compiled
+    """``out[r] = Σ_p (d_row[row0 + r] · d_col[nbr[p]]) · x[nbr[p]]`` over row ``r``'s edges (``indptr``
+    local to the chunk), float32 weights and accumulation in edge order — scipy's ``csr @ dense`` order."""
+    d = x.shape[1]
+    for r in range(indptr.shape[0] - 1):
+        dr = d_row[row0 + r]
+        for k in range(d):
+            out[r, k] = 0.0
+        for p in range(indptr[r], indptr[r + 1]):
+            c = nbr[p]
+            w = np.float32(dr * d_col[c])
+            for k in range(d):
+                out[r, k] += w * x[c, k]
+
+
+def normalized_matmul(indptr: np.ndarray, indices: np.ndarray, d_row: np.ndarray, d_col: np.ndarray,
+                      x: np.ndarray, out: np.ndarray, *, max_edges: int = DEFAULT_MAX_EDGES) -> np.ndarray:
+    """``out = D_row^-1/2 A D_col^-1/2 · x`` for a binary CSR ``A`` (``indptr [R+1]``, ``indices [E]``, either
+    memory-mapped) read in row chunks of at most ``max_edges`` edges: ``x [C, d]`` float32 and ``out [R, d]``
+    (an array or a writable memmap) are the only full-size arrays. Equals ``normalized_biadjacency() @ x``."""
+    ptr = read_slice(indptr, 0, indptr.shape[0]).astype(np.int64)
+    x = np.ascontiguousarray(x, np.float32)
+    for r0, r1 in row_chunks(ptr, max_edges):
+        a, b = int(ptr[r0]), int(ptr[r1])
+        block = np.empty((r1 - r0, x.shape[1]), np.float32)
+        _norm_spmm_dense(ptr[r0:r1 + 1] - a, read_slice(indices, a, b), r0, d_row, d_col, x, block)
+        out[r0:r1] = block
+    return out
+
+
+# ----------------------------------------------------------------------- edge filters: slices, subsampling
+
+
+def _require_item_ordered(graph: BipartiteGraph, what: str) -> None:
+    if not (graph.deduped and graph.order == "item"):
+        raise ValueError(f"{what} needs a deduplicated graph with order='item' (build it with the defaults)")
+
+
+def filter_edges_to_disk(graph: BipartiteGraph, out: str | os.PathLike, keep, *, extra: dict | None = None,
+                         memory_budget: int = 2 * 2**30, max_edges: int = DEFAULT_MAX_EDGES,
+                         log=lambda s: None) -> BipartiteGraph:
+    """The sub-graph of the edges ``keep`` selects, built out of core into ``out`` and returned memory-mapped.
+
+    The user side is read in row chunks of at most ``max_edges`` edges; ``keep(r0, users, items, times)``
+    returns a boolean mask per edge of the chunk (users ``[e]`` int64, items ``[e]``, times ``[e]`` or None)
+    and is called once per chunk in row order. Kept edges are spilled as Parquet partitions (user, item and,
+    when the graph has them, timestamp and behaviour) and built by :func:`recgraph.graph.external.build_graph`
+    with the graph's own options, so the result is the same graph ``from_edges`` builds of the kept edges.
+    ``extra`` names per-kept-edge arrays to write too: ``{name: fn(r0, users, items, times, mask) -> [kept]}``,
+    each saved as ``out/NAME.npy`` in kept-edge (row-major) order. RAM: one chunk plus the build's budget."""
+    import shutil
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from .external import BuildOptions, build_graph
+
+    _require_item_ordered(graph, "filter_edges_to_disk")
+    out = Path(out)
+    parts = out.parent / f".{out.name}.edges"
+    shutil.rmtree(parts, ignore_errors=True)
+    parts.mkdir(parents=True)
+    ptr = read_slice(graph.u_indptr, 0, graph.n_users + 1).astype(np.int64)
+    has_t, has_b = graph.u_timestamp is not None, graph.u_behavior is not None
+    extra = extra or {}
+    writers = {name: None for name in extra}
+    extra_parts: dict[str, list[Path]] = {name: [] for name in extra}
+    n_kept = 0
+    for k, (r0, r1) in enumerate(row_chunks(ptr, max_edges)):
+        a, b = int(ptr[r0]), int(ptr[r1])
+        users = np.repeat(np.arange(r0, r1, dtype=np.int64), np.diff(ptr[r0:r1 + 1]))
+        items = read_slice(graph.u_indices, a, b).astype(np.int64)
+        times = read_slice(graph.u_timestamp, a, b) if has_t else None
+        mask = np.asarray(keep(r0, users, items, times), bool)
+        cols = {"user": users[mask], "item": items[mask]}
+        if has_t:
+            cols["timestamp"] = times[mask]
+        if has_b:
+            cols["behavior"] = read_slice(graph.u_behavior, a, b)[mask].astype(np.int64)
+        pq.write_table(pa.table(cols), parts / f"part-{k:06d}.parquet")
+        for name, fn in extra.items():
+            p = parts / f"{name}-{k:06d}.npy"
+            np.save(p, np.asarray(fn(r0, users, items, times, mask)))
+            extra_parts[name].append(p)
+        n_kept += int(mask.sum())
+        log(f"rows {r0}..{r1}: kept {int(mask.sum())} of {b - a} edges")
+    opt = BuildOptions(timestamp_col="timestamp" if has_t else None, behavior_col="behavior" if has_b else None,
+                       n_users=graph.n_users, n_items=graph.n_items, behavior_names=tuple(graph.behavior_names),
+                       memory_budget=memory_budget)
+    sub = build_graph(parts, out, opt, log=log)
+    for name, files in extra_parts.items():
+        first = np.load(files[0]) if files else np.zeros(0)
+        with atomic_npy_writer(out / f"{name}.npy", first.dtype, n_kept) as wr:
+            for p in files:
+                wr.write(np.load(p))
+    shutil.rmtree(parts, ignore_errors=True)
+    return sub
+
+
+def time_slice_to_disk(graph: BipartiteGraph, out: str | os.PathLike, start=None, end=None,
+                       **kwargs) -> BipartiteGraph:
+    """The edges with ``start <= timestamp < end`` (either bound None: open) as a graph on disk
+    (:func:`filter_edges_to_disk`; a deduplicated graph's edge time is its first event's time)."""
+    if graph.u_timestamp is None:
+        raise ValueError("time_slice_to_disk needs a graph with timestamps (build it with --timestamp-col)")
+
+    def keep(r0, users, items, times):
+        m = np.ones(times.shape[0], bool)
+        if start is not None:
+            m &= times >= start
+        if end is not None:
+            m &= times < end
+        return m
+
+    return filter_edges_to_disk(graph, out, keep, **kwargs)
+
+
+@numba.njit(cache=True, nogil=True)
+def _row_anchor(indptr, nbr, row0, key, anchor):  # pragma: no cover - compiled
+    """``anchor[row0 + r]`` = the neighbour of row ``r`` with the least ``(key[nbr], nbr)``, or -1."""
+    for r in range(indptr.shape[0] - 1):
+        best, bk = -1, 0
+        for p in range(indptr[r], indptr[r + 1]):
+            c = nbr[p]
+            if best < 0 or key[c] < bk or (key[c] == bk and c < best):
+                best, bk = c, key[c]
+        anchor[row0 + r] = best
+
+
+def _anchors_of(indptr, indices, key, max_edges) -> np.ndarray:
+    ptr = read_slice(indptr, 0, indptr.shape[0]).astype(np.int64)
+    anchor = np.empty(ptr.shape[0] - 1, np.int64)
+    for r0, r1 in row_chunks(ptr, max_edges):
+        a, b = int(ptr[r0]), int(ptr[r1])
+        _row_anchor(ptr[r0:r1 + 1] - a, read_slice(indices, a, b), r0, key, anchor)
+    return anchor
+
+
+def subsample_to_disk(graph: BipartiteGraph, out: str | os.PathLike, *, keep_rate: float = 0.5, beta: float = 0.5,
+                      seed: int = 0, degree_floor: bool = True, max_edges: int = DEFAULT_MAX_EDGES,
+                      **kwargs) -> tuple[BipartiteGraph, dict]:
+    """:func:`recgraph.graph.subsample.popularity_subsample` over a (memory-mapped) graph, out of core: the same
+    anchors, scale ``c``, Bernoulli draws (one seeded stream in row-major edge order) and hence the same kept
+    edges, written as a graph to ``out`` with ``out/inclusion_prob.npy`` (``pi_e`` per kept edge, in the new
+    graph's ``u_indices`` order). RAM: ``O(N + M)`` ids and degrees plus one chunk. Returns ``(graph, summary)``."""
+    from .subsample import check_subsample_args, solve_scale_hist
+
+    _require_item_ordered(graph, "subsample_to_disk")
+    check_subsample_args(keep_rate, beta)
+    udeg = np.diff(read_slice(graph.u_indptr, 0, graph.n_users + 1).astype(np.int64))
+    ideg = np.diff(read_slice(graph.i_indptr, 0, graph.n_items + 1).astype(np.int64))
+    E = graph.n_edges
+    if degree_floor:
+        user_anchor = _anchors_of(graph.u_indptr, graph.u_indices, ideg, max_edges)  # its least popular item
+        item_anchor = _anchors_of(graph.i_indptr, graph.i_indices, udeg, max_edges)  # its least active user
+    else:
+        user_anchor = np.full(graph.n_users, -1, np.int64)
+        item_anchor = np.full(graph.n_items, -1, np.int64)
+    # anchors per item: its own (one per item with edges) + users' anchors on it that are not that same edge
+    has_u = user_anchor >= 0
+    ua_users, ua_items = np.flatnonzero(has_u), user_anchor[has_u]
+    double = item_anchor[ua_items] == ua_users
+    anchors_per_item = (item_anchor >= 0).astype(np.int64) + np.bincount(ua_items[~double], minlength=graph.n_items)
+    n_anchor = int(anchors_per_item.sum())
+    target = keep_rate * E
+    if degree_floor and n_anchor > target + 1e-9:
+        raise ValueError(f"keep_rate={keep_rate} asks for {target:.0f} edges but the degree floor alone keeps "
+                         f"{n_anchor} (one per user and item); raise keep_rate or pass degree_floor=False")
+    free = ideg - anchors_per_item
+    c = solve_scale_hist(ideg[free > 0], free[free > 0], n_anchor, target, beta) if E else 0.0
+    rng = np.random.default_rng(seed)
+
+    def parts(users, items):
+        anchor = (user_anchor[users] == items) | (item_anchor[items] == users)
+        q = np.minimum(1.0, c * ideg[items].astype(np.float64) ** -beta)
+        return anchor, q
+
+    def keep(r0, users, items, times):
+        anchor, q = parts(users, items)
+        return anchor | (rng.random(users.shape[0]) < q)
+
+    def inclusion(r0, users, items, times, mask):
+        anchor, q = parts(users[mask], items[mask])
+        return np.where(anchor, 1.0, q)
+
+    sub = filter_edges_to_disk(graph, out, keep, extra={"inclusion_prob": inclusion}, max_edges=max_edges, **kwargs)
+    summary = {"n_edges": int(E), "n_kept": int(sub.n_edges), "keep_rate": float(keep_rate), "beta": float(beta),
+               "seed": int(seed), "scale": float(c), "n_anchors": n_anchor, "degree_floor": bool(degree_floor)}
+    atomic_write_json(Path(out) / "subsample.json", summary)
+    return sub, summary

@@ -51,7 +51,7 @@ import numpy as np
 
 from .bipartite import BipartiteGraph, as_graph
 
-__all__ = ["SubsampleResult", "popularity_subsample", "solve_scale"]
+__all__ = ["SubsampleResult", "popularity_subsample", "solve_scale", "solve_scale_hist", "check_subsample_args"]
 
 
 @dataclass(frozen=True)
@@ -175,15 +175,21 @@ def solve_scale(edge_item_degree: np.ndarray, is_anchor: np.ndarray, target: flo
     """Bisection (on log c) for ``c`` with ``#anchors + sum_{non-anchors} min(1, c d^-beta)
     = target``. Vectorised over the distinct degrees of the non-anchor edges."""
     d_free = edge_item_degree[~is_anchor]
-    n_anchor = float(is_anchor.sum())
+    return solve_scale_hist(d_free, np.ones(d_free.shape[0], np.int64), float(is_anchor.sum()), target, beta, iters)
+
+
+def solve_scale_hist(degree: np.ndarray, count: np.ndarray, n_anchor: float, target: float, beta: float,
+                     iters: int = 200) -> float:
+    """:func:`solve_scale` from a histogram: ``count[k]`` non-anchor edges whose item has degree
+    ``degree[k]`` (repeated degrees are summed), so an out-of-core caller needs ``O(items)`` memory."""
     need = target - n_anchor
     if need <= 0:
         return 0.0
-    if need >= d_free.shape[0]:
-        return float(np.max(d_free) ** beta) if d_free.size else 1.0
-    degs, cnt = np.unique(d_free, return_counts=True)
+    if need >= count.sum():
+        return float(np.max(degree) ** beta) if degree.size else 1.0
+    degs, inv = np.unique(degree, return_inverse=True)
+    cnt = np.bincount(inv.ravel(), weights=count, minlength=degs.shape[0]).astype(np.float64)
     w = degs.astype(np.float64) ** -beta
-    cnt = cnt.astype(np.float64)
 
     def expected(c):
         return float((cnt * np.minimum(1.0, c * w)).sum())
@@ -198,6 +204,13 @@ def solve_scale(edge_item_degree: np.ndarray, is_anchor: np.ndarray, target: flo
         if hi - lo <= 1e-15 * hi:
             break
     return 0.5 * (lo + hi)
+
+
+def check_subsample_args(keep_rate: float, beta: float) -> None:
+    if not 0.0 < keep_rate <= 1.0:
+        raise ValueError(f"keep_rate must be in (0, 1], got {keep_rate}")
+    if beta < 0:
+        raise ValueError(f"beta must be >= 0, got {beta}")
 
 
 def popularity_subsample(
@@ -218,10 +231,7 @@ def popularity_subsample(
         seed: seed of the Bernoulli draw.
         degree_floor: keep one anchor edge per user and per item with probability 1.
     """
-    if not 0.0 < keep_rate <= 1.0:
-        raise ValueError(f"keep_rate must be in (0, 1], got {keep_rate}")
-    if beta < 0:
-        raise ValueError(f"beta must be >= 0, got {beta}")
+    check_subsample_args(keep_rate, beta)
     u, i, nu, ni = _edges(graph)
     E = u.shape[0]
     udeg = np.bincount(u, minlength=nu)
