@@ -186,8 +186,9 @@ def _seen_matrix(user: np.ndarray, item: np.ndarray, n_users: int, n_items: int)
 def load_run(path: str | Path, *, n_recent: int | None = None) -> RunFolder:
     """Load a retrieval run folder for serving: nothing but the folder (``recgraph.train.runner.load_run``:
     ``config.json``, ``model/`` with verified checksums, ``vocab.npz``, ``train.npz``). Seen items are the
-    run's training + validation interactions; ``n_recent``: the latest of them kept per user for U2I2I, in
-    the run's order (``train.npz`` holds no times), default the model's ``n_recent``, else 10.
+    run's training + validation interactions; ``n_recent``: the latest of them (by the times ``train.npz``
+    holds; folders written before it held times: in file order) kept per user for U2I2I and the demo's
+    history, default the model's ``n_recent``, else 10.
 
     Raises:
         ArtifactError: a missing or damaged file, named; a ranking run (serve it with ``ranker=``).
@@ -207,8 +208,10 @@ def load_run(path: str | Path, *, n_recent: int | None = None) -> RunFolder:
     return RunFolder(path=path, config=r.config.to_json(), artifact=r.meta, model=r.model, users=IdMap(r.user_vocab),
                      items=IdMap(r.item_vocab), titles=None if titles is None else np.asarray(titles).astype(str),
                      seen=_seen_matrix(seen.user, seen.item, seen.n_users, seen.n_items),
-                     recent=_recent_items(seen.user, seen.item, None, seen.n_users, n_recent),
-                     provenance="run folder (vocab.npz, train.npz: training + validation interactions)")
+                     recent=_recent_items(seen.user, seen.item, seen.timestamp, seen.n_users, n_recent),
+                     provenance="run folder (vocab.npz, train.npz: training + validation interactions"
+                                + (", recency by their times)" if seen.timestamp is not None else
+                                   ", no times: recency by file order)"))
 
 
 # ------------------------------------------------------------------------------------------ ranker

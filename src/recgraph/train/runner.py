@@ -507,6 +507,11 @@ def _save_run(out: Path, cfg: ExperimentConfig, record: dict, model, task: str, 
                  "sizes": np.asarray([split.n_users, split.n_items], np.int64)}
         if split.valid is not None:
             parts.update({"valid_user": split.valid.user, "valid_item": split.valid.item})
+        timed = split.train.timestamp is not None and (split.valid is None or split.valid.timestamp is not None)
+        if timed:  # serving's "most recent items" (U2I2I, the demo's history) order by them
+            parts["train_time"] = split.train.timestamp
+            if split.valid is not None:
+                parts["valid_time"] = split.valid.timestamp
         atomic_save_npz(out / "train.npz", parts)
     elif task == "multitask":  # the shared graph's tables + every task graph's (what a one-user request needs)
         atomic_save_npz(out / "features.npz", data.features.to_arrays())
@@ -619,10 +624,11 @@ def load_run(path: str | Path) -> LoadedRun:
     if task == "retrieval":
         t = load_npz(path / "train.npz")
         nu, ni = (int(x) for x in t["sizes"])
-        train = Interactions(t["train_user"], t["train_item"], nu, ni)
-        seen = train if "valid_user" not in t else Interactions(np.concatenate([t["train_user"], t["valid_user"]]),
-                                                                 np.concatenate([t["train_item"], t["valid_item"]]),
-                                                                 nu, ni)
+        timed = "train_time" in t and ("valid_user" not in t or "valid_time" in t)  # older folders have no times
+        train = Interactions(t["train_user"], t["train_item"], nu, ni, timestamp=t["train_time"] if timed else None)
+        seen = train if "valid_user" not in t else Interactions(
+            np.concatenate([t["train_user"], t["valid_user"]]), np.concatenate([t["train_item"], t["valid_item"]]),
+            nu, ni, timestamp=np.concatenate([t["train_time"], t["valid_time"]]) if timed else None)
         model, ameta = load_model(path / "model", graph=BipartiteGraph.from_interactions(train))
         return LoadedRun(path, cfg, task, model, ameta, vocab["user"], vocab["item"], vocab.get("item_title"),
                          train=train, seen=seen)
