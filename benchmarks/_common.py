@@ -205,7 +205,9 @@ def machine_info() -> dict:
 
 
 def git_commit() -> dict:
-    """``{"commit": sha or None, "dirty": bool or None}`` of the repository."""
+    """``{"commit": sha or None, "dirty": bool or None}`` of the repository. ``dirty``: a tracked file
+    outside ``benchmarks/results/`` differs from the commit — results are outputs, and a run that rewrites
+    its own tracked JSON (partial saves) must not call itself dirty."""
     def run(*cmd):
         return subprocess.run(["git", *cmd], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10)
 
@@ -213,8 +215,8 @@ def git_commit() -> dict:
         sha = run("rev-parse", "HEAD")
         if sha.returncode != 0:
             return {"commit": None, "dirty": None}
-        dirty = run("status", "--porcelain", "--untracked-files=no")
-        return {"commit": sha.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
+        dirty = run("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)benchmarks/results")
+        return {"commit": sha.stdout.strip(), "dirty": bool(dirty.stdout.strip()), "dirty_ignores": "benchmarks/results/"}
     except (OSError, subprocess.SubprocessError):
         return {"commit": None, "dirty": None}
 

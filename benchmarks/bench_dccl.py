@@ -1,21 +1,25 @@
-"""DCCL benchmark: cloud alone, + MetaPatch, + MoMoDistill rounds, and DIN, over seeds, per user group.
+"""DCCL benchmark: cloud alone, + MetaPatch, a BCE-only control, + MoMoDistill rounds, and DIN, over
+seeds, per user group.
 
-    RECGRAPH_DATA=../shared/datasets OMP_NUM_THREADS=1 python benchmarks/bench_dccl.py \
+    RECGRAPH_DATA=../shared/datasets OMP_NUM_THREADS=1 nice -n 10 python benchmarks/bench_dccl.py \
         --dataset movielens-100k --seeds 0 1 2 3 4 --rounds 2
 
 Protocol (recgraph.train.dccl / recgraph.data.sequence_ctr): per user, last interaction = test,
 second-to-last = validation; each ranks 1 positive among 100 distinct uniform negatives the user
 never interacted with; HitRate@10, NDCG@10, mean per-user AUC, macro-AUC over 20 user groups by
 training samples. Same budget for every trained part: epochs (cloud, DIN, distillation) and device
-steps chosen on validation NDCG@10 with the same caps, learning rate fixed (no grid) for all.
-Each seed's record goes to benchmarks/results/dccl_runs/<dataset>_seed<k>.json (seeds can run in
-separate processes); benchmarks/results/dccl_<dataset>.json aggregates every seed found there and is
-rewritten after every seed (``--seeds`` with no value: aggregate only).
+steps chosen on validation NDCG@10 with the same caps; every learning rate (cloud, DIN, device step,
+MoMoDistill cloud retrain, basis + encoder distillation, and the BCE-only control) gets a grid of the
+same size (4 values), chosen on validation NDCG@10 of the FIRST seed; the other seeds use the chosen
+values. The seeds run one after the other in this one process. Each seed's record goes to
+benchmarks/results/dccl_runs/<dataset>_seed<k>.json; benchmarks/results/dccl_<dataset>.json
+aggregates the seeds of this invocation and is rewritten after every seed.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -23,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import git_commit, machine_info, print_table, write_result  # noqa: E402
+from _common import REPO_ROOT, git_commit, machine_info, print_table, write_result  # noqa: E402
 
 import torch  # noqa: E402
 
@@ -32,6 +36,33 @@ from recgraph.train.dccl import DCCLConfig, evaluate_rows, load_sequence_data, r
 RUNS = Path(__file__).resolve().parent / "results" / "dccl_runs"
 
 METRICS = ("hit@10", "ndcg@10", "auc", "macro_auc")
+
+GIT_AT_START = git_commit()  # the code that runs; this script's own outputs dirty the tree as it goes
+
+
+def run_git() -> dict:
+    """``git`` of a result: the commit the run started from, dirty when the tree was dirty at start or
+    anything other than this benchmark's own outputs (benchmarks/results/dccl*) changed since."""
+    import subprocess
+
+    now = git_commit()
+    out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT,
+                         capture_output=True, text=True, timeout=10).stdout.splitlines()
+    changed = [line[3:] for line in out if line.strip()]
+    other = [c for c in changed if not c.startswith("benchmarks/results/dccl")]
+    return {"commit": GIT_AT_START["commit"],
+            "dirty": bool(GIT_AT_START["dirty"] or other or now["commit"] != GIT_AT_START["commit"]),
+            "dirty_at_start": GIT_AT_START["dirty"], "own_outputs_changed_since_start": changed if not other else None,
+            "other_changes_since_start": other}
+
+# learning-rate grids, 4 values each, the same size for every trained part (the fixed rates of the first
+# runs, 3e-3 Adam and 0.05 on devices, lie inside them)
+ADAM = (1e-3, 3e-3, 1e-2, 3e-2)
+GRID = {"lr_grid": ADAM, "ref_lr_grid": ADAM, "device_lr_grid": (0.01, 0.03, 0.1, 0.3), "distill_lr_grid": ADAM,
+        "basis_lr_grid": ADAM, "control_lr_grid": ADAM}
+# the chosen value of each grid -> the config field the other seeds get
+CHOSEN = {"lr": "lr", "din_lr": "ref_lr", "device_lr": "device_lr", "distill_lr": "distill_lr",
+          "basis_lr": "basis_lr", "control_lr": "control_lr"}
 
 
 def aggregate(runs: list[dict]) -> dict:
@@ -70,7 +101,8 @@ def tail_head(agg: dict, base: str = "cloud", n_tail: int = 5) -> dict:
 
 def _trim(rec: dict) -> dict:
     return {"seed": rec["seed"], "stages": rec["stages"], "config": rec["config"], "protocol": rec["protocol"],
-            "selection": rec["selection"], "device_cost": rec["device_cost"], "ondevice": rec.get("ondevice"),
+            "selection": rec["selection"], "hyperparameters": rec["hyperparameters"],
+            "device_cost": rec["device_cost"], "ondevice": rec.get("ondevice"),
             "git_commit": rec["git_commit"], "seconds": rec["seconds"],
             "train": {k: {kk: vv for kk, vv in v.items() if kk != "history"} for k, v in rec["train"].items()}}
 
@@ -88,30 +120,24 @@ class _Pop(torch.nn.Module):
 
 def pop_stage(run: dict) -> dict:
     """Test metrics of popularity on the seed's own rows and negatives (same evaluator, same groups)."""
-    cfg = DCCLConfig(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in run["config"].items()})
+    cfg = DCCLConfig.from_json(run["config"])
     data = load_sequence_data(cfg)
     counts = np.bincount(data.train.item[data.train.label == 1], minlength=data.n_items)
     return evaluate_rows(_Pop(counts), data, "test", cfg.ks, n_groups=cfg.n_groups)
 
 
-def write_aggregate(dataset: str, name: str, command: str) -> dict | None:
-    """Aggregate every per-seed record of ``dataset`` (benchmarks/results/dccl_runs/) into NAME.json."""
-    from recgraph.io import read_json
-
-    files = sorted(RUNS.glob(f"{dataset}_seed*.json"), key=lambda p: int(p.stem.rsplit("seed", 1)[1]))
-    runs = [read_json(f) for f in files]
-    if not runs:
-        return None
+def write_aggregate(dataset: str, name: str, command: str, runs: list[dict], files: list[Path],
+                    hyperparameters: dict) -> dict:
+    """Aggregate this invocation's per-seed records of ``dataset`` into NAME.json."""
     for r in runs:
         r["stages"]["pop"] = pop_stage(r)
     agg = aggregate(runs)
     first = next((r for r in runs if r.get("ondevice")), runs[0])
     write_result(name, {
-        "benchmark": "dccl", "dataset": dataset, "command": command, "git_commit": git_commit(),
-        "machine": machine_info(), "seeds": [r["seed"] for r in runs], "config": runs[0]["config"],
-        "protocol": runs[0]["protocol"],
-        "selection": runs[0]["selection"] + "; learning rates fixed (3e-3 cloud/DIN/basis, 0.05 device), "
-                     "no grid: every model gets the same budget",
+        "benchmark": "dccl", "dataset": dataset, "command": command, "git": run_git(), "git_commit": GIT_AT_START,
+        "machine": machine_info(), "load_average": os.getloadavg(), "seeds": [r["seed"] for r in runs],
+        "config": runs[0]["config"], "protocol": runs[0]["protocol"],
+        "selection": runs[0]["selection"], "hyperparameters": hyperparameters,
         "stages": agg, "tail_vs_head": tail_head(agg), "device_cost": first["device_cost"],
         "ondevice": first.get("ondevice"), "train": [r["train"] for r in runs],
         "per_seed_files": [str(f.relative_to(RUNS.parent)) for f in files],
@@ -202,37 +228,66 @@ def main() -> None:
     ap.add_argument("--recent", type=int, default=DCCLConfig.recent)
     ap.add_argument("--onnx-seed", type=int, default=0, help="seed whose run exports and times the ONNX artifact")
     ap.add_argument("--name", default=None, help="result file name (default dccl_<dataset>)")
+    ap.add_argument("--no-grid", action="store_true", help="no learning-rate grid: DCCLConfig's fixed rates")
     ap.add_argument("--device-cost", action="store_true", help="measure device-side cost on all three datasets")
     ap.add_argument("--markdown", action="store_true", help="print the BENCHMARKS.md tables of NAME.json and exit")
     args = ap.parse_args()
     name = args.name or f"dccl_{args.dataset}"
+    command = "python " + " ".join(sys.argv)
     if args.markdown:
         print(markdown(args.dataset, name))
         return
     if args.device_cost:
         ds = ["movielens-100k", "taobao-userbehavior-sample", "amazon2014-musical-instruments-5core"]
-        write_result("dccl_device_cost", {"benchmark": "dccl_device_cost", "command": "python " + " ".join(sys.argv),
-                                          "git_commit": git_commit(), "machine": machine_info(),
-                                          "load_average": __import__("os").getloadavg(),
-                                          "note": "untrained weights (the cost does not depend on them); "
-                                                  "the shared 2-core machine's load average is recorded",
-                                          "datasets": device_cost(ds)})
+        d = DCCLConfig()
+        write_result("dccl_device_cost", {
+            "benchmark": "dccl_device_cost", "command": command, "git": run_git(), "git_commit": GIT_AT_START,
+            "machine": machine_info(), "load_average": os.getloadavg(),
+            "hyperparameters": f"defaults of DCCLConfig, not tuned: dim {d.dim}, MLP {list(d.hidden)}, "
+                               f"theta {d.vec_dim} floats, patch rank {d.patch_rank}, {d.device_steps} device "
+                               f"steps (the benchmark's cap on device steps: the most a phone runs); untrained "
+                               "weights and the device step size do not change the cost measured",
+            "note": "untrained weights (the cost does not depend on them); "
+                    "the shared 2-core machine's load average is recorded",
+            "datasets": device_cost(ds)})
         return
+    if not args.seeds:
+        ap.error("--seeds needs at least one seed")
     from recgraph.io import atomic_write_json
 
-    for seed in args.seeds:
-        cfg = DCCLConfig(dataset=args.dataset, seed=seed, rounds=args.rounds, cloud_epochs=args.cloud_epochs,
-                         distill_epochs=args.distill_epochs, device_steps=args.device_steps, dim=args.dim,
-                         recent=args.recent, reference=("din",), onnx=(seed == args.onnx_seed))
+    base = dict(dataset=args.dataset, rounds=args.rounds, cloud_epochs=args.cloud_epochs,
+                distill_epochs=args.distill_epochs, device_steps=args.device_steps, dim=args.dim, recent=args.recent,
+                reference=("din",))
+    runs, files, chosen, hyper = [], [], {}, None
+    for i, seed in enumerate(args.seeds):
+        grid = {} if (args.no_grid or i > 0) else GRID
+        cfg = DCCLConfig(**base, seed=seed, onnx=(seed == args.onnx_seed), **grid, **chosen)
         data = load_sequence_data(cfg)
         t = time.perf_counter()
         rec = run_dccl(cfg, data, log=lambda s: print(
             f"[{args.dataset} seed {seed} {time.perf_counter() - t:.0f}s] {s}", flush=True))
-        atomic_write_json(RUNS / f"{args.dataset}_seed{seed}.json",
-                          {**_trim(rec), "command": "python " + " ".join(sys.argv)})
-        write_aggregate(args.dataset, name, "python " + " ".join(sys.argv))
-    if not args.seeds:
-        write_aggregate(args.dataset, name, "python " + " ".join(sys.argv))
+        if i == 0:
+            hp = rec["hyperparameters"]
+            if not args.no_grid:
+                chosen = {CHOSEN[k]: v["value"] for k, v in hp.items()}
+            hyper = {"how": (f"learning rates: grid of {len(GRID['lr_grid'])} values each, chosen on validation "
+                             f"NDCG@10 of seed {seed} (test never used), the chosen values given to the other seeds"
+                             if not args.no_grid else "learning rates fixed (DCCLConfig defaults), no grid"),
+                     "grids_seed": seed, "grids": hp,
+                     "epochs_and_device_steps": "per seed on validation NDCG@10: cloud / DIN up to "
+                                                f"{cfg.cloud_epochs} epochs (patience {cfg.patience}), distillation "
+                                                f"and control {cfg.distill_epochs} epoch, device steps among "
+                                                f"0..{cfg.device_steps} by {cfg.device_eval_every}",
+                     "fixed": {"beta": cfg.beta, "vec_dropout": cfg.vec_dropout, "dim": cfg.dim,
+                               "hidden": list(cfg.hidden), "vec_dim": cfg.vec_dim, "patch_rank": cfg.patch_rank,
+                               "batch_size": cfg.batch_size, "device_l2": cfg.device_l2,
+                               "note": "architecture and these weights as in the first runs, not tuned"}}
+        f = RUNS / f"{args.dataset}_seed{seed}.json"
+        atomic_write_json(f, {**_trim(rec), "command": command,
+                              "hyperparameters_from": "this seed's grid" if i == 0 else f"seed {args.seeds[0]}"})
+        runs.append(_trim(rec))
+        files.append(f)
+        write_aggregate(args.dataset, name, command, [dict(r, stages=dict(r["stages"])) for r in runs], files, hyper)
 
 
 if __name__ == "__main__":

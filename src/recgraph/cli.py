@@ -326,7 +326,8 @@ def _multitask_rows(rec: dict) -> list[dict]:
 @app.command("eval")
 def eval_(run_dir: Path = typer.Argument(..., metavar="RUN", help="run folder written by `recgraph train --out`"),
           data_dir: Optional[Path] = DataDirOpt):
-    """Re-evaluate a saved model (retrieval or ranking) on its test part with the recorded protocol."""
+    """Re-evaluate a saved model (retrieval, ranking, multi-task or DCCL) on its test part with the recorded
+    protocol."""
     from .train.runner import evaluate_run
 
     try:

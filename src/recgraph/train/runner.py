@@ -612,6 +612,9 @@ def load_run(path: str | Path) -> LoadedRun:
     if not path.is_dir():
         raise ArtifactError(path, "is not a run folder", "pass a folder written by `recgraph train --out`")
     meta = read_run_config(path)
+    if meta["task"] == "ondevice":
+        raise ArtifactError(path, "is a DCCL (device-cloud) run: `recgraph eval` re-evaluates it; recommend / serve "
+                            "do not load DCCL runs")
     try:
         cfg = ExperimentConfig.from_json(meta["experiment"])
     except (TypeError, ValueError) as exc:
@@ -650,7 +653,12 @@ def load_run(path: str | Path) -> LoadedRun:
 
 def evaluate_run(path: str | Path, *, data_dir: str | None = None, device: str = "cpu") -> tuple[dict, dict]:
     """Re-evaluate a saved run on its test part with the recorded protocol; returns
-    ``(metrics now, metrics recorded)``. The data must be the bytes the run was trained on."""
+    ``(metrics now, metrics recorded)``. The data must be the bytes the run was trained on.
+    A DCCL run folder goes to :func:`recgraph.train.dccl.evaluate_dccl_run`."""
+    if Path(path).is_dir() and read_run_config(path)["task"] == "ondevice":
+        from .dccl import evaluate_dccl_run
+
+        return evaluate_dccl_run(path, data_dir=data_dir)
     run_ = load_run(path)
     cfg = run_.config
     if data_dir is not None:
