@@ -28,9 +28,13 @@ the smallest that reaches ``--target-recall`` (0.95), so exact / IVF / RQ are co
 quality. The engine-only latency (same requests, no HTTP) is measured in-process for each index.
 
 Usage:
-    nice -n 5 python benchmarks/bench_serve.py                      # everything (≈ 20-30 min on 2 cores)
+    python benchmarks/bench_serve.py                     # everything, 10,000 requests per cell (≈ 1.5 h on 2 cores)
     python benchmarks/bench_serve.py --targets ml100k-lightgcn --requests 2000
-Writes benchmarks/results/serve.json (+ serve_demo.png, a screenshot of the demo page).
+    python benchmarks/bench_serve.py --exact-requests 2000 --secondary-requests 2000 --stop-at 11:45
+Writes benchmarks/results/serve.json (+ serve_demo.png, a screenshot of the demo page); then
+``benchmarks/bench_serve_breakdown.py`` measures, in-process, where the U2I search time goes for the
+indexes this run served (results/serve_breakdown.json). The server is not niced (it is what is
+measured); the 1-minute load average is recorded per cell.
 """
 
 from __future__ import annotations
@@ -51,6 +55,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS_DIR, REPO_ROOT, git_commit, machine_info, print_table, write_result  # noqa: E402
 
 LOOPBACK = "127.0.0.1"  # the benchmark never talks to any other address
+SERVER_KEEPALIVE_S: float | None = None  # `recgraph serve --timeout-keep-alive` (None: the CLI default)
+CLIENT_TIMEOUT_S = 300.0  # connect / read / write / pool timeout of the load client
+CLIENT_KEEPALIVE_S = 5.0  # the client drops idle connections after this (httpx default), well before the server (75 s)
 TARGETS = ("synthetic-1m", "ml100k-rankgraph", "gowalla-bpr", "ml100k-lightgcn", "ml100k-lightgcn-din")
 
 
@@ -162,53 +169,6 @@ def recall_sweep(run_dir: Path, indexes: dict, k: int, users: np.ndarray, target
     return rows
 
 
-def index_breakdown(run_dir: Path, folders: dict, k: int, n_users: int = 200) -> list[dict]:
-    """Where a U2I search spends its time, in-process, one query at a time, for each saved index
-    ``name -> (folder, nprobe)``: candidates scored per query, cluster-size spread, and the wall
-    and CPU time of the index search vs the whole engine request."""
-    import torch
-
-    from recgraph.index import load_index
-    from recgraph.serve.recommend import Engine, load_run
-
-    torch.set_num_threads(1)
-    run = load_run(run_dir)
-    users = np.random.default_rng(2).choice(run.n_users, n_users, replace=False)
-    out = []
-    for name, (folder, nprobe) in folders.items():
-        e = Engine(run, index=folder if folder != "Flat" else "Flat", nprobe=nprobe)
-        idx = e.index
-        q = e.user_vecs[torch.from_numpy(users)]
-        cand, search_ms, search_cpu, req_ms = [], [], [], []
-        for j, u in enumerate(users):
-            t0, c0 = time.perf_counter(), time.thread_time()
-            idx.search(q[j:j + 1], k + 20)
-            search_ms.append((time.perf_counter() - t0) * 1e3)
-            search_cpu.append((time.thread_time() - c0) * 1e3)
-            cand.append(idx.stats.get("candidates_per_query", float("nan")))
-            t0 = time.perf_counter()
-            e.recommend(user=run.users.to_raw([u])[0], k=k)
-            req_ms.append((time.perf_counter() - t0) * 1e3)
-        row = {"index": idx.describe(), "candidates_per_query_mean": float(np.mean(cand)),
-               "search_ms": {"p50": _pct(search_ms, 50), "p99": _pct(search_ms, 99)},
-               "search_cpu_ms_p50": _pct(search_cpu, 50),
-               "engine_request_ms": {"p50": _pct(req_ms, 50), "p99": _pct(req_ms, 99)}}
-        if hasattr(idx, "cluster_sizes"):
-            sz = idx.cluster_sizes()
-            row["cluster_sizes"] = {"n": int(len(sz)), "empty": int((sz == 0).sum()), "max": int(sz.max()),
-                                    "p50": float(np.median(sz)), "p99": float(np.percentile(sz, 99))}
-        elif hasattr(idx, "index") and hasattr(idx.index, "invlists"):
-            il = idx.index.invlists
-            sz = np.array([il.list_size(i) for i in range(idx.nlist)])
-            row["cluster_sizes"] = {"n": int(len(sz)), "empty": int((sz == 0).sum()), "max": int(sz.max()),
-                                    "p50": float(np.median(sz)), "p99": float(np.percentile(sz, 99))}
-        out.append(row)
-        print(f"  {row['index']}: {row['candidates_per_query_mean']:.0f} candidates/query, search p50 "
-              f"{row['search_ms']['p50']:.2f} ms (CPU {row['search_cpu_ms_p50']:.2f}), request p50 "
-              f"{row['engine_request_ms']['p50']:.2f} ms, clusters {row.get('cluster_sizes')}", flush=True)
-    return out
-
-
 # ------------------------------------------------------------------------------------------ server
 class Server:
     """``recgraph serve RUN`` in a subprocess on a free loopback port."""
@@ -219,7 +179,8 @@ class Server:
             self.port = s.getsockname()[1]
         self.url = f"http://{LOOPBACK}:{self.port}"
         cmd = [sys.executable, "-m", "recgraph.cli", "serve", str(run_dir), "--host", LOOPBACK, "--port",
-               str(self.port), "--index", index] + (["--nprobe", str(nprobe)] if nprobe else []) + \
+               str(self.port), "--index", index] + (["--timeout-keep-alive", str(SERVER_KEEPALIVE_S)]
+                                                    if SERVER_KEEPALIVE_S else []) + (["--nprobe", str(nprobe)] if nprobe else []) + \
             (["--ranker", str(ranker)] if ranker else [])
         env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1",
                "PYTHONPATH": os.environ.get("PYTHONPATH") or str(REPO_ROOT / "src")}
@@ -273,9 +234,11 @@ async def _load(url: str, bodies: list[dict], concurrency: int, max_seconds: flo
     lat = np.zeros(len(bodies))
     status = np.zeros(len(bodies), np.int32)
     timings: list[dict | None] = [None] * len(bodies)
+    errors: list[dict] = []
     nxt = iter(range(len(bodies)))
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=120) as client:
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency,
+                          keepalive_expiry=CLIENT_KEEPALIVE_S)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=CLIENT_TIMEOUT_S) as client:
         async def worker():
             for j in nxt:
                 if max_seconds is not None and time.perf_counter() - t_start > max_seconds:
@@ -286,8 +249,13 @@ async def _load(url: str, bodies: list[dict], concurrency: int, max_seconds: flo
                     status[j] = r.status_code
                     if r.status_code == 200:
                         timings[j] = r.json()["timings_ms"]
-                except httpx.HTTPError:
+                    else:
+                        errors.append({"request": j, "type": f"HTTP {r.status_code}", "message": r.text[:300],
+                                       "after_s": time.perf_counter() - t0})
+                except httpx.HTTPError as exc:  # transport errors: recorded with their type
                     status[j] = -1
+                    errors.append({"request": j, "type": type(exc).__name__, "message": repr(exc)[:300],
+                                   "after_s": time.perf_counter() - t0, "at_s": time.perf_counter() - t_start})
                 lat[j] = time.perf_counter() - t0
 
         t_start = time.perf_counter()
@@ -295,7 +263,7 @@ async def _load(url: str, bodies: list[dict], concurrency: int, max_seconds: flo
         wall = time.perf_counter() - t_start
     done = status != 0
     return {"lat": lat[done], "status": status[done], "timings": [t for t, d in zip(timings, done) if d],
-            "wall": wall}
+            "wall": wall, "errors": errors}
 
 
 def _pct(x, q) -> float:
@@ -317,6 +285,9 @@ def load_cell(server: Server, bodies: list[dict], concurrency: int, max_seconds:
     overhead = lat_ms[res["status"] == 200] - server_total
     return {"concurrency": concurrency, "requests": len(bodies), "requests_planned": requested,
             "stopped_by_time_limit": n_sent < requested, "errors": int((res["status"] != 200).sum()),
+            "error_types": {t: sum(e["type"] == t for e in res["errors"]) for t in sorted({e["type"] for e in
+                                                                                         res["errors"]})},
+            "error_samples": res["errors"][:10],
             "status_counts": {str(k): int(v) for k, v in zip(*np.unique(res["status"], return_counts=True))},
             "wall_seconds": res["wall"], "throughput_rps": len(bodies) / res["wall"],
             "latency_ms": {"p50": _pct(lat_ms, 50), "p90": _pct(lat_ms, 90), "p99": _pct(lat_ms, 99),
@@ -341,7 +312,10 @@ def bodies_for(run_dir: Path, n: int, k: int, seed: int) -> tuple[list[dict], np
 
 def serve_cells(target: str, run_dir: Path, index: str, nprobe: int | None, label: str, n_requests: int,
                 concurrencies: list[int], k: int, work: Path, ranker: Path | None = None,
-                max_seconds: float | None = None) -> list[dict]:
+                max_seconds: float | None = None, stop_at: float | None = None,
+                n_concurrent: int | None = None) -> list[dict]:
+    """Serve ``run_dir`` and load it at each concurrency (``n_requests`` per cell; ``n_concurrent``, when
+    given, at concurrency > 1); ``stop_at`` (``time.time()``) stops sending and skips later cells."""
     bodies, _ = bodies_for(run_dir, n_requests, k, seed=1)
     server = Server(run_dir, index, nprobe, work / f"server-{target}-{label}.log", ranker=ranker)
     rows = []
@@ -350,7 +324,14 @@ def serve_cells(target: str, run_dir: Path, index: str, nprobe: int | None, labe
         health = server.wait()
         startup = time.perf_counter() - t0
         for c in concurrencies:
-            cell = load_cell(server, bodies, c, max_seconds)
+            if stop_at is not None and time.time() > stop_at:
+                break
+            cell_seconds = max_seconds
+            if stop_at is not None:
+                left = stop_at - time.time()
+                cell_seconds = left if cell_seconds is None else min(cell_seconds, left)
+            n = n_requests if (c == 1 or n_concurrent is None) else n_concurrent
+            cell = load_cell(server, bodies[:n], c, cell_seconds)
             cell.update({"target": target, "index": label, "served_index": health["retrieval"]["index"],
                          "sources": health["retrieval"]["sources"], "k": k, "startup_seconds": startup,
                          "server_rss_bytes": server.rss_bytes(), "server_command": server.cmd})
@@ -387,14 +368,26 @@ def screenshot(run_dir: Path, path: Path, work: Path) -> bool:
     return True
 
 
+def _deadline(text: str | None) -> float | None:
+    """``HH:MM`` (UTC, today) → a ``time.time()`` value."""
+    if not text:
+        return None
+    import datetime as dt
+
+    h, m = (int(x) for x in text.split(":"))
+    now = dt.datetime.now(dt.timezone.utc)
+    return now.replace(hour=h, minute=m, second=0, microsecond=0).timestamp()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--targets", default=",".join(TARGETS))
     ap.add_argument("--requests", type=int, default=10_000, help="requests per cell")
-    ap.add_argument("--exact-requests", type=int, default=1_000,
-                    help="requests per cell for exact search over the 1M catalogue (≈ 30 ms each)")
+    ap.add_argument("--exact-requests", type=int, default=None,
+                    help="requests per cell at concurrency > 1 for exact search over the 1M catalogue (≈ 30 ms of "
+                         "CPU each; default: --requests). Concurrency 1 always sends --requests")
     ap.add_argument("--secondary-requests", type=int, default=None,
-                    help="requests per cell for gowalla-bpr and ml100k-lightgcn (default: --requests)")
+                    help="requests per cell for gowalla-bpr (default: --requests)")
     ap.add_argument("--concurrency", default="1,10,100")
     ap.add_argument("--k", type=int, default=100)
     ap.add_argument("--target-recall", type=float, default=0.95)
@@ -402,43 +395,43 @@ def main() -> None:
     ap.add_argument("--work", default="/tmp/recgraph-bench-serve", help="run folders and indexes (reused)")
     ap.add_argument("--name", default="serve")
     ap.add_argument("--max-cell-seconds", type=float, default=None,
-                    help="stop sending new requests in a cell after this long (bounded wall time on a busy machine)")
-    ap.add_argument("--breakdown", default=None, metavar="NAME=FOLDER:NPROBE,...",
-                    help="only measure where U2I time goes for these saved indexes of the synthetic-1m run "
-                         "(in-process), written to results/NAME_breakdown.json")
+                    help="stop sending new requests in a cell after this long (off by default; recorded when used)")
+    ap.add_argument("--stop-at", default=None, metavar="HH:MM",
+                    help="UTC time after which no new request is sent and the remaining cells are skipped "
+                         "(recorded; off by default)")
     args = ap.parse_args()
-    work = Path(args.work, max_seconds=args.max_cell_seconds)
+    work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     conc = [int(c) for c in args.concurrency.split(",")]
-    if args.breakdown:
-        folders = {}
-        for item in args.breakdown.split(","):
-            name, _, rest = item.partition("=")
-            folder, _, p = rest.rpartition(":")
-            folders[name] = (folder, int(p) if p and p != "none" else None)
-        rows = index_breakdown(work / "synthetic-1m", folders, args.k)
-        write_result(f"{args.name}_breakdown", {"benchmark": "serve index breakdown",
-                                                "command": " ".join([Path(sys.executable).name] + sys.argv),
-                                                "code_commit": git_commit(), "machine": machine_info(),
-                                                "loadavg_1min": os.getloadavg()[0], "k": args.k, "rows": rows})
-        return
+    stop_at = _deadline(args.stop_at)
     targets = [t.strip() for t in args.targets.split(",") if t.strip()]
-    rows, sweeps, t_start, shot = [], {}, time.perf_counter(), None
+    rows, sweeps, t_start, shot, skipped = [], {}, time.perf_counter(), None, []
     args.code_commit = git_commit()  # the code the servers run (a later write records the tree then)
     n2 = args.secondary_requests or args.requests
+
+    def cells(target, run_dir, index, nprobe, label, n, k=None, ranker=None, n_concurrent=None):
+        if stop_at is not None and time.time() > stop_at:
+            skipped.append({"target": target, "index": label, "why": f"--stop-at {args.stop_at} passed"})
+            return []
+        return serve_cells(target, run_dir, index, nprobe, label, n, conc, k or args.k, work, ranker=ranker,
+                           max_seconds=args.max_cell_seconds, stop_at=stop_at, n_concurrent=n_concurrent)
+
     for target in targets:
         print(f"== {target}", flush=True)
+        if stop_at is not None and time.time() > stop_at:
+            skipped.append({"target": target, "why": f"--stop-at {args.stop_at} passed"})
+            continue
         if target == "ml100k-lightgcn":
             run_dir = train_run(work, target, "lightgcn", "movielens-100k", 40)
-            rows += serve_cells(target, run_dir, "Flat", None, "Flat", n2, conc, args.k, work, max_seconds=args.max_cell_seconds)
+            rows += cells(target, run_dir, "Flat", None, "Flat", args.requests)
         elif target == "ml100k-lightgcn-din":  # retrieve -> rank: DIN re-scores the top-100 LightGCN candidates
             run_dir = train_run(work, "ml100k-lightgcn", "lightgcn", "movielens-100k", 40)
             ranker = train_run(work, "ml100k-din", "din", "movielens-100k", 3)
-            rows += serve_cells(target, run_dir, "Flat", None, "Flat + DIN ranker", n2, conc, 20, work, ranker=ranker, max_seconds=args.max_cell_seconds)
+            rows += cells(target, run_dir, "Flat", None, "Flat + DIN ranker (top-100 re-scored)", args.requests, k=20,
+                          ranker=ranker)
         elif target == "ml100k-rankgraph":
             run_dir = train_run(work, target, "rankgraph", "movielens-100k", 4)
-            rows += serve_cells(target, run_dir, "auto", None, "co-learned RQ + U2I2I + U2U2I", args.requests, conc,
-                                args.k, work, max_seconds=args.max_cell_seconds)
+            rows += cells(target, run_dir, "auto", None, "co-learned RQ + U2I2I + U2U2I", args.requests)
             shot = RESULTS_DIR / f"{args.name}_demo.png"
             if not screenshot(run_dir, shot, work):
                 shot = None
@@ -459,43 +452,76 @@ def main() -> None:
             sweeps[target] = sweep
             for row in [r for r in sweep if r["served"]]:
                 label = row["index"] if row["nprobe"] is None else f"{row['index']},nprobe{row['nprobe']}"
-                n = (args.exact_requests if (row["index"] == "Flat" and target == "synthetic-1m") else
-                     n2 if target == "gowalla-bpr" else args.requests)
-                cells = serve_cells(target, run_dir, row["index_dir"], row["nprobe"], label, n, conc, args.k, work, max_seconds=args.max_cell_seconds)
-                for c in cells:
+                n = n2 if target == "gowalla-bpr" else args.requests
+                n_conc = args.exact_requests if (row["index"] == "Flat" and target == "synthetic-1m") else None
+                got = cells(target, run_dir, row["index_dir"], row["nprobe"], label, n, n_concurrent=n_conc)
+                for c in got:
                     c["recall_vs_exact"] = row["recall"]
                     c["engine_only_ms_mean"] = row["engine_ms_mean"]
-                rows += cells
-        _write(args, rows, sweeps, shot, t_start)
+                rows += got
+        _write(args, rows, sweeps, shot, t_start, skipped)
 
 
-def _write(args, rows: list[dict], sweeps: dict, shot: Path | None, t_start: float) -> None:
+HYPERPARAMETERS = {
+    "how_chosen": "nothing was tuned on test data; serving cost, not quality, is measured",
+    "model_epochs": "fixed, not tuned: LightGCN 40, RankGraph-2 4, DIN 3, MF-BPR 2 at batch 16384 on Gowalla, other "
+                    "settings the models' defaults (serving cost per request does not depend on model quality)",
+    "synthetic_1m": "fixed generator settings (1M items, 100k users, d=64, 4,096 clusters, seed 0), not trained",
+    "index_nlist": "fixed: IVF1024 / RQ2x1024 for 1M items, IVF256 / RQ2x256 for Gowalla's 41k items (≈ sqrt(N)), "
+                   "RankGraph-2's co-learned RQ its training default",
+    "nprobe": "chosen per index by a recall sweep (smallest nprobe in the listed grid with recall@k vs exact search "
+              ">= --target-recall) on --recall-users seeded users (seed 0) — held-out from nothing: recall is "
+              "measured against exact search on the same vectors, not against test interactions",
+    "ranker_candidates": "DIN re-scores the top-100 retrieved candidates and returns 20 (engine default "
+                         "n_candidates=100)",
+    "server": "1 uvicorn worker, torch/Faiss threads 1, keep-alive 75 s (recgraph serve defaults)",
+}
+
+
+def _finite(x):
+    if isinstance(x, float) and not np.isfinite(x):
+        return None
+    if isinstance(x, dict):
+        return {k: _finite(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_finite(v) for v in x]
+    return x
+
+
+def _write(args, rows: list[dict], sweeps: dict, shot: Path | None, t_start: float, skipped: list) -> None:
     """Print the table and write the results JSON (after every target, so a cut run keeps its cells)."""
     table = [{"target": r["target"], "index": r["index"], "recall": round(r.get("recall_vs_exact", 1.0), 4),
               "c": r["concurrency"], "n": r["requests"], "errors": r["errors"], "rps": round(r["throughput_rps"]),
               "p50 ms": round(r["latency_ms"]["p50"], 2), "p99 ms": round(r["latency_ms"]["p99"], 2),
-              "server p50": round(r["server_stage_ms"]["total"]["p50"], 2),
-              "retrieve p50": round(r["server_stage_ms"]["retrieve"]["p50"], 2),
+              "server p50": round(r["server_stage_ms"].get("total", {}).get("p50", float("nan")), 2),
+              "retrieve p50": round(r["server_stage_ms"].get("retrieve", {}).get("p50", float("nan")), 2),
               "http p50": round(r["http_overhead_ms"]["p50"], 2),
-              "cpu ms/req": round(r["server_cpu_ms_per_request"], 2)} for r in rows]
+              "cpu ms/req": round(r["server_cpu_ms_per_request"], 2),
+              "load": round(r["loadavg_1min"]["before"], 1)} for r in rows]
     if table:
         print_table("recgraph serve under load (loopback, 1 uvicorn worker)", list(table[0]),
                     [list(r.values()) for r in table])
-    write_result(args.name, {
+    write_result(args.name, _finite({
         "benchmark": "serve", "command": " ".join([Path(sys.executable).name] + sys.argv),
         "code_commit": args.code_commit,
-        "protocol": {"client": "httpx.AsyncClient, keep-alive, one connection per concurrent worker",
+        "hyperparameters": HYPERPARAMETERS,
+        "protocol": {"client": "httpx.AsyncClient in one process, keep-alive (idle expiry "
+                               f"{CLIENT_KEEPALIVE_S} s), one connection per concurrent worker, timeout "
+                               f"{CLIENT_TIMEOUT_S} s; errors = any non-200 or transport error, recorded by type",
                      "requests": "POST /recommend {user: uniform random known user (seed 1), k}", "k": args.k,
+                     "requests_per_cell": args.requests,
+                     "exact_1m_requests_at_concurrency_gt_1": args.exact_requests or args.requests,
+                     "gowalla_requests_per_cell": args.secondary_requests or args.requests,
+                     "max_cell_seconds": args.max_cell_seconds, "stop_at_utc": args.stop_at,
                      "warmup": "200 requests per cell, not counted", "address": LOOPBACK,
-                     "server": "recgraph serve, 1 uvicorn worker, OMP/MKL threads 1",
+                     "server": "recgraph serve, 1 uvicorn worker, OMP/MKL threads 1, not niced; the machine is "
+                               "shared (1-min load average recorded per cell)",
                      "equal_recall": f"smallest nprobe with recall@{args.k} vs exact >= {args.target_recall} on "
                                      f"{args.recall_users} seeded users (in-process sweep)",
-                     "seeds": {"training": 0, "request users": 1, "recall users": 0, "synthetic": 0},
-                     "hyper_parameters": "model defaults; epochs bounded for time (lightgcn 40, rankgraph 4, "
-                                         "bpr 2 at batch 16384 on Gowalla): serving cost does not depend on them"},
-        "machine": machine_info(), "rows": rows, "recall_sweeps": sweeps,
+                     "seeds": {"training": 0, "request users": 1, "recall users": 0, "synthetic": 0}},
+        "machine": machine_info(), "rows": rows, "recall_sweeps": sweeps, "skipped": skipped,
         "screenshot": None if shot is None else str(shot.relative_to(REPO_ROOT)),
-        "total_seconds": time.perf_counter() - t_start})
+        "total_seconds": time.perf_counter() - t_start}))
 
 
 if __name__ == "__main__":

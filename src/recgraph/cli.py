@@ -359,8 +359,11 @@ def recommend(run: Path = typer.Argument(..., help="run folder written by `recgr
                                                                            "the model never saw)"),
               k: int = typer.Option(10, "-k", "--k", min=1, max=1000, help="how many items"),
               include_seen: bool = typer.Option(False, help="keep the user's training (or history) items"),
-              index: str = IndexOpt, ranker: Optional[Path] = typer.Option(None, help="CTR run folder that re-scores "
-                                                                                    "the candidates"),
+              index: str = IndexOpt, ranker: Optional[Path] = typer.Option(None, help="ranking run folder (CTR or "
+                                                                                    "multi-task) that re-scores the "
+                                                                                    "candidates"),
+              task_weights: Optional[str] = typer.Option(None, help="multi-task ranker: TASK=WEIGHT,... (e.g. "
+                                                                    "cart=0.2,buy=1); default equal weights"),
               as_json: bool = typer.Option(False, "--json", help="print JSON instead of a table")):
     """Print a user's top-k: raw ids, scores, the candidate path each came from, titles."""
     from rich.markup import escape
@@ -371,9 +374,20 @@ def recommend(run: Path = typer.Argument(..., help="run folder written by `recgr
 
     if (user is None) == (history is None):
         _fail("pass exactly one of --user ID or --history ID,ID,...")
+    weights = None
+    if task_weights is not None:
+        weights = {}
+        for part in (x.strip() for x in task_weights.split(",") if x.strip()):
+            name, eq, value = part.partition("=")
+            try:
+                weights[name.strip()] = float(value)
+            except ValueError:
+                _fail(escape(f"--task-weights {task_weights!r}: write TASK=WEIGHT,..., e.g. cart=0.2,buy=1"))
+            if not eq:
+                _fail(escape(f"--task-weights {task_weights!r}: write TASK=WEIGHT,..., e.g. cart=0.2,buy=1"))
     try:
         engine = Service(run, ranker=ranker, index=index).engine
-        rec = engine.recommend(user=user, k=k, exclude_seen=not include_seen,
+        rec = engine.recommend(user=user, k=k, exclude_seen=not include_seen, task_weights=weights,
                                history=None if history is None else [h.strip() for h in history.split(",") if h.strip()])
     except UnknownUser as exc:
         _fail(escape(f"{exc}; here: --history ID,ID,..."))
@@ -381,15 +395,21 @@ def recommend(run: Path = typer.Argument(..., help="run folder written by `recgr
         _fail(escape(str(exc)))
     rows = result_json(engine, rec)
     if as_json:
-        print(json.dumps({"items": rows, "skipped_history": rec.skipped_history,
+        print(json.dumps({"items": rows, "skipped_history": rec.skipped_history, "ranked": rec.ranked,
+                          "task_weights": None if rec.task_weights is None else
+                          dict(zip(rec.tasks, rec.task_weights.tolist())),
                           "timings_ms": {s: v * 1e3 for s, v in rec.timings.items()}}, indent=2))
         return
     who = f"user {user}" if user is not None else f"a visitor with {len(rec.history)} history item(s)"
     table = Table(title=f"{engine.name} · top-{k} for {who}", header_style="bold", box=box.SIMPLE_HEAD)
-    for col, just in (("#", "right"), ("item", "right"), ("score", "right"), ("source", "left"), ("title", "left")):
+    tasks = list(rec.tasks) if rec.task_scores is not None else []
+    for col, just in (("#", "right"), ("item", "right"), ("score", "right"), *((f"p({t})", "right") for t in tasks),
+                      ("source", "left"), ("title", "left")):
         table.add_column(col, justify=just, no_wrap=col != "title")
     for j, r in enumerate(rows, 1):
-        table.add_row(str(j), str(r["item"]), "–" if r["score"] is None else f"{r['score']:.4f}", ",".join(r["sources"]),
+        ts = r.get("task_scores") or {}
+        table.add_row(str(j), str(r["item"]), "–" if r["score"] is None else f"{r['score']:.4f}",
+                      *("–" if ts.get(t) is None else f"{ts[t]:.4f}" for t in tasks), ",".join(r["sources"]),
                       r.get("title") or "")
     console.print(table)
     if rec.skipped_history:
@@ -399,9 +419,14 @@ def recommend(run: Path = typer.Argument(..., help="run folder written by `recgr
                   f"{rec.timings['total'] * 1e3:.2f} ms[/]")
 
 
+KEEP_ALIVE_S = 75.0  # > the idle expiry of common clients (httpx 5 s): the client closes an idle connection first
+
+
 @app.command()
 def serve(run: Path = typer.Argument(..., help="run folder written by `recgraph train --out`"),
-          ranker: Optional[Path] = typer.Option(None, help="CTR run folder whose model re-scores the candidates"),
+          ranker: Optional[Path] = typer.Option(None, help="ranking run folder whose model re-scores the candidates: "
+                                                           "a CTR run, or a multi-task run (requests then send "
+                                                           "task_weights)"),
           host: str = typer.Option("127.0.0.1", help="bind address (loopback unless told otherwise)"),
           port: int = typer.Option(8000, min=0, max=65535),
           index: str = IndexOpt,
@@ -410,6 +435,9 @@ def serve(run: Path = typer.Argument(..., help="run folder written by `recgraph 
           admin_token: Optional[str] = typer.Option(None, envvar="RECGRAPH_ADMIN_TOKEN",
                                                     help="token for POST /admin/reload (X-Admin-Token header); "
                                                          "required for admin on a non-loopback bind"),
+          timeout_keep_alive: float = typer.Option(KEEP_ALIVE_S, min=0.1, help="seconds an idle keep-alive "
+                                                   "connection stays open"),
+          backlog: int = typer.Option(2048, min=1, help="listen backlog (connections waiting to be accepted)"),
           log_level: str = typer.Option("warning", help="uvicorn log level")):
     """Serve recommendations over HTTP (FastAPI + uvicorn): /recommend, /similar, /health, /metrics,
     the demo page at /; SIGHUP or POST /admin/reload loads the run folders again without dropping requests."""
@@ -430,7 +458,7 @@ def serve(run: Path = typer.Argument(..., help="run folder written by `recgraph 
     console.print(f"serving {d['model']} ({d['n_users']:,} users, {d['n_items']:,} items, paths {', '.join(d['sources'])}, "
                   f"index {d['index'] or 'none'}) on http://{host}:{port}/")
     uvicorn.run(create_app(service, admin_token=admin_token, bind_host=host), host=host, port=port,
-                log_level=log_level, access_log=False)
+                log_level=log_level, access_log=False, timeout_keep_alive=timeout_keep_alive, backlog=backlog)
 
 
 @app.command()

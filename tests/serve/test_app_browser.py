@@ -76,3 +76,26 @@ def test_new_visitor_clicks_items(browser, page_url):
     page.locator("#recs li").nth(0).click()  # a recommendation joins the history and the list updates
     page.wait_for_function("document.querySelectorAll('#visitor-history li').length === 2")
     page.wait_for_function(f"document.querySelector('#recs li').dataset.item !== '{before[0]}'")
+
+
+def test_late_known_user_answer_does_not_redraw_the_visitor_tab(browser, page_url):
+    """The page's race, made deterministic: the known user's answers are held back 3 s, the visitor
+    tab is opened meanwhile; when they arrive they are stale and the visitor view stays as it is."""
+    page = browser.new_page()
+    page.add_init_script("""
+      const realFetch = window.fetch;
+      window.fetch = (url, opts) => {
+        const slow = String(url).includes('/users/1/history') || (opts && String(opts.body).includes('"user"'));
+        return slow ? new Promise((r) => setTimeout(r, 3000)).then(() => realFetch(url, opts)) : realFetch(url, opts);
+      };
+    """)
+    page.goto(page_url + "/?user=1")  # asks for user 1 at once (history + recommendations)
+    page.wait_for_function("document.querySelector('#model-info').textContent.includes('bpr')")
+    page.click("#tab-visitor")  # well within the 3 s the known user's answers are held back
+    page.wait_for_selector("#history li.clickable")
+    browse = [page.locator("#history li").nth(j).get_attribute("data-item") for j in range(3)]
+    page.wait_for_timeout(4000)  # the held-back answers have arrived by now
+    assert page.locator("#history li").count() == 30 and page.locator("#history li:not(.clickable)").count() == 0
+    assert [page.locator("#history li").nth(j).get_attribute("data-item") for j in range(3)] == browse
+    assert page.locator("#recs li").count() == 0 and "Pick a few items" in page.locator("#message").inner_text()
+    assert page.locator("#history-count").inner_text() == ""

@@ -210,3 +210,22 @@ def test_load_run_errors_name_the_file(tmp_path, bpr_run, din_run):
         load_run(tmp_path)
     with pytest.raises(ArtifactError, match="ranker"):
         load_run(din_run[0])  # a ranking run is served as --ranker, not as the retrieval run
+
+
+def test_recent_items_follow_the_saved_times(bpr_run):
+    """``train.npz`` keeps the interactions' times; a user's "recent" items (U2I2I's seeds, the demo's
+    history order) are their latest seen items by time, newest first (file order breaks ties)."""
+    from recgraph.io import load_npz
+
+    t = load_npz(bpr_run[0] / "train.npz")
+    assert "train_time" in t and "valid_time" in t
+    user = np.concatenate([t["train_user"], t["valid_user"]])
+    item = np.concatenate([t["train_item"], t["valid_item"]])
+    time_ = np.concatenate([t["train_time"], t["valid_time"]])
+    run = load_run(bpr_run[0], n_recent=7)
+    assert "by their times" in run.provenance
+    for u in (0, 5, 100, 942):
+        rows = np.flatnonzero(user == u)
+        order = sorted(rows, key=lambda r: (-time_[r], -r))  # newest first; equal times: later row first
+        want = item[order][:7]
+        np.testing.assert_array_equal(run.recent[u][:len(want)], want)

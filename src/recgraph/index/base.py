@@ -10,6 +10,8 @@ coarse and exact scoring) and ``n_queries``; ``n_candidates_last`` is the candid
 
 On disk an index is a folder: ``index.json`` (type, description, parameters; written last) plus
 ``index.safetensors`` (tensors) or ``index.faiss`` (Faiss bytes); every file atomically, no pickle.
+``index.json`` carries a format ``version`` (:data:`FORMAT_VERSION`); older versions load, newer
+ones are refused with a message saying to upgrade.
 """
 
 from __future__ import annotations
@@ -27,7 +29,9 @@ __all__ = ["Index", "INDEX_TYPES", "as_queries", "filter_excluded", "load_index"
 
 INDEX_TYPES: dict[str, type["Index"]] = {}
 FORMAT = "recgraph-index"
-FORMAT_VERSION = 1
+#: 2: the RQ payload holds its vectors in cluster order (``vectors_by_cluster`` + ``order``); version 1
+#: folders (RQ vectors in id order) still load. A library older than a folder's version refuses it by name.
+FORMAT_VERSION = 2
 
 
 def as_queries(x, d: int | None = None, name: str = "queries") -> torch.Tensor:

@@ -4,7 +4,8 @@ Endpoints (OpenAPI at ``/openapi.json``, docs at ``/docs``):
 
 * ``GET /health`` — status, model, index, sources, artifact versions, reload generation.
 * ``POST /recommend`` — ``{"user": id, "k": 10}`` or ``{"history": [item ids], "k": 10}``
-  (+ ``exclude_seen``, ``sources``) → ranked items with score, source path(s) and title.
+  (+ ``exclude_seen``, ``sources``, and ``task_weights`` with a multi-task ranker) → ranked items
+  with score, source path(s), title (and every task's probability with a multi-task ranker).
   Unknown user → 404 (the message says to send a history); bad body or ``k`` outside 1..1000 → 422.
 * ``POST /similar`` — ``{"item": id, "k": 10}`` → I2I neighbours.
 * ``GET /users``, ``GET /users/{user}/history``, ``GET /items`` — what the demo page lists.
@@ -22,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import ipaddress
+import math
 import signal
 import threading
 import time
@@ -30,7 +32,9 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from fastapi import FastAPI, Header, HTTPException, Query, Request
+from fastapi.encoders import jsonable_encoder
 from fastapi.exception_handlers import http_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.staticfiles import StaticFiles
@@ -38,13 +42,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from .recommend import (Engine, NotSupported, Ranker, UnknownItems, UnknownUser, UnservedSource, load_run,
-                        result_json)
+from .recommend import (Engine, NotSupported, Ranker, TaskWeightError, UnknownItems, UnknownUser, UnservedSource,
+                        load_run, result_json)
 
 __all__ = ["Service", "create_app"]
 
 STATIC = Path(__file__).resolve().parent / "static"
 RawId = Annotated[str, Field(min_length=1, max_length=200)] | StrictInt
+TaskWeight = Annotated[float, Field(ge=0, allow_inf_nan=False, strict=True)]
 _BUCKETS = (1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
@@ -72,6 +77,34 @@ class HistoryRequest(_RequestOptions):
 RecommendRequest = UserRequest | HistoryRequest
 
 
+def request_models(tasks: tuple[str, ...]):
+    """The ``/recommend`` body of a service: with a multi-task ranker predicting ``tasks`` the body may
+    carry ``task_weights`` whose keys are those task names (the OpenAPI schema lists them, and an
+    unknown task is a 422 that names them); without one, ``task_weights`` is not part of the body."""
+    if not tasks:
+        return RecommendRequest
+    task_name = Literal[tuple(tasks)]  # type: ignore[valid-type]
+
+    class _MultiTaskOptions(_RequestOptions):
+        task_weights: dict[task_name, TaskWeight] | None = Field(
+            None, min_length=1, max_length=len(tasks),
+            description=f"weight per task of the multi-task ranker ({', '.join(tasks)}; finite, >= 0; tasks not "
+                        "named get 0): candidates are ranked by the weighted sum of the task probabilities. "
+                        "Default: equal weights. All zero: every ranker score is 0 and the retrieval order stands")
+
+    class UserRequest(_MultiTaskOptions):
+        """Recommendations for a user the run was trained on."""
+
+        user: RawId
+
+    class HistoryRequest(_MultiTaskOptions):
+        """Recommendations for a visitor the model never saw, from the items they interacted with."""
+
+        history: list[RawId] = Field(min_length=1, max_length=1000)
+
+    return UserRequest | HistoryRequest
+
+
 class SimilarRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     item: RawId
@@ -89,10 +122,12 @@ class ReloadRequest(BaseModel):
 class ItemOut(BaseModel):
     item: str | int
     score: float | None = Field(description="final score: the ranker's when one ran, else the retrieval score")
-    retrieval_score: float
+    retrieval_score: float | None
     source: str | None = Field(description="the first candidate path that found the item")
     sources: list[str] = Field(description="every candidate path that found the item")
     title: str | None = None
+    task_scores: dict[str, float | None] | None = Field(
+        None, description="multi-task ranker: each task's probability (null where the ranker does not know the item)")
 
 
 class RecommendResponse(BaseModel):
@@ -106,6 +141,8 @@ class RecommendResponse(BaseModel):
     ranker: str | None
     ranked: bool = Field(description="whether the ranker re-ordered the candidates (a visitor without a user id "
                                      "keeps the retrieval order)")
+    task_weights: dict[str, float] | None = Field(None, description="multi-task ranker: the weight of each task in "
+                                                                    "the final score")
     generation: int
     timings_ms: dict[str, float]
 
@@ -262,6 +299,7 @@ def create_app(service: Service, *, admin_token: str | None = None, bind_host: s
     ``X-Admin-Token``) when one is set, and are disabled on a non-loopback ``bind_host`` without one."""
     metrics = _Metrics()
     metrics.generation.set(service.generation)
+    body_model = request_models(tuple(getattr(service.engine.ranker, "tasks", ()) or ()))
 
     def reload_now(run=None, ranker=None) -> dict:
         try:
@@ -297,6 +335,12 @@ def create_app(service: Service, *, admin_token: str | None = None, bind_host: s
                                              "msg": "the request body is not valid JSON text (UTF-8)"}]}, 422)
         return await http_exception_handler(request, exc)
 
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError):
+        # FastAPI's handler echoes the input; a NaN / inf in it (Python's json reads them) cannot be
+        # written as JSON, which would turn a 422 into a 500
+        return JSONResponse({"detail": _finite(jsonable_encoder(exc.errors()))}, 422)
+
     app.state.service = service
     app.state.metrics = metrics
     app.add_middleware(_HTTPMetrics, metrics=metrics)
@@ -313,26 +357,35 @@ def create_app(service: Service, *, admin_token: str | None = None, bind_host: s
                             _is_loopback(bind_host)},
                 "retrieval": service.engine.describe()}
 
-    @app.post("/recommend", response_model=RecommendResponse,
-              responses={**_ERRORS, 409: {"model": Error, "description": "a requested source is not served by "
-                                                                          "the loaded run"}})
-    async def recommend(req: RecommendRequest):
+    async def recommend(req):
         engine, gen = service.engine, service.generation
         user, history = getattr(req, "user", None), getattr(req, "history", None)
         try:
             rec = await _call(engine, engine.recommend, user=user, history=history, k=req.k,
-                              exclude_seen=req.exclude_seen, sources=req.sources)
+                              exclude_seen=req.exclude_seen, sources=req.sources,
+                              task_weights=getattr(req, "task_weights", None))
+        except TaskWeightError as exc:  # a reload swapped in a ranker with other tasks than the schema's
+            raise HTTPException(409, str(exc)) from None
         except (UnknownUser, UnknownItems) as exc:
             raise HTTPException(404, str(exc)) from None
         except UnservedSource as exc:
             raise HTTPException(409, str(exc)) from None
         metrics.observe("recommend", rec.timings, rec.candidates)
-        return {"items": result_json(engine, rec), "user": user,
+        # returned as a ready response: the body is built to RecommendResponse's schema already, and
+        # validating ~100 items again through the response model cost ~1 ms of CPU per request
+        return JSONResponse({"items": result_json(engine, rec), "user": user,
                 "history_used": int(len(rec.history)) if rec.history is not None else 0,
                 "skipped_history": rec.skipped_history, "candidates": rec.candidates, "model": engine.name,
                 "index": None if engine.index is None else engine.index.describe(),
                 "ranker": None if engine.ranker is None else engine.ranker.name, "ranked": rec.ranked,
-                "generation": gen, "timings_ms": _ms(rec.timings)}
+                "task_weights": None if rec.task_weights is None else dict(zip(rec.tasks, rec.task_weights.tolist())),
+                "generation": gen, "timings_ms": _ms(rec.timings)})
+
+    recommend.__annotations__["req"] = body_model  # the body model is built per service (its ranker's tasks)
+    app.post("/recommend", response_model=RecommendResponse,
+             responses={**_ERRORS, 409: {"model": Error, "description": "a requested source is not served by the "
+                                                                         "loaded run (or, after a reload, task_weights "
+                                                                         "the new ranker cannot use)"}})(recommend)
 
     @app.post("/similar", response_model=SimilarResponse,
               responses={**_ERRORS, 501: {"model": Error, "description": "the model has no item similarity"}})
@@ -414,6 +467,17 @@ async def _call(engine: Engine, fn, *args, **kwargs):
     if engine.inline:
         return fn(*args, **kwargs)
     return await run_in_threadpool(fn, *args, **kwargs)
+
+
+def _finite(x):
+    """``x`` with every non-finite float written as a string (JSON has no NaN / inf)."""
+    if isinstance(x, float) and not math.isfinite(x):
+        return str(x)
+    if isinstance(x, dict):
+        return {k: _finite(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_finite(v) for v in x]
+    return x
 
 
 def _is_dir(p: str) -> bool:

@@ -41,7 +41,7 @@ from ..index.base import topk_over_candidates
 from ..io import ArtifactError
 
 __all__ = ["SOURCES", "Engine", "IdMap", "NotSupported", "Ranker", "Recommendation", "RunFolder",
-           "UnknownItems", "UnknownUser", "UnservedSource", "load_run"]
+           "TaskWeightError", "UnknownItems", "UnknownUser", "UnservedSource", "load_run"]
 
 SOURCES = ("u2i", "u2i2i", "u2u2i")
 #: requests whose warm-up median (CPU ms) is under this run on the server's event loop (no thread hop)
@@ -66,6 +66,11 @@ class UnknownItems(KeyError):
 
 class NotSupported(ValueError):
     """The run's model cannot answer this kind of request (e.g. I2I for popularity)."""
+
+
+class TaskWeightError(ValueError):
+    """Task weights a request cannot use (unknown task, negative / non-finite, all zero, or no
+    multi-task ranker loaded); the app answers 422."""
 
 
 class UnservedSource(ValueError):
@@ -181,8 +186,9 @@ def _seen_matrix(user: np.ndarray, item: np.ndarray, n_users: int, n_items: int)
 def load_run(path: str | Path, *, n_recent: int | None = None) -> RunFolder:
     """Load a retrieval run folder for serving: nothing but the folder (``recgraph.train.runner.load_run``:
     ``config.json``, ``model/`` with verified checksums, ``vocab.npz``, ``train.npz``). Seen items are the
-    run's training + validation interactions; ``n_recent``: the latest of them kept per user for U2I2I, in
-    the run's order (``train.npz`` holds no times), default the model's ``n_recent``, else 10.
+    run's training + validation interactions; ``n_recent``: the latest of them (by the times ``train.npz``
+    holds; folders written before it held times: in file order) kept per user for U2I2I and the demo's
+    history, default the model's ``n_recent``, else 10.
 
     Raises:
         ArtifactError: a missing or damaged file, named; a ranking run (serve it with ``ranker=``).
@@ -202,8 +208,10 @@ def load_run(path: str | Path, *, n_recent: int | None = None) -> RunFolder:
     return RunFolder(path=path, config=r.config.to_json(), artifact=r.meta, model=r.model, users=IdMap(r.user_vocab),
                      items=IdMap(r.item_vocab), titles=None if titles is None else np.asarray(titles).astype(str),
                      seen=_seen_matrix(seen.user, seen.item, seen.n_users, seen.n_items),
-                     recent=_recent_items(seen.user, seen.item, None, seen.n_users, n_recent),
-                     provenance="run folder (vocab.npz, train.npz: training + validation interactions)")
+                     recent=_recent_items(seen.user, seen.item, seen.timestamp, seen.n_users, n_recent),
+                     provenance="run folder (vocab.npz, train.npz: training + validation interactions"
+                                + (", recency by their times)" if seen.timestamp is not None else
+                                   ", no times: recency by file order)"))
 
 
 # ------------------------------------------------------------------------------------------ ranker
@@ -214,8 +222,13 @@ class Ranker(Protocol):
 
     def describe(self) -> dict: ...
 
-    def score(self, user_raw, history_raw: list | None, item_raw: list) -> np.ndarray:
-        """Scores ``[B]`` (higher is better; ``nan`` where the ranker does not know the item)."""
+    def score(self, user_raw, history_raw: list | None, item_raw: list) -> np.ndarray | None:
+        """Scores ``[B]`` (higher is better; ``nan`` where the ranker does not know the item), or
+        None when it cannot score the request (e.g. a visitor).
+
+        A multi-task ranker also has ``tasks`` (names), ``weights(task_weights) -> [T]`` and
+        ``score_tasks(user_raw, history_raw, item_raw) -> [B, T] | None`` (per-task probabilities);
+        the engine then ranks by ``score_tasks(...) @ weights(...)``."""
 
 
 # ------------------------------------------------------------------------------------------- engine
@@ -234,6 +247,9 @@ class Recommendation:
     skipped_history: list = field(default_factory=list)
     history: np.ndarray | None = None
     ranked: bool = False  # whether the ranker re-ordered the candidates
+    tasks: tuple[str, ...] = ()  # multi-task ranker: task names of ``task_scores`` columns
+    task_scores: np.ndarray | None = None  # [n, T] per-task probabilities (nan: item unknown to the ranker)
+    task_weights: np.ndarray | None = None  # [T] the weights the final score used
 
 
 def _has_vectors(model) -> bool:
@@ -420,10 +436,15 @@ class Engine:
     # ---------------------------------------------------------------------------------- requests
     @torch.no_grad()
     def recommend(self, user=None, history: Sequence | None = None, k: int = 10, *, exclude_seen: bool = True,
-                  sources: Sequence[str] | None = None) -> Recommendation:
+                  sources: Sequence[str] | None = None, task_weights: dict | None = None) -> Recommendation:
         """Top-``k`` for a known raw ``user`` id or for a visitor's raw ``history`` item ids.
 
+        ``task_weights`` (multi-task ranker only): ``{task: weight >= 0}``; the candidates are ranked by
+        ``Σ_t w_t · p_t`` (default equal weights) and every task's probability comes back in
+        ``task_scores``.
+
         Raises:
+            TaskWeightError: ``task_weights`` without a multi-task ranker, or weights it cannot use.
             UnknownUser: ``user`` is not in the run (send a history instead).
             UnknownItems: no item of ``history`` is in the catalogue.
             ValueError: both or neither of ``user`` / ``history``; ``k < 1``; an unknown source.
@@ -439,7 +460,13 @@ class Engine:
         bad = [s for s in srcs if s not in self.sources]
         if bad or not srcs:
             raise UnservedSource(f"sources {bad or '[]'} are not served by this {self.name} run; it serves "
-                             f"{list(self.sources)}")
+                                 f"{list(self.sources)}")
+        tasks = tuple(getattr(self.ranker, "tasks", ()) or ())
+        if task_weights is not None and not tasks:
+            raise TaskWeightError("task_weights need a multi-task ranker; this service ranks with "
+                                  + (f"{self.ranker.name} (one score)" if self.ranker is not None else "no ranker")
+                                  + " (start it with --ranker MULTITASK_RUN)")
+        w = self.ranker.weights(task_weights) if tasks else None
         skipped: list = []
         if user is not None:
             u = self.resolve_user(user)
@@ -475,20 +502,29 @@ class Engine:
         t["merge"] = time.perf_counter() - t3
         final = scores
         ranked = False
+        per_task = None
         if self.ranker is not None and len(ids):
             t4 = time.perf_counter()
-            rs = self.ranker.score(None if u < 0 else user, None if u >= 0 else self.run.items.to_raw(hist),
-                                   self.run.items.to_raw(ids))
+            args = (None if u < 0 else user, None if u >= 0 else self.run.items.to_raw(hist),
+                    self.run.items.to_raw(ids))
+            if tasks:
+                per_task = self.ranker.score_tasks(*args)
+                rs = None if per_task is None else per_task @ w
+            else:
+                rs = self.ranker.score(*args)
             if rs is not None:  # None: the ranker cannot score this request (e.g. a visitor)
                 final = np.where(np.isnan(rs), -np.inf, np.asarray(rs, np.float64))
                 order = np.lexsort((-scores, -final))  # ranker score, retrieval score breaks ties
                 ids, scores, final, found = ids[order], scores[order], final[order], [found[j] for j in order]
+                if per_task is not None:
+                    per_task = per_task[order]
                 ranked = True
             t["rank"] = time.perf_counter() - t4
         out = Recommendation(items=ids[:k], scores=np.asarray(final[:k], np.float32),
                              retrieval_scores=scores[:k].astype(np.float32), sources=found[:k],
                              candidates={s: int(len(v[0])) for s, v in per_path.items()}, skipped_history=skipped,
-                             history=hist, ranked=ranked)
+                             history=hist, ranked=ranked, tasks=tasks,
+                             task_scores=None if per_task is None else per_task[:k], task_weights=w)
         t["total"] = time.perf_counter() - t0
         out.timings = t
         return out
@@ -594,9 +630,13 @@ def result_json(engine: Engine, rec: Recommendation) -> list[dict]:
     titles = engine.run.titles
     rows = []
     for j, (r, s, rs, src) in enumerate(zip(raw, rec.scores.tolist(), rec.retrieval_scores.tolist(), rec.sources)):
-        row = {"item": r, "score": float(s) if np.isfinite(s) else None, "retrieval_score": float(rs),
+        row = {"item": r, "score": float(s) if np.isfinite(s) else None,
+               "retrieval_score": float(rs) if np.isfinite(rs) else None,
                "source": src[0] if src else None, "sources": list(src)}
         if titles is not None:
             row["title"] = str(titles[rec.items[j]])
+        if rec.task_scores is not None:
+            row["task_scores"] = {t: (float(v) if np.isfinite(v) else None)
+                                  for t, v in zip(rec.tasks, rec.task_scores[j].tolist())}
         rows.append(row)
     return rows

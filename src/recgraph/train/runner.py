@@ -507,9 +507,15 @@ def _save_run(out: Path, cfg: ExperimentConfig, record: dict, model, task: str, 
                  "sizes": np.asarray([split.n_users, split.n_items], np.int64)}
         if split.valid is not None:
             parts.update({"valid_user": split.valid.user, "valid_item": split.valid.item})
+        timed = split.train.timestamp is not None and (split.valid is None or split.valid.timestamp is not None)
+        if timed:  # serving's "most recent items" (U2I2I, the demo's history) order by them
+            parts["train_time"] = split.train.timestamp
+            if split.valid is not None:
+                parts["valid_time"] = split.valid.timestamp
         atomic_save_npz(out / "train.npz", parts)
-    elif task == "multitask":  # the shared graph's tables; task graphs' tables are not saved yet (README)
+    elif task == "multitask":  # the shared graph's tables + every task graph's (what a one-user request needs)
         atomic_save_npz(out / "features.npz", data.features.to_arrays())
+        atomic_save_npz(out / "task_features.npz", _task_feature_arrays(data.tasks, data.task_data), compress=True)
     else:
         atomic_save_npz(out / "features.npz", data.features.to_arrays())
         if "dynamic" in getattr(model, "needs", ()) and data.events is not None:  # DSGL scores from the event graph
@@ -520,6 +526,21 @@ def _save_run(out: Path, cfg: ExperimentConfig, record: dict, model, task: str, 
     atomic_write_json(out / "config.json", {"format": RUN_FORMAT, "task": task, "experiment": cfg.to_json(),
                                             "data": loaded.info, "protocol": record["protocol"]})
     atomic_write_json(out / "metrics.json", record)
+
+
+def _task_feature_arrays(tasks: tuple[str, ...], task_data) -> dict[str, np.ndarray]:
+    """One npz of every task graph's feature tables: ``tasks`` (names, in model output order) and
+    ``"{j}.{key}"`` for task ``j``'s :meth:`FeatureTables.to_arrays`."""
+    out = {"tasks": np.asarray(tasks, dtype=str)}
+    for j, td in enumerate(task_data):
+        out.update({f"{j}.{k}": v for k, v in td.features.to_arrays().items()})
+    return out
+
+
+def _task_features_from_arrays(a: dict[str, np.ndarray]) -> tuple[tuple[str, ...], tuple[FeatureTables, ...]]:
+    tasks = tuple(str(t) for t in a["tasks"])
+    return tasks, tuple(FeatureTables.from_arrays({k.split(".", 1)[1]: v for k, v in a.items()
+                                                   if k.startswith(f"{j}.")}) for j in range(len(tasks)))
 
 
 @dataclass(frozen=True, eq=False)
@@ -538,6 +559,7 @@ class LoadedRun:
     seen: Interactions | None = None    # retrieval: training + validation interactions
     features: FeatureTables | None = None  # ranking
     events: BipartiteGraph | None = None  # ranking models that need "dynamic" neighbourhoods (DSGL)
+    task_features: tuple[FeatureTables, ...] | None = None  # multi-task: each task graph's tables (config order)
 
     def ctr_data(self) -> CTRData:
         """A CTRData over the saved feature tables (no samples) for ``request`` scoring."""
@@ -546,6 +568,33 @@ class LoadedRun:
         empty = CTRSamples(*(np.zeros(0, t) for t in (np.int64, np.int64, np.float32, np.int64, np.int64)))
         f = self.features
         return CTRData(empty, empty, empty, f, f.n_users, f.n_items, {}, {}, self.config.data_name, events=self.events)
+
+    def multitask_data(self):
+        """A :class:`~recgraph.graph.task_graphs.MultiTaskData` over the saved feature tables (shared
+        graph + every task graph; no samples) for ``request`` scoring.
+
+        Raises:
+            ArtifactError: the model needs the task graphs' tables and the folder predates them."""
+        from ..data.ctr import CTRSamples
+        from ..data.multitask import MultiTaskSamples
+        from ..graph.task_graphs import MultiTaskData
+
+        tasks = tuple(self.config.tasks or ())
+        task_ft = self.task_features
+        if task_ft is None:
+            if "task_macro" in getattr(self.model, "needs", ()):
+                raise ArtifactError(self.path / "task_features.npz", "not found: this multi-task run predates "
+                                    "saved task-graph tables, and its model needs them",
+                                    "train the run again with this recgraph")
+            task_ft = ()
+        empty = CTRSamples(*(np.zeros(0, t) for t in (np.int64, np.int64, np.float32, np.int64, np.int64)))
+        no = MultiTaskSamples(*(np.zeros(0, np.int64) for _ in range(4)), np.zeros((0, len(tasks)), np.float32))
+
+        def ctr(f: FeatureTables) -> CTRData:
+            return CTRData(empty, empty, empty, f, f.n_users, f.n_items, {}, {}, self.config.data_name)
+
+        return MultiTaskData(tasks, no, no, no, ctr(self.features), tuple(ctr(f) for f in task_ft), {},
+                             name=self.config.data_name)
 
 
 def read_run_config(path: str | Path) -> dict:
@@ -578,10 +627,11 @@ def load_run(path: str | Path) -> LoadedRun:
     if task == "retrieval":
         t = load_npz(path / "train.npz")
         nu, ni = (int(x) for x in t["sizes"])
-        train = Interactions(t["train_user"], t["train_item"], nu, ni)
-        seen = train if "valid_user" not in t else Interactions(np.concatenate([t["train_user"], t["valid_user"]]),
-                                                                 np.concatenate([t["train_item"], t["valid_item"]]),
-                                                                 nu, ni)
+        timed = "train_time" in t and ("valid_user" not in t or "valid_time" in t)  # older folders have no times
+        train = Interactions(t["train_user"], t["train_item"], nu, ni, timestamp=t["train_time"] if timed else None)
+        seen = train if "valid_user" not in t else Interactions(
+            np.concatenate([t["train_user"], t["valid_user"]]), np.concatenate([t["train_item"], t["valid_item"]]),
+            nu, ni, timestamp=np.concatenate([t["train_time"], t["valid_time"]]) if timed else None)
         model, ameta = load_model(path / "model", graph=BipartiteGraph.from_interactions(train))
         return LoadedRun(path, cfg, task, model, ameta, vocab["user"], vocab["item"], vocab.get("item_title"),
                          train=train, seen=seen)
@@ -590,9 +640,15 @@ def load_run(path: str | Path) -> LoadedRun:
     if (path / "events.npz").exists():
         e = load_npz(path / "events.npz")
         events = time_graph(e["user"], e["item"], e["time"], *(int(x) for x in e["sizes"]))
+    task_ft = None
+    if task == "multitask" and (path / "task_features.npz").exists():
+        names, task_ft = _task_features_from_arrays(load_npz(path / "task_features.npz"))
+        if names != tuple(cfg.tasks or ()):
+            raise ArtifactError(path / "task_features.npz", f"holds tasks {list(names)}, config.json says "
+                                f"{list(cfg.tasks or ())}", "train the run again")
     model, ameta = load_model(path / "model")
     return LoadedRun(path, cfg, task, model, ameta, vocab["user"], vocab["item"], vocab.get("item_title"),
-                     features=feats, events=events)
+                     features=feats, events=events, task_features=task_ft)
 
 
 def evaluate_run(path: str | Path, *, data_dir: str | None = None, device: str = "cpu") -> tuple[dict, dict]:

@@ -1,7 +1,19 @@
 // recgraph demo page: plain JS against the service's JSON API (no build step).
 "use strict";
 const $ = (id) => document.getElementById(id);
-const state = { tab: "user", visitor: [], titles: new Map() };
+const state = { tab: "user", visitor: [], titles: new Map(), seq: { history: 0, recs: 0 } };
+
+// Stale answers: every request that will redraw a panel (#history, #recs) takes a ticket for it;
+// a newer request for that panel, or a tab switch, makes older tickets stale, and a stale answer
+// is dropped (e.g. a slow known-user answer arriving after the switch to the visitor tab).
+function ticket(...panels) {
+  const t = { tab: state.tab };
+  for (const p of panels) t[p] = ++state.seq[p];
+  return t;
+}
+function current(t) {
+  return t.tab === state.tab && Object.keys(state.seq).every((p) => t[p] === undefined || t[p] === state.seq[p]);
+}
 
 async function api(path, body) {
   const opts = body === undefined ? {} : { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) };
@@ -72,15 +84,18 @@ function showError(err) {
 
 async function recommendUser(user) {
   if (!user) return;
+  const t = ticket("history", "recs");
   try {
     const [hist, recs] = await Promise.all([
       api(`/users/${encodeURIComponent(user)}/history?limit=50`),
       api("/recommend", { user, ...params() }),
     ]);
+    if (!current(t)) return;
     fill($("history"), hist.items);
     $("history-count").textContent = `(${hist.total} items, most recent first)`;
     showRecs(recs);
   } catch (err) {
+    if (!current(t)) return;
     $("history").replaceChildren();
     $("history-count").textContent = "";
     showError(err);
@@ -91,8 +106,12 @@ async function recommendVisitor() {
   fill($("visitor-history"), state.visitor.map((item) => ({ item, title: state.titles.get(String(item)) })),
        { onClick: (row) => { state.visitor = state.visitor.filter((x) => String(x) !== String(row.item)); recommendVisitor(); } });
   $("visitor-count").textContent = `(${state.visitor.length})`;
+  const t = ticket("recs");
   if (!state.visitor.length) { $("recs").replaceChildren(); $("rec-meta").textContent = ""; $("message").textContent = "Pick a few items."; return; }
-  try { showRecs(await api("/recommend", { history: state.visitor, ...params() })); } catch (err) { showError(err); }
+  try {
+    const data = await api("/recommend", { history: state.visitor, ...params() });
+    if (current(t)) showRecs(data);
+  } catch (err) { if (current(t)) showError(err); }
 }
 
 function addVisitorItem(row) {
@@ -101,13 +120,16 @@ function addVisitorItem(row) {
 }
 
 async function browse(q) {
+  const t = ticket("history");
   const data = await api(`/items?limit=30${q ? "&q=" + encodeURIComponent(q) : ""}`);
+  if (!current(t)) return;
   $("browse-label").textContent = q ? `(${data.total} matching “${q}”)` : "(most popular)";
   fill($("history"), data.items, { onClick: addVisitorItem });
 }
 
 function setTab(tab) {
   state.tab = tab;
+  ticket("history", "recs");  // answers to the other tab's requests are stale now
   for (const b of document.querySelectorAll(".tab")) b.classList.toggle("active", b.dataset.tab === tab);
   $("user-controls").hidden = tab !== "user";
   $("visitor-controls").hidden = tab !== "visitor";
@@ -119,14 +141,7 @@ function setTab(tab) {
 }
 
 async function init() {
-  try {
-    const h = await api("/health");
-    const r = h.retrieval;
-    $("model-info").textContent = `${r.model} · ${r.n_users.toLocaleString()} users · ${r.n_items.toLocaleString()} items · ` +
-      `paths ${r.sources.join(", ")}${r.index ? " · index " + r.index : ""}${r.ranker ? " · ranker " + r.ranker.model : ""}`;
-    state.users = (await api("/users?limit=200")).users;
-    $("user-list").replaceChildren(...state.users.map((u) => Object.assign(document.createElement("option"), { value: u })));
-  } catch (err) { $("model-info").textContent = "service unavailable: " + err.message; }
+  // controls work at once (before the first answers); the page's data fills in as it arrives
   $("user-form").addEventListener("submit", (e) => { e.preventDefault(); recommendUser($("user-input").value.trim()); });
   $("user-random").addEventListener("click", () => {
     if (!state.users || !state.users.length) return;
@@ -142,5 +157,13 @@ async function init() {
   });
   const fromUrl = new URLSearchParams(location.search).get("user");
   if (fromUrl) { $("user-input").value = fromUrl; recommendUser(fromUrl); }
+  try {
+    const h = await api("/health");
+    const r = h.retrieval;
+    $("model-info").textContent = `${r.model} · ${r.n_users.toLocaleString()} users · ${r.n_items.toLocaleString()} items · ` +
+      `paths ${r.sources.join(", ")}${r.index ? " · index " + r.index : ""}${r.ranker ? " · ranker " + r.ranker.model : ""}`;
+    state.users = (await api("/users?limit=200")).users;
+    $("user-list").replaceChildren(...state.users.map((u) => Object.assign(document.createElement("option"), { value: u })));
+  } catch (err) { $("model-info").textContent = "service unavailable: " + err.message; }
 }
 init();
