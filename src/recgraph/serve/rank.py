@@ -55,17 +55,22 @@ class CTRRanker:
     def score(self, user_raw, history_raw, item_raw: list) -> np.ndarray | None:
         """Logits ``[B]`` of the candidates (``nan`` where the ranker does not know the item), or
         None when the request has no user the ranker knows."""
+        return self._outputs(user_raw, item_raw, (), lambda x: x)
+
+    def _outputs(self, user_raw, item_raw: list, columns: tuple, transform) -> np.ndarray | None:
+        """``transform(model(...))`` for the known candidates (``nan`` rows elsewhere), or None for a user
+        the ranker does not know."""
         if user_raw is None:
             return None
         u = int(self.users.lookup([user_raw])[0])
         if u < 0:
             return None
         ii = self.items.lookup(item_raw)
-        out = np.full(len(ii), np.nan)
+        out = np.full((len(ii), *columns), np.nan)
         known = ii >= 0
         if known.any():
             batch = self.data.request(u, ii[known], self.snapshot, self.needs, **self.batch_kwargs)
-            out[known] = self.model(batch).double().numpy()
+            out[known] = transform(self.model(batch)).double().numpy()
         return out
 
 
@@ -111,18 +116,7 @@ class MultiTaskRanker(CTRRanker):
     def score_tasks(self, user_raw, history_raw, item_raw: list) -> np.ndarray | None:
         """Probabilities ``[B, T]`` per candidate and task (``nan`` rows where the ranker does not
         know the item), or None when the request has no user the ranker knows."""
-        if user_raw is None:
-            return None
-        u = int(self.users.lookup([user_raw])[0])
-        if u < 0:
-            return None
-        ii = self.items.lookup(item_raw)
-        out = np.full((len(ii), len(self.tasks)), np.nan)
-        known = ii >= 0
-        if known.any():
-            batch = self.data.request(u, ii[known], self.snapshot, self.needs, **self.batch_kwargs)
-            out[known] = torch.sigmoid(self.model(batch)).double().numpy()
-        return out
+        return self._outputs(user_raw, item_raw, (len(self.tasks),), torch.sigmoid)
 
     def score(self, user_raw, history_raw, item_raw: list, task_weights: dict | None = None) -> np.ndarray | None:
         """``Σ_t w_t · p_t`` per candidate (``nan`` where unknown), or None (see :meth:`score_tasks`)."""

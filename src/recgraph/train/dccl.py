@@ -297,13 +297,16 @@ def run_dccl(cfg: DCCLConfig, data: SequenceCTRData | None = None,
     model.set_stage("cloud")
     init = _state(model)
 
-    def cloud_attempt(lr: float):
-        model.load_state_dict(init)
-        info = _fit(cfg, DistillObjective(model), _batches(data, cfg.batch_size, None), valid_metric,
-                    cfg.cloud_epochs, log, lr)
-        return info["best_valid"], (info, _state(model))
+    def bce_attempt(start: dict, epochs: int):
+        """One grid point of plain BCE training from ``start``: ``lr -> (best valid, (info, weights))``."""
+        def attempt(lr: float):
+            model.load_state_dict(start)
+            info = _fit(cfg, DistillObjective(model), _batches(data, cfg.batch_size, None), valid_metric,
+                        epochs, log, lr)
+            return info["best_valid"], (info, _state(model))
+        return attempt
 
-    _, (training["cloud"], best) = _choose(cfg, "lr", cloud_attempt, log, hp)
+    _, (training["cloud"], best) = _choose(cfg, "lr", bce_attempt(init, cfg.cloud_epochs), log, hp)
     model.load_state_dict(best)
     record("cloud")
 
@@ -332,13 +335,8 @@ def run_dccl(cfg: DCCLConfig, data: SequenceCTRData | None = None,
         if r == 1 and cfg.control:
             # control: the same number of extra epochs with plain BCE (no KL, no teacher), so the KL's
             # effect is separated from training the cloud longer
-            def control_attempt(lr: float):
-                model.load_state_dict(before)
-                info = _fit(cfg, DistillObjective(model), _batches(data, cfg.batch_size, None), valid_metric,
-                            cfg.distill_epochs, log, lr)
-                return info["best_valid"], (info, _state(model))
-
-            _, (training["control_cloud_plus_bce"], ctrl) = _choose(cfg, "control_lr", control_attempt, log, hp)
+            _, (training["control_cloud_plus_bce"], ctrl) = _choose(cfg, "control_lr",
+                                                                    bce_attempt(before, cfg.distill_epochs), log, hp)
             model.load_state_dict(ctrl)
             record(f"cloud_plus{cfg.distill_epochs}_bce_no_kl")
 
