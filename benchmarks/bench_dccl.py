@@ -243,7 +243,7 @@ def main() -> None:
         write_result("dccl_device_cost", {
             "benchmark": "dccl_device_cost", "command": command, "git": run_git(), "git_commit": GIT_AT_START,
             "machine": machine_info(), "load_average": os.getloadavg(),
-            "hyperparameters": f"defaults of DCCLConfig, not tuned: dim {d.dim}, MLP {list(d.hidden)}, "
+            "hyperparameters": f"none selected (no tuning): defaults of DCCLConfig: dim {d.dim}, MLP {list(d.hidden)}, "
                                f"theta {d.vec_dim} floats, patch rank {d.patch_rank}, {d.device_steps} device "
                                f"steps (the benchmark's cap on device steps: the most a phone runs); untrained "
                                "weights and the device step size do not change the cost measured",
