@@ -7,6 +7,8 @@
 * :func:`print_table` -- a rich table when rich is installed, plain text otherwise.
 * :func:`powerlaw_edges` -- synthetic Zipf-like user–item edges, vectorised and chunked.
 * :func:`carve_validation` -- a per-user random validation slice of a split's training part.
+* :func:`tuning_split` -- the same slice as the *only* evaluated part (the test part left out).
+* :func:`valid_curve` -- the (epoch, seconds, Recall@20, NDCG@20) curve of a run's training history.
 
 Peak memory: on Linux the kernel's peak-RSS counter (``VmHWM``) is reset by writing ``5`` to
 ``/proc/self/clear_refs`` before the call and read after it, so each call's peak is measured
@@ -257,6 +259,36 @@ def carve_validation(split, frac: float, seed: int = 0):
     carve = random_ratio(split.train, ratios=(1 - frac, frac, 0.0), seed=seed)
     return Split(carve.train, split.test, carve.valid,
                  {**split.protocol, "validation": f"per-user random {frac:g} of the training file (seed {seed})"})
+
+
+def tuning_split(split, frac: float, seed: int = 0):
+    """For hyper-parameter search that never touches the test part: ``split``'s training part with a
+    per-user random ``frac`` carved out (as :func:`carve_validation`), returned as a split whose
+    *evaluated* part (``test``) is that carve-out and which holds no validation part. Run it with
+    ``select_on_test=True``: the Trainer monitors the carve-out each evaluation and the runner's final
+    evaluation reads the carve-out again; the original test part is not in the returned split at all."""
+    from recgraph.data.split import Split
+
+    carve = carve_validation(split, frac, seed)
+    return Split(carve.train, carve.valid, None,
+                 {**carve.protocol, "evaluated_part": "the validation carve-out (the test file is not in this split)"})
+
+
+def valid_curve(history: Sequence[dict], keys: Sequence[str] = ("recall@20", "ndcg@20")) -> list[dict]:
+    """``[{"epoch": 1-based, "seconds": cumulative train + eval seconds, key: value, ...}]`` for every
+    evaluated epoch of a Trainer history (the ``valid_*`` entries: whatever part the run evaluated)."""
+    curve, elapsed = [], 0.0
+    for h in history:
+        elapsed += h["train_seconds"] + h.get("eval_seconds", 0.0)
+        if f"valid_{keys[0]}" in h:
+            curve.append({"epoch": h["epoch"] + 1, "seconds": elapsed, **{k: h[f"valid_{k}"] for k in keys}})
+    return curve
+
+
+def mean_std(values: Sequence[float]) -> dict:
+    """``{"mean", "std" (sample, ddof 1; 0 for one value), "n"}``."""
+    v = np.asarray(values, dtype=np.float64)
+    return {"mean": float(v.mean()), "std": float(v.std(ddof=1)) if len(v) > 1 else 0.0, "n": int(len(v))}
 
 
 def growth_exponent(sizes: Sequence[float], costs: Sequence[float]) -> list[float | None]:

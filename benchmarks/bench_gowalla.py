@@ -30,7 +30,7 @@ TARGETS = {"lightgcn": (0.1830, 0.1554), "bpr": (0.1491, 0.1235)}
 
 def main() -> None:
     sys.path.insert(0, str(HERE))
-    from _common import carve_validation, machine_info, write_result
+    from _common import carve_validation, machine_info, valid_curve, write_result
 
     from recgraph.config import parse_model_args
     from recgraph.data.datasets import load_dataset
@@ -92,12 +92,7 @@ def main() -> None:
         rec = run_experiment(cfg, split=split,
                              log=lambda line: print(f"[{m} {time.perf_counter() - t0:7.0f} s] {line}", flush=True))
         wall = time.perf_counter() - t0
-        curve, elapsed = [], 0.0
-        for h in rec["train"].get("history", []):
-            elapsed += h["train_seconds"] + h.get("eval_seconds", 0.0)
-            if "valid_recall@20" in h:
-                curve.append({"epoch": h["epoch"] + 1, "seconds": elapsed,
-                              "recall@20": h["valid_recall@20"], "ndcg@20": h["valid_ndcg@20"]})
+        curve = valid_curve(rec["train"].get("history", []))
         target = TARGETS.get(m)
         reached = next((c for c in curve if target and c["recall@20"] >= target[0] and c["ndcg@20"] >= target[1]), None)
         tr = rec["train"]
