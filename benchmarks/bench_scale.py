@@ -68,7 +68,7 @@ def _dir_bytes(p: Path) -> int:
 # ---------------------------------------------------------------------------------------------- workers
 
 
-def _ooc_stages(g, out: Path, budget: int) -> dict:
+def _ooc_stages(g, out: Path, budget: int, log=lambda s: None) -> dict:
     """The stages after the build, over the memory-mapped graph, each timed with its own peak RSS (VmHWM
     reset before it): popularity subsampling (keep 0.5, β 0.5), the middle half of the time range as a
     slice, and 2 hops of DC-GNN propagation of 16-d random features (hops written to disk)."""
@@ -79,6 +79,7 @@ def _ooc_stages(g, out: Path, budget: int) -> dict:
     stages = {}
 
     def timed(name, fn):
+        log(f"{name} start")
         _reset_hwm()
         before = _rss()
         t = time.perf_counter()
@@ -120,6 +121,13 @@ def worker(a) -> dict:
     budget = parse_bytes(a.memory_budget)
     res: dict = {"engine": a.worker, "idle_rss": _rss()}  # the process after imports, before any work
     t0 = time.perf_counter()
+    steps: list[dict] = []
+
+    def log(msg: str) -> None:
+        """A build step's log line with the time and this process's RSS / peak RSS (also to stderr, so a
+        killed worker leaves its last steps in the engine's log file)."""
+        steps.append({"seconds": round(time.perf_counter() - t0, 2), "rss": _rss(), "peak_rss": _vmhwm(), "msg": msg})
+        print(json.dumps(steps[-1]), file=sys.stderr, flush=True)
     if a.worker == "memory":
         import pyarrow.parquet as pq
 
@@ -136,7 +144,7 @@ def worker(a) -> dict:
     elif a.worker in ("ooc", "ray"):
         opt = BuildOptions(timestamp_col="timestamp", n_users=a.n_users, n_items=a.n_items, memory_budget=budget)
         if a.worker == "ooc":
-            g = build_graph(inp, out, opt)
+            g = build_graph(inp, out, opt, log=log)
         else:
             from recgraph.distributed.ray import build_graph_ray
 
@@ -148,6 +156,7 @@ def worker(a) -> dict:
         if a.worker == "ooc" and a.ppr_sources:
             from recgraph.graph.streaming import graph_ppr
 
+            log("ppr start")
             t1 = time.perf_counter()
             rng = np.random.default_rng(0)
             us = rng.choice(a.n_users, a.ppr_sources // 2, replace=False)
@@ -161,7 +170,7 @@ def worker(a) -> dict:
             res["degrees"] = {"seconds": time.perf_counter() - t1, "user_max": int(du.max()),
                               "item_max": int(di.max())}
         if a.worker == "ooc" and a.stages:
-            res["stages"] = _ooc_stages(g, out, budget)
+            res["stages"] = _ooc_stages(g, out, budget, log)
     elif a.worker in ("macro", "macro-compact", "macro-old"):
         cat = np.random.default_rng(1).zipf(1.5, a.n_items) % 500  # the bench_macro_build categories
         if a.worker != "macro-old":
@@ -169,7 +178,7 @@ def worker(a) -> dict:
 
             opt = BuildOptions(timestamp_col="timestamp", n_users=a.n_users, n_items=a.n_items, memory_budget=budget,
                                dedupe=False, order="time")
-            g = build_graph(inp, out, opt)
+            g = build_graph(inp, out, opt, log=log)
             res["graph_seconds"] = time.perf_counter() - t0
             res["graph_peak_rss_self"] = _vmhwm()
             res["rss_before"] = _rss()
@@ -197,6 +206,7 @@ def worker(a) -> dict:
         res["output_bytes"] = m.nbytes()
         res["macro_peak_extra"] = _vmhwm() - res["rss_before"]
     res["peak_rss_self"] = _vmhwm()
+    res["build_log"] = steps
     if a.worker in ("memory", "ooc", "ray"):
         res["hashes"] = {f: _hash(getattr(g, f)) for f in FIELDS}
         res["n_edges"] = g.n_edges
@@ -245,10 +255,13 @@ def _tree_rss(root: int) -> int:
     return total
 
 
-def run_engine(args: list[str], timeout: float) -> dict:
-    """Run one worker subprocess, sampling its process tree's RSS every 0.1 s."""
+def run_engine(args: list[str], timeout: float, log_path: Path) -> dict:
+    """Run one worker subprocess, sampling its process tree's RSS every 0.1 s; its stderr (the step log)
+    goes to ``log_path``, whose tail is returned if the worker fails."""
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen([sys.executable, __file__, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    errf = open(log_path, "w")
+    proc = subprocess.Popen([sys.executable, __file__, *args], stdout=subprocess.PIPE, stderr=errf,
                             text=True, env=env)
     peak = [0]
     stop = threading.Event()
@@ -261,32 +274,45 @@ def run_engine(args: list[str], timeout: float) -> dict:
     th = threading.Thread(target=sample, daemon=True)
     th.start()
     try:
-        out, err = proc.communicate(timeout=timeout)
+        out, _ = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         proc.kill()
-        out, err = proc.communicate()
+        out, _ = proc.communicate()
         stop.set()
-        return {"error": f"timed out after {timeout:.0f} s", "stderr": err[-2000:]}
+        errf.close()
+        return {"error": f"timed out after {timeout:.0f} s", "stderr": log_path.read_text()[-3000:],
+                "peak_rss_tree": peak[0]}
     stop.set()
     th.join()
+    errf.close()
+    err = log_path.read_text()
     for line in out.splitlines():
         if line.startswith("RESULT "):
             res = json.loads(line[7:])
             res["peak_rss_tree"] = peak[0]
             return res
-    return {"error": f"exit {proc.returncode}", "stderr": err[-3000:]}
+    return {"error": f"exit {proc.returncode}", "stderr": err[-3000:], "peak_rss_tree": peak[0]}
 
 
-def write_input(folder: Path, n: int, n_users: int, n_items: int, seed: int) -> None:
+def write_input(folder: Path, n: int, n_users: int, n_items: int, seed: int) -> bool:
+    """Write the ``n``-edge input (False: a complete one of the same size and seed is already there,
+    marked by ``_input.json``, which the builds skip as a leading-underscore name)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    marker = folder / "_input.json"
+    spec = {"edges": n, "users": n_users, "items": n_items, "seed": seed, "part_rows": PART_ROWS}
+    if marker.exists() and json.loads(marker.read_text()) == spec:
+        return False
+    shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True, exist_ok=True)
     for p, a in enumerate(range(0, n, PART_ROWS)):
         rows = min(PART_ROWS, n - a)
         u, i, t = powerlaw_edges(rows, n_users, n_items, alpha=1.0, seed=seed * 100_003 + p)
         pq.write_table(pa.table({"user": u, "item": i, "timestamp": t}), folder / f"part-{p:05d}.parquet",
                        row_group_size=1 << 20)
+    marker.write_text(json.dumps(spec))
+    return True
 
 
 def main():
@@ -301,6 +327,8 @@ def main():
     ap.add_argument("--memory-max", type=float, default=1e8, help="largest size for the in-memory engine")
     ap.add_argument("--scratch", default="/tmp/recgraph-bench-scale")
     ap.add_argument("--timeout", type=float, default=3600)
+    ap.add_argument("--keep-input", action="store_true", help="keep the written inputs in --scratch and reuse "
+                                                               "a complete one of the same size and seed")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--name", default="scale")
     ap.add_argument("--worker", default=None)
@@ -318,10 +346,12 @@ def main():
         nu, ni = max(100, n // 20), max(100, n // 50)
         inp = scratch / f"in-{n}"
         t0 = time.perf_counter()
-        write_input(inp, n, nu, ni, a.seed)
+        written = write_input(inp, n, nu, ni, a.seed)
         row = {"edges": n, "users": nu, "items": ni, "partitions": len(list(inp.glob("*.parquet"))),
-               "input_bytes": _dir_bytes(inp), "input_seconds": time.perf_counter() - t0, "engines": {}}
-        print(f"{n:,} edges: input {fmt_bytes(row['input_bytes'])} in {row['input_seconds']:.0f} s", flush=True)
+               "input_bytes": _dir_bytes(inp), "input_seconds": time.perf_counter() - t0 if written else None,
+               "engines": {}}
+        print(f"{n:,} edges: input {fmt_bytes(row['input_bytes'])} "
+              + (f"in {row['input_seconds']:.0f} s" if written else "(kept from an earlier run)"), flush=True)
         for eng in a.engines:
             if (eng == "macro-old" and n > a.old_macro_max) or (eng == "memory" and n > a.memory_max):
                 continue
@@ -330,7 +360,7 @@ def main():
             args = ["--worker", eng, "--input", str(inp), "--out", str(out), "--n-users", str(nu),
                     "--n-items", str(ni), "--memory-budget", a.memory_budget, "--ppr-sources", str(a.ppr_sources),
                     "--stages", str(a.stages)]
-            res = run_engine(args, a.timeout)
+            res = run_engine(args, a.timeout, scratch / f"log-{eng}-{n}.txt")
             shutil.rmtree(out, ignore_errors=True)
             row["engines"][eng] = res
             print(f"  {eng}: " + json.dumps({k: v for k, v in res.items() if k != "hashes"}), flush=True)
@@ -339,7 +369,8 @@ def main():
             h = row["engines"].get(eng, {}).get("hashes")
             if ref and h:
                 row["engines"][eng]["identical_to_memory"] = h == ref
-        shutil.rmtree(inp, ignore_errors=True)
+        if not a.keep_input:
+            shutil.rmtree(inp, ignore_errors=True)
         results.append(row)
         write_result(a.name, _payload(a, results))
     _report(results)

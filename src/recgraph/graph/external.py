@@ -289,16 +289,25 @@ def _save_arrays(target: Path, arrays: dict[str, np.ndarray], step: str = "", i:
 
 
 def _concat_npy(paths: Sequence[Path], out: Path, dtype, total: int) -> None:
-    """Stream 1-D ``.npy`` files, in order, into one ``.npy`` (bounded memory: one file at a time)."""
+    """Stream 1-D ``.npy`` files, in order, into one ``.npy`` (bounded memory: one file at a time), then
+    delete them (the result is committed first, so a kill in between loses nothing: bounded disk)."""
     with atomic_npy_writer(out, dtype, total) as w:
         for p in paths:
             w.write(np.load(p, allow_pickle=False))  # one bucket: bounded by the budget
+    for p in paths:
+        p.unlink(missing_ok=True)
 
 
 # ---------------------------------------------------------------------------------------------- steps
 
 
 def _scan_partition(work: _Work, p: int) -> dict:
+    """Scan partition ``p``: its summary (rows, id maxima, dtypes) is returned and, with its user
+    histogram, committed under ``.work/scan/p{p}`` — the histogram (8 bytes per user id up to the
+    partition's largest) stays on disk so the driver sums the partitions' histograms one at a time."""
+    target = work.dir / "scan" / f"p{p:06d}"
+    if (target / "summary.json").exists():
+        return read_json(target / "summary.json")
     plan = work.plan()
     opt = BuildOptions(**plan["options"])
     path = Path(plan["partitions"][p])
@@ -317,7 +326,15 @@ def _scan_partition(work: _Work, p: int) -> dict:
                 hist = h
             else:
                 hist[: h.shape[0]] += h
-    return {"rows": rows, "user_max": umax, "item_max": imax, "hist": hist, "dtypes": dts}
+    summary = {"rows": rows, "user_max": umax, "item_max": imax, "dtypes": dts}
+
+    def build(tmp: Path) -> None:
+        np.save(tmp / "hist.npy", hist, allow_pickle=False)
+        atomic_write_json(tmp / "summary.json", summary)
+
+    atomic_write_dir(target, build)
+    _fault_point("scan", p)
+    return summary
 
 
 def _spill_partition(work: _Work, p: int) -> None:
@@ -474,22 +491,31 @@ def prepare(input_path: str | os.PathLike, out: str | os.PathLike, opt: BuildOpt
             old = work.plan()
         except ArtifactError:
             old = None
-        if old is not None and old["inputs"] == fp and old["options"] == json.loads(json.dumps(opts)):
+        same = old is not None and old["inputs"] == fp and old["options"] == json.loads(json.dumps(opts))
+        if same and "user_bounds" in old:
             log(f"resuming the build in {work.dir}")
             return work
-        log(f"{work.dir} holds another build: starting over")
+        if not same:
+            log(f"{work.dir} holds another build: starting over")
+            old = None
+    else:
+        old = None
     if opt.order not in ("item", "time"):
         raise ValueError(f"order must be 'item' or 'time', got {opt.order!r}")
     if opt.order == "time" and not opt.timestamp_col:
         raise ValueError("order='time' needs a timestamp column")
-    shutil.rmtree(work.dir, ignore_errors=True)
-    for f in ("graph.json", *[f"{k}.npy" for k in _ARRAY_FIELDS]):
-        (out / f).unlink(missing_ok=True)
+    if old is None:  # else: killed while scanning this very input: finished scans are kept
+        shutil.rmtree(work.dir, ignore_errors=True)
+        for f in ("graph.json", *[f"{k}.npy" for k in _ARRAY_FIELDS]):
+            (out / f).unlink(missing_ok=True)
     work.dir.mkdir(parents=True, exist_ok=True)
     base = {"format": _PLAN_FORMAT, "inputs": fp, "partitions": [str(f) for f in files], "options": opts,
             "scan_chunk_rows": opt.chunk_rows or (1 << 22)}
     atomic_write_json(work.plan_path, base)  # the scan step reads its options from here
-    scans = mapper("scan", out, range(len(files)))
+    todo = [p for p in range(len(files)) if not (work.dir / "scan" / f"p{p:06d}" / "summary.json").exists()]
+    log(f"scan: {len(todo)} to run")
+    mapper("scan", out, todo)
+    scans = [read_json(work.dir / "scan" / f"p{p:06d}" / "summary.json") for p in range(len(files))]
     e0 = sum(s["rows"] for s in scans)
     umax = max(s["user_max"] for s in scans)
     imax = max(s["item_max"] for s in scans)
@@ -500,8 +526,10 @@ def prepare(input_path: str | os.PathLike, out: str | os.PathLike, opt: BuildOpt
             if mx >= n:
                 raise ValueError(f"{f}: column {name!r} holds id {mx}, outside [0, {n}) (n given as {n})")
     hist = np.zeros(n_users, np.int64)
-    for s in scans:
-        hist[: s["hist"].shape[0]] += s["hist"]
+    for p in range(len(files)):  # one partition's histogram in memory at a time
+        h = np.load(work.dir / "scan" / f"p{p:06d}" / "hist.npy", allow_pickle=False)
+        hist[: h.shape[0]] += h
+        del h
     dts = {}
     for s in scans:
         for k, v in s["dtypes"].items():
@@ -521,11 +549,15 @@ def prepare(input_path: str | os.PathLike, out: str | os.PathLike, opt: BuildOpt
 def pending(work: _Work, step: str) -> list[int]:
     """Indices of ``step`` not yet committed."""
     plan = work.plan()
-    if step == "spill":
+    if step == "spill":  # once every user bucket is done the spill is no longer needed (and is deleted)
+        if not pending(work, "user-bucket"):
+            return []
         return [p for p in range(len(plan["partitions"])) if not work.spill("user", p).is_dir()]
     if step == "user-bucket":
         return [b for b in range(len(plan["user_bounds"]) - 1) if not work.bucket("user", b).is_dir()]
     if step == "item-spill":
+        if not pending(work, "item-bucket"):
+            return []
         return [c for c in range(len(plan["item_spill_users"]) - 1) if not work.spill("item", c).is_dir()]
     if step == "item-bucket":
         return [b for b in range(len(plan["item_bounds"]) - 1) if not work.bucket("item", b).is_dir()]
@@ -537,18 +569,20 @@ def _assemble_users(work: _Work) -> None:
     out, idx = work.out, np.dtype(plan["idx"])
     nb = len(plan["user_bounds"]) - 1
     dirs = [work.bucket("user", b) for b in range(nb)]
+    shutil.rmtree(work.dir / "user-spill", ignore_errors=True)  # every user bucket is done
     if not (out / "u_indptr.npy").exists():
         deg = np.concatenate([np.load(d / "deg.npy") for d in dirs]) if nb else np.zeros(0, np.int64)
         indptr = np.zeros(plan["n_users"] + 1, np.int64)
         np.cumsum(deg, out=indptr[1:])
+        del deg
         with atomic_npy_writer(out / "u_indptr.npy", idx, indptr.shape[0]) as w:
             w.write(indptr)
+        del indptr
     e = int(np.load(out / "u_indptr.npy", mmap_mode="r")[-1])
     for name, dt in (("u_indices", idx), ("u_timestamp", plan["ts_dtype"]), ("u_behavior", plan["beh_dtype"]),
                      ("u_count", np.int32 if plan["options"]["keep_counts"] and plan["options"]["dedupe"] else None)):
         if dt is not None and not (out / f"{name}.npy").exists():
             _concat_npy([d / f"{name}.npy" for d in dirs], out / f"{name}.npy", dt, e)
-    shutil.rmtree(work.dir / "user-spill", ignore_errors=True)
     if "item_bounds" not in plan:  # item degrees by one streaming pass over u_indices → item buckets
         ind = np.load(out / "u_indices.npy", mmap_mode="r")
         ideg = np.zeros(plan["n_items"], np.int64)
@@ -570,6 +604,7 @@ def _assemble_items(work: _Work) -> None:
     plan = work.plan()
     out, idx = work.out, np.dtype(plan["idx"])
     dirs = [work.bucket("item", b) for b in range(len(plan["item_bounds"]) - 1)]
+    shutil.rmtree(work.dir / "item-spill", ignore_errors=True)  # every item bucket is done
     e = int(np.load(out / "u_indptr.npy", mmap_mode="r")[-1])
     for name, dt in (("i_indices", idx), ("i_edge", idx), ("i_timestamp", plan["ts_dtype"]),
                      ("i_behavior", plan["beh_dtype"])):
@@ -610,16 +645,19 @@ def build_graph(input_path: str | os.PathLike, out: str | os.PathLike, options: 
     mapper = mapper or _local_map
     out = Path(out)
     work = prepare(input_path, out, opt, mapper, log)
+    log("plan done")
     for step in ("spill", "user-bucket"):
         todo = pending(work, step)
         log(f"{step}: {len(todo)} to run")
         mapper(step, out, todo)
     _assemble_users(work)
+    log("assemble users done")
     for step in ("item-spill", "item-bucket"):
         todo = pending(work, step)
         log(f"{step}: {len(todo)} to run")
         mapper(step, out, todo)
     _assemble_items(work)
+    log("assemble items done")
     finish(work)
     return open_graph(out)
 
