@@ -12,7 +12,8 @@ partitions (not timed). Then, each engine in its own subprocess (so peak RSS is 
 * ``ray``: ``distributed.ray.build_graph_ray`` (local Ray, 2 CPUs, the same total budget);
 * ``macro``: the macro features (categories, user k-means k=20, the four slot tables, last-20 lists)
   from a time-ordered ``dedupe=False`` out-of-core graph (``streaming.build_macro_graph_from_graph``;
-  ``macro-compact``: the same with int32 ids), and at sizes ≤ ``--old-macro-max`` the in-memory
+  ``macro-compact``: the same with int32 ids; ``macro-disk``: int32 ids and every table streamed to
+  ``.npy`` files (``out_dir``) instead of RAM), and at sizes ≤ ``--old-macro-max`` the in-memory
   ``macro.build_feature_tables`` on the in-memory graph (``macro-old``). ``macro_peak_extra``: peak RSS
   of the macro call minus RSS just before it (graph already built / loaded).
 
@@ -171,7 +172,7 @@ def worker(a) -> dict:
                               "item_max": int(di.max())}
         if a.worker == "ooc" and a.stages:
             res["stages"] = _ooc_stages(g, out, budget, log)
-    elif a.worker in ("macro", "macro-compact", "macro-old"):
+    elif a.worker in ("macro", "macro-compact", "macro-disk", "macro-old"):
         cat = np.random.default_rng(1).zipf(1.5, a.n_items) % 500  # the bench_macro_build categories
         if a.worker != "macro-old":
             from recgraph.graph.streaming import build_macro_graph_from_graph
@@ -184,9 +185,15 @@ def worker(a) -> dict:
             res["rss_before"] = _rss()
             _reset_hwm()
             t1 = time.perf_counter()
-            m = build_macro_graph_from_graph(g, category=cat, user_k=20, recent=20,
-                                             id_dtype=np.int32 if a.worker == "macro-compact" else np.int64)
+            log("macro start")
+            disk = a.worker == "macro-disk"
+            m = build_macro_graph_from_graph(g, category=cat, user_k=20, recent=a.macro_recent, max_slots=a.macro_slots,
+                                             id_dtype=np.int64 if a.worker == "macro" else np.int32,
+                                             out_dir=out / "macro" if disk else None, log=log)
             res["seconds"] = time.perf_counter() - t1
+            if disk:
+                res["output_disk_bytes"] = _dir_bytes(out / "macro")
+                res["graph_disk_bytes"] = _dir_bytes(out) - res["output_disk_bytes"]
         else:
             import pyarrow.parquet as pq
 
@@ -200,7 +207,7 @@ def worker(a) -> dict:
             res["rss_before"] = _rss()
             _reset_hwm()
             t1 = time.perf_counter()
-            m = build_feature_tables(g, category=cat, user_k=20, recent=20)
+            m = build_feature_tables(g, category=cat, user_k=20, recent=a.macro_recent, max_slots=a.macro_slots)
             res["seconds"] = time.perf_counter() - t1
         res["macro_info"] = m.info
         res["output_bytes"] = m.nbytes()
@@ -323,6 +330,8 @@ def main():
     ap.add_argument("--ppr-sources", type=int, default=10_000)
     ap.add_argument("--stages", type=int, default=1, help="1: after the ooc build, also subsample / slice / "
                                                             "propagate over the mapped graph")
+    ap.add_argument("--macro-slots", type=int, default=64, help="macro slot width (build_feature_tables' max_slots)")
+    ap.add_argument("--macro-recent", type=int, default=20, help="recent-list length of the macro features")
     ap.add_argument("--old-macro-max", type=float, default=1e7, help="largest size for the in-memory macro build")
     ap.add_argument("--memory-max", type=float, default=1e8, help="largest size for the in-memory engine")
     ap.add_argument("--scratch", default="/tmp/recgraph-bench-scale")
@@ -359,7 +368,7 @@ def main():
             shutil.rmtree(out, ignore_errors=True)
             args = ["--worker", eng, "--input", str(inp), "--out", str(out), "--n-users", str(nu),
                     "--n-items", str(ni), "--memory-budget", a.memory_budget, "--ppr-sources", str(a.ppr_sources),
-                    "--stages", str(a.stages)]
+                    "--stages", str(a.stages), "--macro-slots", str(a.macro_slots), "--macro-recent", str(a.macro_recent)]
             res = run_engine(args, a.timeout, scratch / f"log-{eng}-{n}.txt")
             shutil.rmtree(out, ignore_errors=True)
             row["engines"][eng] = res
@@ -379,7 +388,7 @@ def main():
 def _payload(a, results) -> dict:
     sizes = [r["edges"] for r in results]
     exps = {}
-    for eng in ("memory", "ooc", "ray", "macro"):
+    for eng in ("memory", "ooc", "ray", "macro", "macro-disk"):
         pts = [(r["edges"], r["engines"][eng]) for r in results if "seconds" in r["engines"].get(eng, {})]
         if len(pts) > 1:
             exps[eng] = {"time": growth_exponent([p[0] for p in pts], [p[1]["seconds"] for p in pts]),
