@@ -31,7 +31,7 @@ from .macro import MacroCounts, assign_item_macros, kmeans_assign, one_hot
 from .ppr import PPRNeighbourhoods, bipartite_ppr
 
 __all__ = ["read_slice", "row_chunks", "spmm_rows", "spmm_slots", "macro_counts_from_graph", "recent_from_graph",
-           "MacroSlots",
+           "MacroSlots", "MACRO_TABLES", "MACRO_FILES", "macro_products", "macro_table", "macro_table_rows",
            "build_macro_graph_from_graph", "joint_csr_to_disk", "graph_ppr"]
 
 DEFAULT_MAX_EDGES = 1 << 24  # 16M edges per chunk: ~128 MB of ids and weights
@@ -175,13 +175,15 @@ def _last_per_row(indptr, nbr, ts, has_ts, length, pad, ids, times):  # pragma: 
 
 def recent_from_graph(graph: BipartiteGraph, length: int = 20, *, side: str = "user", pad: int = -1,
                       max_edges: int = DEFAULT_MAX_EDGES, id_dtype=np.int64,
-                      out: tuple[Path, Path] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                      out: tuple[Path, Path] | None = None,
+                      rows: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The last ``length`` neighbours of every user (``side="user"``) or item, most recent first, from a
     graph built with ``order="time"``: ``(ids [n, length] id_dtype, times [n, length] int64, counts [n])``,
     as :func:`recgraph.graph.macro.recent_lists` returns. Build the graph with ``dedupe=False`` to keep
     repeated events (ties on a timestamp are then in neighbour-id order, not input order).
     ``out=(ids_path, times_path)``: the two tables are streamed to ``.npy`` files in row chunks and
-    returned memory-mapped (RAM: one chunk, not ``n × length × 16`` bytes)."""
+    returned memory-mapped (RAM: one chunk, not ``n × length × 16`` bytes). ``rows=(r0, r1)``: only
+    those rows (what one task of :func:`recgraph.distributed.ray.build_macro_ray` computes)."""
     if graph.order != "time":
         raise ValueError("recent_from_graph needs a graph built with order='time'")
     if side == "user":
@@ -190,7 +192,8 @@ def recent_from_graph(graph: BipartiteGraph, length: int = 20, *, side: str = "u
         ptr, nbr, ts = graph.i_indptr, graph.i_indices, graph.i_timestamp
     else:
         raise ValueError(f"side must be 'user' or 'item', got {side!r}")
-    ptr = read_slice(ptr, 0, ptr.shape[0]).astype(np.int64)
+    r_lo, r_hi = (0, ptr.shape[0] - 1) if rows is None else (int(rows[0]), int(rows[1]))
+    ptr = read_slice(ptr, r_lo, r_hi + 1).astype(np.int64)
     n = ptr.shape[0] - 1
 
     def fill(r0, r1, ids, times):
@@ -356,7 +359,6 @@ def build_macro_graph_from_graph(graph: BipartiteGraph, *, category: np.ndarray 
     int32 halves them). ``item_method="kmeans-rows"`` needs ``R`` in RAM; "category" does not.
     ``out_dir``: the slot tables and recent lists are streamed to ``.npy`` files there and returned
     memory-mapped (RAM: ``R·C``, ``Rᵀ·U`` and one chunk; slot width ``max_slots`` when not dense)."""
-    n_users, n_items = graph.n_users, graph.n_items
     if out_dir is not None:
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -364,10 +366,39 @@ def build_macro_graph_from_graph(graph: BipartiteGraph, *, category: np.ndarray 
     def to(*names):
         return None if out_dir is None else tuple(out_dir / f"{n}.npy" for n in names)
 
+    im, n_im, um, n_um, user1, item1 = macro_products(graph, category=category, item_method=item_method,
+                                                      item_k=item_k, user_k=user_k, seed=seed, max_edges=max_edges,
+                                                      log=log)
+    dense = max(n_im, n_um) <= max_slots
+    kw = dict(max_slots=max_slots, dense=dense, recent=recent, id_dtype=id_dtype, max_edges=max_edges)
+    t = {}
+    for name in MACRO_TABLES:
+        t[name] = macro_table(graph, name, user1, item1, out=to(*MACRO_FILES[name]), **kw)
+        if name == "u2":
+            item1 = None  # last use: free it before the next table
+        if name == "i2":
+            user1 = None
+        log(f"{name} done")
+    return MacroSlots(im, n_im, um, n_um, dense, *t["u1"], *t["u2"], *t["i1"], *t["i2"], *t["u_rec"][:2],
+                      *t["i_rec"][:2], graph.user_degree, graph.item_degree,
+                      {"n_item_macros": n_im, "n_user_macros": n_um, "edges": graph.n_edges, "dense_slots": dense})
+
+
+MACRO_TABLES = ("u1", "i1", "u2", "i2", "u_rec", "i_rec")  # in the order they are computed
+MACRO_FILES = {"u1": ("u1_ids", "u1_cnt"), "i1": ("i1_ids", "i1_cnt"), "u2": ("u2_ids", "u2_cnt"),
+               "i2": ("i2_ids", "i2_cnt"), "u_rec": ("u_rec", "u_rec_time"), "i_rec": ("i_rec", "i_rec_time")}
+
+
+def macro_products(graph: BipartiteGraph, *, category: np.ndarray | None = None, item_method: str = "auto",
+                   item_k: int = 50, user_k: int = 20, seed: int = 0, max_edges: int = DEFAULT_MAX_EDGES,
+                   log: Callable[[str], None] = lambda s: None):
+    """The part of the macro build every table needs: item macros, ``user1 = R·C`` (CSR ``[N, n_im]``),
+    user macros (k-means on ``user1``'s rows; users without events get macro ``user_k``) and
+    ``item1 = Rᵀ·U`` (CSR ``[M, user_k + 1]``). Returns ``(im, n_im, um, n_um, user1, item1)``."""
     R = None
     if item_method == "kmeans-rows" or (item_method == "auto" and category is None):
         R = graph.to_scipy("count")
-    im, n_im = assign_item_macros(item_method, n_items=n_items, category=category, R=R, k=item_k, seed=seed)
+    im, n_im = assign_item_macros(item_method, n_items=graph.n_items, category=category, R=R, k=item_k, seed=seed)
     del R
     w = graph.u_count
     wi = None if w is None else graph.i_edge
@@ -375,38 +406,40 @@ def build_macro_graph_from_graph(graph: BipartiteGraph, *, category: np.ndarray 
     log("R·C done")
     raw = kmeans_assign(user1, user_k, seed=seed)
     um, n_um = np.where(raw >= 0, raw, user_k).astype(np.int64), int(user_k) + 1
-    dense = max(n_im, n_um) <= max_slots
     log("user k-means done")
     item1 = spmm_rows(graph.i_indptr, graph.i_indices, one_hot(um, n_um), weights=w, weight_index=wi,
                       max_edges=max_edges)  # Rᵀ·U
     log("Rᵀ·U done")
-    eye_n = np.arange(n_users + 1, dtype=np.int64)
-    u1 = spmm_slots(eye_n, eye_n[:-1], user1, max_slots, dense, id_dtype=id_dtype, max_edges=max_edges,
-                    out=to("u1_ids", "u1_cnt"))
-    del eye_n
-    log("u1 slots done")
-    eye_m = np.arange(n_items + 1, dtype=np.int64)
-    i1 = spmm_slots(eye_m, eye_m[:-1], item1, max_slots, dense, id_dtype=id_dtype, max_edges=max_edges,
-                    out=to("i1_ids", "i1_cnt"))
-    del eye_m
-    log("i1 slots done")
-    u2 = spmm_slots(graph.u_indptr, graph.u_indices, item1, max_slots, dense, weights=w, id_dtype=id_dtype,
-                    max_edges=max_edges, out=to("u2_ids", "u2_cnt"))
-    del item1
-    log("u2 slots done")
-    i2 = spmm_slots(graph.i_indptr, graph.i_indices, user1, max_slots, dense, weights=w, weight_index=wi,
-                    id_dtype=id_dtype, max_edges=max_edges, out=to("i2_ids", "i2_cnt"))
-    del user1
-    log("i2 slots done")
-    ur, urt, _ = recent_from_graph(graph, recent, side="user", pad=n_items, max_edges=max_edges, id_dtype=id_dtype,
-                                   out=to("u_rec", "u_rec_time"))
-    ir, irt, _ = recent_from_graph(graph, recent, side="item", pad=n_users, max_edges=max_edges, id_dtype=id_dtype,
-                                   out=to("i_rec", "i_rec_time"))
-    log("recent lists done")
-    return MacroSlots(im, n_im, um, n_um, dense, u1[0], u1[1], u2[0], u2[1], i1[0], i1[1], i2[0], i2[1], ur, urt, ir, irt,
-                      graph.user_degree, graph.item_degree,
-                      {"n_item_macros": n_im, "n_user_macros": n_um, "edges": graph.n_edges,
-                       "dense_slots": dense})
+    return im, n_im, um, n_um, user1, item1
+
+
+def macro_table_rows(graph: BipartiteGraph, table: str) -> int:
+    return graph.n_users if table[0] == "u" else graph.n_items
+
+
+def macro_table(graph: BipartiteGraph, table: str, user1: sp.csr_matrix, item1: sp.csr_matrix, *, max_slots: int,
+                dense: bool, recent: int, id_dtype=np.int64, max_edges: int = DEFAULT_MAX_EDGES,
+                out: tuple[Path, Path] | None = None, rows: tuple[int, int] | None = None):
+    """One macro table (``table`` in :data:`MACRO_TABLES`), all rows or ``rows=(r0, r1)``: the slot tables
+    ``u1 = user1``, ``i1 = item1``, ``u2 = R·item1``, ``i2 = Rᵀ·user1`` as ``(ids, counts)``, the recent
+    lists as ``(ids, times, counts)``; ``out``: streamed to those two ``.npy`` files."""
+    r0, r1 = (0, macro_table_rows(graph, table)) if rows is None else (int(rows[0]), int(rows[1]))
+    w = graph.u_count
+    wi = None if w is None else graph.i_edge
+    kw = dict(id_dtype=id_dtype, max_edges=max_edges, out=out)
+    if table in ("u1", "i1"):  # the product's own rows as slots: A = identity rows r0..r1
+        eye = np.arange(r1 + 1, dtype=np.int64)
+        return spmm_slots(eye[r0:r1 + 1], eye, user1 if table == "u1" else item1, max_slots, dense, **kw)
+    if table == "u2":
+        return spmm_slots(read_slice(graph.u_indptr, r0, r1 + 1), graph.u_indices, item1, max_slots, dense, weights=w,
+                          **kw)
+    if table == "i2":
+        return spmm_slots(read_slice(graph.i_indptr, r0, r1 + 1), graph.i_indices, user1, max_slots, dense, weights=w,
+                          weight_index=wi, **kw)
+    if table in ("u_rec", "i_rec"):
+        side, pad = ("user", graph.n_items) if table == "u_rec" else ("item", graph.n_users)
+        return recent_from_graph(graph, recent, side=side, pad=pad, rows=(r0, r1), **kw)
+    raise ValueError(f"unknown macro table {table!r}: one of {MACRO_TABLES}")
 
 
 # ---------------------------------------------------------------------------------------------- PPR
