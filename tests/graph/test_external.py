@@ -124,6 +124,7 @@ def test_killed_scan_and_item_steps_resume_without_redoing_finished_work(ml100k,
         build_graph(inp, tmp_path / "g", opt, log=logs.append)
     assert "scan: 1 to run" in logs
     assert not (tmp_path / "g" / ".work" / "user-spill").exists()
+    assert not (tmp_path / "g" / ".work" / "scan").exists()  # deleted once planned (38 GB at 1B when dense)
     monkeypatch.delenv("RECGRAPH_BUILD_FAULT")
     logs = []
     g = build_graph(inp, tmp_path / "g", opt, log=logs.append)

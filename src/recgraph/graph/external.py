@@ -15,10 +15,10 @@ Steps (each a function of ``(work folder, index)`` so an engine can run them any
 order within a step: :func:`build_graph` runs them in this process, :mod:`recgraph.distributed.ray`
 as Ray tasks):
 
-1. **scan** each partition (streamed in chunks): row count, id ranges, a user histogram (committed
-   under ``.work/scan``; the driver sums them one at a time — holding all of them cost
-   partitions × 8 bytes × users, 40 GB at 1B events); nulls, negative ids and non-integer columns
-   fail here naming file, row and column.
+1. **scan** each partition (streamed in chunks): row count, id ranges, its users' event counts
+   (sparse, committed under ``.work/scan`` and deleted once planned; the driver sums them one at a
+   time — holding dense histograms of every partition cost partitions × 8 bytes × users, 40 GB at
+   1B events); nulls, negative ids and non-integer columns fail here naming file, row and column.
 2. **plan**: users are cut into contiguous ranges ("buckets") holding at most ``bucket_events``
    events, sized from ``memory_budget``.
 3. **spill** each partition: its rows go, in input order, to one raw file per (partition, bucket).
@@ -330,9 +330,11 @@ def _scan_partition(work: _Work, p: int) -> dict:
             else:
                 hist[: h.shape[0]] += h
     summary = {"rows": rows, "user_max": umax, "item_max": imax, "dtypes": dts}
+    users = np.flatnonzero(hist)  # sparse: a partition's users, not every user id (at most 8 bytes per row)
 
     def build(tmp: Path) -> None:
-        np.save(tmp / "hist.npy", hist, allow_pickle=False)
+        np.save(tmp / "users.npy", users.astype(np.int32 if umax < 2**31 else np.int64), allow_pickle=False)
+        np.save(tmp / "counts.npy", hist[users].astype(np.int32 if rows < 2**31 else np.int64), allow_pickle=False)
         atomic_write_json(tmp / "summary.json", summary)
 
     atomic_write_dir(target, build)
@@ -530,9 +532,8 @@ def prepare(input_path: str | os.PathLike, out: str | os.PathLike, opt: BuildOpt
                 raise ValueError(f"{f}: column {name!r} holds id {mx}, outside [0, {n}) (n given as {n})")
     hist = np.zeros(n_users, np.int64)
     for p in range(len(files)):  # one partition's histogram in memory at a time
-        h = np.load(work.dir / "scan" / f"p{p:06d}" / "hist.npy", allow_pickle=False)
-        hist[: h.shape[0]] += h
-        del h
+        d = work.dir / "scan" / f"p{p:06d}"
+        np.add.at(hist, np.load(d / "users.npy", allow_pickle=False), np.load(d / "counts.npy", allow_pickle=False))
     dts = {}
     for s in scans:
         for k, v in s["dtypes"].items():
@@ -544,6 +545,7 @@ def prepare(input_path: str | os.PathLike, out: str | os.PathLike, opt: BuildOpt
     chunk, bucket = _sizes(opt, n_users, n_items, _row_bytes(plan))
     plan.update(chunk_rows=chunk, bucket_events=bucket, user_bounds=_greedy_bounds(hist, bucket).tolist())
     atomic_write_json(work.plan_path, plan)
+    shutil.rmtree(work.dir / "scan", ignore_errors=True)  # planned: the histograms are no longer needed
     log(f"{len(files)} partitions, {e0:,} events, {n_users:,} users, {n_items:,} items, "
         f"{len(plan['user_bounds']) - 1} user buckets of <= {bucket:,} events")
     return work
