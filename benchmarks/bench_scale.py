@@ -105,11 +105,10 @@ def _ooc_stages(g, out: Path, budget: int, log=lambda s: None) -> dict:
         f = propagate(g, xu, xi, 2, memory_budget=budget, out_dir=out / "prop")
         return {"hops": 2, "dim": 16, "feature_bytes": int(f.user.nbytes + f.item.nbytes)}
 
-    timed("subsample", sub)
-    timed("time_slice", sl)
-    timed("propagation", prop)
-    for p in ("sub", "slice", "prop"):
-        shutil.rmtree(out / p, ignore_errors=True)
+    for name, fn, folder in (("subsample", sub, "sub"), ("time_slice", sl, "slice"), ("propagation", prop, "prop")):
+        timed(name, fn)
+        stages[name]["output_disk_bytes"] = _dir_bytes(out / folder)
+        shutil.rmtree(out / folder, ignore_errors=True)  # one stage's output on disk at a time (1B: ~10 GB each)
     return stages
 
 
