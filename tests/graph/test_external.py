@@ -96,6 +96,8 @@ def test_killed_build_resumes_from_finished_partitions(ml100k, tmp_path, monkeyp
     done_spills = sorted(p.name for p in (tmp_path / "g" / ".work" / "user-spill").iterdir())
     done_buckets = sorted(p.name for p in (tmp_path / "g" / ".work" / "user-bucket").iterdir())
     assert done_spills == [f"p{p:06d}" for p in range(4)] and done_buckets == [f"b{b:06d}" for b in range(3)]
+    left = {f.name.split(".")[0] for f in (tmp_path / "g" / ".work" / "user-spill").rglob("b*.*")}
+    assert left and not left & set(done_buckets)  # a committed bucket's spilled rows are deleted, the rest kept
     stamp = {p: (tmp_path / "g" / ".work" / "user-bucket" / p).stat().st_mtime_ns for p in done_buckets}
     monkeypatch.delenv("RECGRAPH_BUILD_FAULT")
     logs = []

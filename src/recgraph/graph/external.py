@@ -40,7 +40,7 @@ Memory: ``memory_budget`` bounds what one step holds: a step reads at most ``chu
 rows or one bucket (``bucket_events`` events) at a time; the fixed part is ``~16·(N+M)`` bytes
 (histograms and indptrs). Disk: the final graph (:attr:`BipartiteGraph.nbytes`) plus at most
 about ``2·E0·row`` bytes of temporaries (``row`` = 4+4 id bytes + timestamp + behaviour bytes): a
-spill is deleted once its buckets are sorted, a bucket file once its final array is committed.
+bucket's spilled rows are deleted once the bucket is committed, a bucket file once its final array is.
 """
 
 from __future__ import annotations
@@ -362,7 +362,17 @@ def _stream_names(plan: dict) -> dict[str, str]:
     return names
 
 
+def _drop_spilled(work: _Work, stage: str, n_parts: int, b: int) -> None:
+    """Delete bucket ``b``'s spilled rows (every partition's) once the bucket is committed: the spill
+    shrinks as the buckets grow, so the temporaries peak near one copy of the rows, not two."""
+    for p in range(n_parts):
+        for f in work.spill(stage, p).glob(f"b{b:06d}.*"):
+            f.unlink(missing_ok=True)
+
+
 def _user_bucket(work: _Work, b: int) -> None:
+    if work.bucket("user", b).is_dir():  # committed (its spill may be gone): a retry has nothing to do
+        return
     plan = work.plan()
     opt = BuildOptions(**plan["options"])
     lo, hi = plan["user_bounds"][b], plan["user_bounds"][b + 1]
@@ -377,6 +387,7 @@ def _user_bucket(work: _Work, b: int) -> None:
         if v is not None:
             arrays[k] = v
     _save_arrays(work.bucket("user", b), arrays, "user-bucket", b)
+    _drop_spilled(work, "user", len(plan["partitions"]), b)
     _fault_point("user-bucket", b)
 
 
@@ -411,6 +422,8 @@ def _item_names(plan: dict) -> dict[str, str]:
 
 def _item_bucket(work: _Work, b: int) -> None:
     """Item rows ``[lo, hi)``: stable counting sort of the (user-ordered) stream by item, then time order."""
+    if work.bucket("item", b).is_dir():
+        return
     plan = work.plan()
     idx = np.dtype(plan["idx"])
     lo, hi = plan["item_bounds"][b], plan["item_bounds"][b + 1]
@@ -431,6 +444,7 @@ def _item_bucket(work: _Work, b: int) -> None:
         _row_time_order(ptr.astype(idx), out["i_timestamp"], rp)
         out = {k: v[rp] for k, v in out.items()}
     _save_arrays(work.bucket("item", b), out, "item-bucket", b)
+    _drop_spilled(work, "item", len(plan["item_spill_users"]) - 1, b)
     _fault_point("item-bucket", b)
 
 
