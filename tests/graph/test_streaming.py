@@ -143,9 +143,10 @@ def test_macro_graph_streamed_to_disk_equals_in_memory(events, tmp_path, max_slo
         a, b = getattr(got, k), getattr(ref, k)
         assert isinstance(a, np.memmap) and a.dtype == b.dtype
         np.testing.assert_array_equal(a, b, err_msg=k)
-    assert sorted(p.name for p in (tmp_path / "macro").iterdir()) == sorted(
+    assert sorted(p.name for p in (tmp_path / "macro").iterdir()) == sorted(["macro.json", *(
         f"{k}.npy" for k in ("u1_ids", "u1_cnt", "u2_ids", "u2_cnt", "i1_ids", "i1_cnt", "i2_ids", "i2_cnt", "u_rec",
-                             "u_rec_time", "i_rec", "i_rec_time"))
+                             "u_rec_time", "i_rec", "i_rec_time", "item_macro", "user_macro"))])
+    np.testing.assert_array_equal(np.load(tmp_path / "macro" / "user_macro.npy"), ref.user_macro)
 
 
 def _mmap(events, tmp_path, **kw):

@@ -45,7 +45,7 @@ from ..graph.bipartite import BipartiteGraph
 from ..graph.external import BuildOptions, build_graph, open_graph, run_step
 from ..graph.ppr import PPRNeighbourhoods, bipartite_ppr
 from ..graph.streaming import (MACRO_FILES, MACRO_TABLES, MacroSlots, joint_csr_to_disk, macro_products, macro_table,
-                               macro_table_rows)
+                               macro_table_rows, save_macro_meta)
 from ..io import atomic_npy_writer, atomic_save_npz, atomic_write_dir, load_npz
 
 __all__ = ["build_graph_ray", "build_macro_ray", "graph_ppr_ray", "ray_mapper", "ray_session"]
@@ -223,7 +223,7 @@ def build_macro_ray(graph_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
                     wr.write(np.load(part / f"{f}.npy", allow_pickle=False))
         tables[t] = [np.load(out_dir / f"{f}.npy", mmap_mode="r") for f in MACRO_FILES[t]]
     shutil.rmtree(work, ignore_errors=True)
+    info = {"n_item_macros": n_im, "n_user_macros": n_um, "edges": g.n_edges, "dense_slots": dense}
+    save_macro_meta(out_dir, im, um, info, max_slots=max_slots, recent=recent, id_dtype=id_dtype)
     return MacroSlots(im, n_im, um, n_um, dense, *tables["u1"], *tables["u2"], *tables["i1"], *tables["i2"],
-                      *tables["u_rec"], *tables["i_rec"], g.user_degree, g.item_degree,
-                      {"n_item_macros": n_im, "n_user_macros": n_um, "edges": g.n_edges, "dense_slots": dense,
-                       "tasks": len(jobs)})
+                      *tables["u_rec"], *tables["i_rec"], g.user_degree, g.item_degree, dict(info, tasks=len(jobs)))

@@ -31,7 +31,7 @@ from .macro import MacroCounts, assign_item_macros, kmeans_assign, one_hot
 from .ppr import PPRNeighbourhoods, bipartite_ppr
 
 __all__ = ["read_slice", "row_chunks", "spmm_rows", "spmm_slots", "macro_counts_from_graph", "recent_from_graph",
-           "MacroSlots", "MACRO_TABLES", "MACRO_FILES", "macro_products", "macro_table", "macro_table_rows",
+           "MacroSlots", "MACRO_TABLES", "MACRO_FILES", "MACRO_FORMAT", "save_macro_meta", "macro_products", "macro_table", "macro_table_rows",
            "build_macro_graph_from_graph", "joint_csr_to_disk", "graph_ppr"]
 
 DEFAULT_MAX_EDGES = 1 << 24  # 16M edges per chunk: ~128 MB of ids and weights
@@ -379,9 +379,25 @@ def build_macro_graph_from_graph(graph: BipartiteGraph, *, category: np.ndarray 
         if name == "i2":
             user1 = None
         log(f"{name} done")
+    info = {"n_item_macros": n_im, "n_user_macros": n_um, "edges": graph.n_edges, "dense_slots": dense}
+    if out_dir is not None:
+        save_macro_meta(out_dir, im, um, info, max_slots=max_slots, recent=recent, id_dtype=id_dtype)
     return MacroSlots(im, n_im, um, n_um, dense, *t["u1"], *t["u2"], *t["i1"], *t["i2"], *t["u_rec"][:2],
-                      *t["i_rec"][:2], graph.user_degree, graph.item_degree,
-                      {"n_item_macros": n_im, "n_user_macros": n_um, "edges": graph.n_edges, "dense_slots": dense})
+                      *t["i_rec"][:2], graph.user_degree, graph.item_degree, info)
+
+
+MACRO_FORMAT = "recgraph.macro-tables/1"
+
+
+def save_macro_meta(out_dir: Path, item_macro: np.ndarray, user_macro: np.ndarray, info: dict, *, max_slots: int,
+                    recent: int, id_dtype) -> None:
+    """The rest of a macro-table folder: the macro assignments and ``macro.json`` (written last)."""
+    for name, a in (("item_macro", item_macro), ("user_macro", user_macro)):
+        with atomic_npy_writer(Path(out_dir) / f"{name}.npy", np.int64, a.shape[0]) as w:
+            w.write(a)
+    atomic_write_json(Path(out_dir) / "macro.json", {"format": MACRO_FORMAT, **info, "max_slots": int(max_slots),
+                                                     "recent": int(recent), "id_dtype": str(np.dtype(id_dtype)),
+                                                     "tables": {t: list(MACRO_FILES[t]) for t in MACRO_TABLES}})
 
 
 MACRO_TABLES = ("u1", "i1", "u2", "i2", "u_rec", "i_rec")  # in the order they are computed
