@@ -161,10 +161,12 @@ def worker(a) -> dict:
             rng = np.random.default_rng(0)
             us = rng.choice(a.n_users, a.ppr_sources // 2, replace=False)
             its = rng.choice(a.n_items, a.ppr_sources - a.ppr_sources // 2, replace=False)
-            pu, pi = graph_ppr(g, us, its, workdir=out, topk=32, eps=1e-4, alpha=0.2)
+            pu, pi = graph_ppr(g, us, its, workdir=out / "ppr", topk=32, eps=1e-4, alpha=0.2)
             res["ppr"] = {"sources": int(a.ppr_sources), "seconds": time.perf_counter() - t1, "eps": 1e-4,
                           "alpha": 0.2, "topk": 32, "pushes": int(pu.num_pushes),
-                          "mean_neighbours": float(np.concatenate([pu.counts(), pi.counts()]).mean())}
+                          "mean_neighbours": float(np.concatenate([pu.counts(), pi.counts()]).mean()),
+                          "joint_disk_bytes": _dir_bytes(out / "ppr")}
+            shutil.rmtree(out / "ppr", ignore_errors=True)  # the joint adjacency (8 bytes per edge) is a temporary
             t1 = time.perf_counter()
             du, di = g.user_degree, g.item_degree
             res["degrees"] = {"seconds": time.perf_counter() - t1, "user_max": int(du.max()),

@@ -487,6 +487,7 @@ def graph_ppr(graph: BipartiteGraph, user_sources=None, item_sources=None, *,
     """:func:`recgraph.graph.ppr.bipartite_ppr` on a graph larger than RAM: the joint adjacency lives in
     ``workdir/joint_indices.npy`` (memory-mapped: the push reads only the rows it visits). Keyword
     arguments go to :func:`~recgraph.graph.ppr.ppr_topk`."""
+    Path(workdir).mkdir(parents=True, exist_ok=True)
     joint = joint_csr_to_disk(graph, Path(workdir) / "joint_indices.npy")
     return bipartite_ppr(graph, user_sources, item_sources, joint=joint, check_indices=False, **kwargs)
 
