@@ -12,7 +12,8 @@ partitions (not timed). Then, each engine in its own subprocess (so peak RSS is 
 * ``ray``: ``distributed.ray.build_graph_ray`` (local Ray, 2 CPUs, the same total budget);
 * ``macro``: the macro features (categories, user k-means k=20, the four slot tables, last-20 lists)
   from a time-ordered ``dedupe=False`` out-of-core graph (``streaming.build_macro_graph_from_graph``;
-  ``macro-compact``: the same with int32 ids), and at sizes ≤ ``--old-macro-max`` the in-memory
+  ``macro-compact``: the same with int32 ids; ``macro-disk``: int32 ids and every table streamed to
+  ``.npy`` files (``out_dir``) instead of RAM), and at sizes ≤ ``--old-macro-max`` the in-memory
   ``macro.build_feature_tables`` on the in-memory graph (``macro-old``). ``macro_peak_extra``: peak RSS
   of the macro call minus RSS just before it (graph already built / loaded).
 
@@ -68,7 +69,7 @@ def _dir_bytes(p: Path) -> int:
 # ---------------------------------------------------------------------------------------------- workers
 
 
-def _ooc_stages(g, out: Path, budget: int) -> dict:
+def _ooc_stages(g, out: Path, budget: int, log=lambda s: None) -> dict:
     """The stages after the build, over the memory-mapped graph, each timed with its own peak RSS (VmHWM
     reset before it): popularity subsampling (keep 0.5, β 0.5), the middle half of the time range as a
     slice, and 2 hops of DC-GNN propagation of 16-d random features (hops written to disk)."""
@@ -79,6 +80,7 @@ def _ooc_stages(g, out: Path, budget: int) -> dict:
     stages = {}
 
     def timed(name, fn):
+        log(f"{name} start")
         _reset_hwm()
         before = _rss()
         t = time.perf_counter()
@@ -103,11 +105,10 @@ def _ooc_stages(g, out: Path, budget: int) -> dict:
         f = propagate(g, xu, xi, 2, memory_budget=budget, out_dir=out / "prop")
         return {"hops": 2, "dim": 16, "feature_bytes": int(f.user.nbytes + f.item.nbytes)}
 
-    timed("subsample", sub)
-    timed("time_slice", sl)
-    timed("propagation", prop)
-    for p in ("sub", "slice", "prop"):
-        shutil.rmtree(out / p, ignore_errors=True)
+    for name, fn, folder in (("subsample", sub, "sub"), ("time_slice", sl, "slice"), ("propagation", prop, "prop")):
+        timed(name, fn)
+        stages[name]["output_disk_bytes"] = _dir_bytes(out / folder)
+        shutil.rmtree(out / folder, ignore_errors=True)  # one stage's output on disk at a time (1B: ~10 GB each)
     return stages
 
 
@@ -120,6 +121,13 @@ def worker(a) -> dict:
     budget = parse_bytes(a.memory_budget)
     res: dict = {"engine": a.worker, "idle_rss": _rss()}  # the process after imports, before any work
     t0 = time.perf_counter()
+    steps: list[dict] = []
+
+    def log(msg: str) -> None:
+        """A build step's log line with the time and this process's RSS / peak RSS (also to stderr, so a
+        killed worker leaves its last steps in the engine's log file)."""
+        steps.append({"seconds": round(time.perf_counter() - t0, 2), "rss": _rss(), "peak_rss": _vmhwm(), "msg": msg})
+        print(json.dumps(steps[-1]), file=sys.stderr, flush=True)
     if a.worker == "memory":
         import pyarrow.parquet as pq
 
@@ -136,7 +144,7 @@ def worker(a) -> dict:
     elif a.worker in ("ooc", "ray"):
         opt = BuildOptions(timestamp_col="timestamp", n_users=a.n_users, n_items=a.n_items, memory_budget=budget)
         if a.worker == "ooc":
-            g = build_graph(inp, out, opt)
+            g = build_graph(inp, out, opt, log=log)
         else:
             from recgraph.distributed.ray import build_graph_ray
 
@@ -148,36 +156,45 @@ def worker(a) -> dict:
         if a.worker == "ooc" and a.ppr_sources:
             from recgraph.graph.streaming import graph_ppr
 
+            log("ppr start")
             t1 = time.perf_counter()
             rng = np.random.default_rng(0)
             us = rng.choice(a.n_users, a.ppr_sources // 2, replace=False)
             its = rng.choice(a.n_items, a.ppr_sources - a.ppr_sources // 2, replace=False)
-            pu, pi = graph_ppr(g, us, its, workdir=out, topk=32, eps=1e-4, alpha=0.2)
+            pu, pi = graph_ppr(g, us, its, workdir=out / "ppr", topk=32, eps=1e-4, alpha=0.2)
             res["ppr"] = {"sources": int(a.ppr_sources), "seconds": time.perf_counter() - t1, "eps": 1e-4,
                           "alpha": 0.2, "topk": 32, "pushes": int(pu.num_pushes),
-                          "mean_neighbours": float(np.concatenate([pu.counts(), pi.counts()]).mean())}
+                          "mean_neighbours": float(np.concatenate([pu.counts(), pi.counts()]).mean()),
+                          "joint_disk_bytes": _dir_bytes(out / "ppr")}
+            shutil.rmtree(out / "ppr", ignore_errors=True)  # the joint adjacency (8 bytes per edge) is a temporary
             t1 = time.perf_counter()
             du, di = g.user_degree, g.item_degree
             res["degrees"] = {"seconds": time.perf_counter() - t1, "user_max": int(du.max()),
                               "item_max": int(di.max())}
         if a.worker == "ooc" and a.stages:
-            res["stages"] = _ooc_stages(g, out, budget)
-    elif a.worker in ("macro", "macro-compact", "macro-old"):
+            res["stages"] = _ooc_stages(g, out, budget, log)
+    elif a.worker in ("macro", "macro-compact", "macro-disk", "macro-old"):
         cat = np.random.default_rng(1).zipf(1.5, a.n_items) % 500  # the bench_macro_build categories
         if a.worker != "macro-old":
             from recgraph.graph.streaming import build_macro_graph_from_graph
 
             opt = BuildOptions(timestamp_col="timestamp", n_users=a.n_users, n_items=a.n_items, memory_budget=budget,
                                dedupe=False, order="time")
-            g = build_graph(inp, out, opt)
+            g = build_graph(inp, out, opt, log=log)
             res["graph_seconds"] = time.perf_counter() - t0
             res["graph_peak_rss_self"] = _vmhwm()
             res["rss_before"] = _rss()
             _reset_hwm()
             t1 = time.perf_counter()
-            m = build_macro_graph_from_graph(g, category=cat, user_k=20, recent=20,
-                                             id_dtype=np.int32 if a.worker == "macro-compact" else np.int64)
+            log("macro start")
+            disk = a.worker == "macro-disk"
+            m = build_macro_graph_from_graph(g, category=cat, user_k=20, recent=a.macro_recent, max_slots=a.macro_slots,
+                                             id_dtype=np.int64 if a.worker == "macro" else np.int32,
+                                             out_dir=out / "macro" if disk else None, log=log)
             res["seconds"] = time.perf_counter() - t1
+            if disk:
+                res["output_disk_bytes"] = _dir_bytes(out / "macro")
+                res["graph_disk_bytes"] = _dir_bytes(out) - res["output_disk_bytes"]
         else:
             import pyarrow.parquet as pq
 
@@ -191,12 +208,13 @@ def worker(a) -> dict:
             res["rss_before"] = _rss()
             _reset_hwm()
             t1 = time.perf_counter()
-            m = build_feature_tables(g, category=cat, user_k=20, recent=20)
+            m = build_feature_tables(g, category=cat, user_k=20, recent=a.macro_recent, max_slots=a.macro_slots)
             res["seconds"] = time.perf_counter() - t1
         res["macro_info"] = m.info
         res["output_bytes"] = m.nbytes()
         res["macro_peak_extra"] = _vmhwm() - res["rss_before"]
     res["peak_rss_self"] = _vmhwm()
+    res["build_log"] = steps
     if a.worker in ("memory", "ooc", "ray"):
         res["hashes"] = {f: _hash(getattr(g, f)) for f in FIELDS}
         res["n_edges"] = g.n_edges
@@ -245,10 +263,13 @@ def _tree_rss(root: int) -> int:
     return total
 
 
-def run_engine(args: list[str], timeout: float) -> dict:
-    """Run one worker subprocess, sampling its process tree's RSS every 0.1 s."""
+def run_engine(args: list[str], timeout: float, log_path: Path) -> dict:
+    """Run one worker subprocess, sampling its process tree's RSS every 0.1 s; its stderr (the step log)
+    goes to ``log_path``, whose tail is returned if the worker fails."""
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen([sys.executable, __file__, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    errf = open(log_path, "w")
+    proc = subprocess.Popen([sys.executable, __file__, *args], stdout=subprocess.PIPE, stderr=errf,
                             text=True, env=env)
     peak = [0]
     stop = threading.Event()
@@ -261,32 +282,45 @@ def run_engine(args: list[str], timeout: float) -> dict:
     th = threading.Thread(target=sample, daemon=True)
     th.start()
     try:
-        out, err = proc.communicate(timeout=timeout)
+        out, _ = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         proc.kill()
-        out, err = proc.communicate()
+        out, _ = proc.communicate()
         stop.set()
-        return {"error": f"timed out after {timeout:.0f} s", "stderr": err[-2000:]}
+        errf.close()
+        return {"error": f"timed out after {timeout:.0f} s", "stderr": log_path.read_text()[-3000:],
+                "peak_rss_tree": peak[0]}
     stop.set()
     th.join()
+    errf.close()
+    err = log_path.read_text()
     for line in out.splitlines():
         if line.startswith("RESULT "):
             res = json.loads(line[7:])
             res["peak_rss_tree"] = peak[0]
             return res
-    return {"error": f"exit {proc.returncode}", "stderr": err[-3000:]}
+    return {"error": f"exit {proc.returncode}", "stderr": err[-3000:], "peak_rss_tree": peak[0]}
 
 
-def write_input(folder: Path, n: int, n_users: int, n_items: int, seed: int) -> None:
+def write_input(folder: Path, n: int, n_users: int, n_items: int, seed: int) -> bool:
+    """Write the ``n``-edge input (False: a complete one of the same size and seed is already there,
+    marked by ``_input.json``, which the builds skip as a leading-underscore name)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    marker = folder / "_input.json"
+    spec = {"edges": n, "users": n_users, "items": n_items, "seed": seed, "part_rows": PART_ROWS}
+    if marker.exists() and json.loads(marker.read_text()) == spec:
+        return False
+    shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True, exist_ok=True)
     for p, a in enumerate(range(0, n, PART_ROWS)):
         rows = min(PART_ROWS, n - a)
         u, i, t = powerlaw_edges(rows, n_users, n_items, alpha=1.0, seed=seed * 100_003 + p)
         pq.write_table(pa.table({"user": u, "item": i, "timestamp": t}), folder / f"part-{p:05d}.parquet",
                        row_group_size=1 << 20)
+    marker.write_text(json.dumps(spec))
+    return True
 
 
 def main():
@@ -297,10 +331,14 @@ def main():
     ap.add_argument("--ppr-sources", type=int, default=10_000)
     ap.add_argument("--stages", type=int, default=1, help="1: after the ooc build, also subsample / slice / "
                                                             "propagate over the mapped graph")
+    ap.add_argument("--macro-slots", type=int, default=64, help="macro slot width (build_feature_tables' max_slots)")
+    ap.add_argument("--macro-recent", type=int, default=20, help="recent-list length of the macro features")
     ap.add_argument("--old-macro-max", type=float, default=1e7, help="largest size for the in-memory macro build")
     ap.add_argument("--memory-max", type=float, default=1e8, help="largest size for the in-memory engine")
     ap.add_argument("--scratch", default="/tmp/recgraph-bench-scale")
     ap.add_argument("--timeout", type=float, default=3600)
+    ap.add_argument("--keep-input", action="store_true", help="keep the written inputs in --scratch and reuse "
+                                                               "a complete one of the same size and seed")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--name", default="scale")
     ap.add_argument("--worker", default=None)
@@ -318,10 +356,12 @@ def main():
         nu, ni = max(100, n // 20), max(100, n // 50)
         inp = scratch / f"in-{n}"
         t0 = time.perf_counter()
-        write_input(inp, n, nu, ni, a.seed)
+        written = write_input(inp, n, nu, ni, a.seed)
         row = {"edges": n, "users": nu, "items": ni, "partitions": len(list(inp.glob("*.parquet"))),
-               "input_bytes": _dir_bytes(inp), "input_seconds": time.perf_counter() - t0, "engines": {}}
-        print(f"{n:,} edges: input {fmt_bytes(row['input_bytes'])} in {row['input_seconds']:.0f} s", flush=True)
+               "input_bytes": _dir_bytes(inp), "input_seconds": time.perf_counter() - t0 if written else None,
+               "engines": {}}
+        print(f"{n:,} edges: input {fmt_bytes(row['input_bytes'])} "
+              + (f"in {row['input_seconds']:.0f} s" if written else "(kept from an earlier run)"), flush=True)
         for eng in a.engines:
             if (eng == "macro-old" and n > a.old_macro_max) or (eng == "memory" and n > a.memory_max):
                 continue
@@ -329,8 +369,8 @@ def main():
             shutil.rmtree(out, ignore_errors=True)
             args = ["--worker", eng, "--input", str(inp), "--out", str(out), "--n-users", str(nu),
                     "--n-items", str(ni), "--memory-budget", a.memory_budget, "--ppr-sources", str(a.ppr_sources),
-                    "--stages", str(a.stages)]
-            res = run_engine(args, a.timeout)
+                    "--stages", str(a.stages), "--macro-slots", str(a.macro_slots), "--macro-recent", str(a.macro_recent)]
+            res = run_engine(args, a.timeout, scratch / f"log-{eng}-{n}.txt")
             shutil.rmtree(out, ignore_errors=True)
             row["engines"][eng] = res
             print(f"  {eng}: " + json.dumps({k: v for k, v in res.items() if k != "hashes"}), flush=True)
@@ -339,7 +379,8 @@ def main():
             h = row["engines"].get(eng, {}).get("hashes")
             if ref and h:
                 row["engines"][eng]["identical_to_memory"] = h == ref
-        shutil.rmtree(inp, ignore_errors=True)
+        if not a.keep_input:
+            shutil.rmtree(inp, ignore_errors=True)
         results.append(row)
         write_result(a.name, _payload(a, results))
     _report(results)
@@ -348,7 +389,7 @@ def main():
 def _payload(a, results) -> dict:
     sizes = [r["edges"] for r in results]
     exps = {}
-    for eng in ("memory", "ooc", "ray", "macro"):
+    for eng in ("memory", "ooc", "ray", "macro", "macro-disk"):
         pts = [(r["edges"], r["engines"][eng]) for r in results if "seconds" in r["engines"].get(eng, {})]
         if len(pts) > 1:
             exps[eng] = {"time": growth_exponent([p[0] for p in pts], [p[1]["seconds"] for p in pts]),

@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.csv  # noqa: F401  (pa.csv)
 import pyarrow.parquet as pq
 from typer.testing import CliRunner
 
@@ -56,3 +57,35 @@ def test_graph_slice_and_subsample(tmp_path):
     assert r.exit_code == 2 and "degree floor" in r.output
     r = CliRunner().invoke(app, ["graph", "slice", str(tmp_path / "nothing"), "--out", str(tmp_path / "y")])
     assert r.exit_code == 2 and "graph.json" in r.output.replace(chr(10), "")
+
+
+def test_graph_macro_tables_to_disk(tmp_path):
+    """``recgraph graph macro``: the same files as build_macro_graph_from_graph(out_dir=...); bad category
+    files are refused naming the file and the row."""
+    from recgraph.graph.streaming import build_macro_graph_from_graph
+
+    rng = np.random.default_rng(5)
+    user, item, ts = rng.integers(0, 70, 5000), rng.integers(0, 45, 5000), rng.integers(0, 500, 5000)
+    pq.write_table(pa.table({"user": user, "item": item, "timestamp": ts}), tmp_path / "e.parquet")
+    g = str(tmp_path / "g")
+    assert CliRunner().invoke(app, ["graph", "build", str(tmp_path / "e.parquet"), "--out", g, "--timestamp-col",
+                                    "timestamp", "--order", "time", "--no-dedupe"]).exit_code == 0
+    cat = rng.integers(0, 12, 45)
+    pa.csv.write_csv(pa.table({"item": np.arange(45), "category": cat}), tmp_path / "cat.csv")
+    r = CliRunner().invoke(app, ["graph", "macro", g, "--out", str(tmp_path / "m"), "--categories",
+                                 str(tmp_path / "cat.csv"), "--user-k", "6", "--recent", "5", "--max-slots", "8"])
+    assert r.exit_code == 0, r.output
+    build_macro_graph_from_graph(open_graph(g), category=cat, user_k=6, recent=5, max_slots=8, id_dtype=np.int32,
+                                 out_dir=tmp_path / "ref")
+    names = sorted(p.name for p in (tmp_path / "ref").iterdir())
+    assert names == sorted(p.name for p in (tmp_path / "m").iterdir()) and "u2_cnt.npy" in names
+    for n in names:
+        assert (tmp_path / "m" / n).read_bytes() == (tmp_path / "ref" / n).read_bytes(), n
+    pa.csv.write_csv(pa.table({"item": np.array([0, 99]), "category": np.array([1, 2])}), tmp_path / "bad.csv")
+    r = CliRunner().invoke(app, ["graph", "macro", g, "--out", str(tmp_path / "x"), "--categories",
+                                 str(tmp_path / "bad.csv")])
+    assert r.exit_code == 2 and "row 2, column 'item': id 99 outside [0, 45)" in r.output.replace(chr(10), "")
+    np.save(tmp_path / "short.npy", np.zeros(10, np.int64))
+    r = CliRunner().invoke(app, ["graph", "macro", g, "--out", str(tmp_path / "x"), "--categories",
+                                 str(tmp_path / "short.npy")])
+    assert r.exit_code == 2 and "expected 45 integer category ids" in r.output.replace(chr(10), "")

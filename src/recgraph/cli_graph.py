@@ -1,4 +1,4 @@
-"""``recgraph graph build | info | slice | subsample``: the out-of-core graph build from the command line (local or Ray)."""
+"""``recgraph graph build | info | slice | subsample | macro``: the out-of-core graph build from the command line (local or Ray)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
 import typer
 from rich.console import Console
 
@@ -116,3 +117,71 @@ def subsample(path: Path = typer.Argument(..., metavar="GRAPH", help="graph fold
         raise typer.Exit(2)
     console.print(f"{s!r} written to {out} in {time.perf_counter() - t0:.1f} s")
     console.print_json(json.dumps(summary))
+
+
+def _read_categories(path: Path, n_items: int) -> np.ndarray:
+    """Item → category ids from ``.npy`` (``[n_items]`` integers) or ``.csv`` (columns ``item,category``)."""
+    if path.suffix.lower() == ".npy":
+        cat = np.load(path, allow_pickle=False)
+        if cat.ndim != 1 or cat.shape[0] != n_items or cat.dtype.kind not in "iu":
+            raise ValueError(f"{path}: expected {n_items} integer category ids (one per item), got {cat.dtype}{list(cat.shape)}")
+    elif path.suffix.lower() == ".csv":
+        import pyarrow.csv as pcsv
+
+        t = pcsv.read_csv(path)
+        if not {"item", "category"} <= set(t.column_names):
+            raise ValueError(f"{path}: needs columns 'item' and 'category', has {t.column_names}")
+        item, c = (t.column(k).to_numpy(zero_copy_only=False) for k in ("item", "category"))
+        if item.dtype.kind not in "iu" or c.dtype.kind not in "iu":
+            raise ValueError(f"{path}: 'item' and 'category' must be integer ids")
+        bad = np.flatnonzero((item < 0) | (item >= n_items))
+        if bad.size:
+            raise ValueError(f"{path}: row {int(bad[0]) + 1}, column 'item': id {int(item[bad[0]])} outside [0, {n_items})")
+        cat = np.full(n_items, -1, np.int64)
+        cat[item] = c
+        if (cat < 0).any():
+            raise ValueError(f"{path}: {int((cat < 0).sum())} of {n_items} items have no category "
+                             f"(first: item {int(np.flatnonzero(cat < 0)[0])})")
+    else:
+        raise ValueError(f"{path}: categories must be a .npy or .csv file")
+    if (cat < 0).any():
+        raise ValueError(f"{path}: negative category id {int(cat.min())}")
+    return cat.astype(np.int64)
+
+
+@graph_app.command("macro")
+def macro(path: Path = typer.Argument(..., metavar="GRAPH", help="graph folder built with --order time"),
+          out: Path = typer.Option(..., "--out", help="folder for the macro tables (.npy + macro.json)"),
+          categories: Optional[Path] = typer.Option(None, help="item categories (.npy, or .csv item,category) as item "
+                                                               "macros; default: k-means on the item rows (R in RAM)"),
+          user_k: int = typer.Option(20, help="user macros (k-means on R·C rows)"),
+          recent: int = typer.Option(20, help="recent-list length"),
+          max_slots: int = typer.Option(64, help="macro slots per node"),
+          id32: bool = typer.Option(True, help="int32 slot / recent ids (int64 with --no-id32)"),
+          engine: str = typer.Option("local", help="local (this process) | ray (tables as Ray tasks)"),
+          ray_address: Optional[str] = typer.Option(None, help="Ray cluster address; default: a local Ray"),
+          num_cpus: int = typer.Option(2, help="CPUs of the local Ray started for --engine ray")):
+    """MacGNN's macro-graph feature tables (slot counts u1 u2 i1 i2, recent lists) of a memory-mapped graph,
+    streamed to disk in row chunks; --engine ray computes the tables as Ray tasks (the same files)."""
+    from .graph.streaming import build_macro_graph_from_graph
+
+    if engine not in ("local", "ray"):
+        console.print(f"[bold red]error:[/] --engine must be local or ray, got {engine!r}")
+        raise typer.Exit(2)
+    g = _open_or_exit(path)
+    try:
+        cat = None if categories is None else _read_categories(categories, g.n_items)
+        kw = dict(category=cat, user_k=user_k, recent=recent, max_slots=max_slots,
+                  id_dtype=np.int32 if id32 else np.int64, log=console.print)
+        t0 = time.perf_counter()
+        if engine == "ray":
+            from .distributed.ray import build_macro_ray
+
+            m = build_macro_ray(path, out, address=ray_address, num_cpus=num_cpus, **kw)
+        else:
+            m = build_macro_graph_from_graph(g, out_dir=out, **kw)
+    except (FileNotFoundError, ValueError) as exc:
+        console.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(2)
+    console.print(f"macro tables of {g.n_edges:,} edges ({m.info['n_item_macros']} item / {m.info['n_user_macros']} "
+                  f"user macros) written to {out} in {time.perf_counter() - t0:.1f} s ({m.nbytes() / 2**20:.1f} MiB)")

@@ -101,3 +101,24 @@ def test_ppr_as_ray_tasks_equals_one_process(tmp_path):
         np.testing.assert_array_equal(o.indices, r.indices)
         np.testing.assert_array_equal(o.scores, r.scores)
         assert o.num_pushes == r.num_pushes
+
+
+@pytest.mark.slow
+def test_macro_tables_as_ray_tasks_equal_local_files(tmp_path):
+    """Every table file of the Ray macro job equals the local out_dir build's, byte for byte (row ranges of
+    97 rows as tasks, so every table is cut into several parts)."""
+    from recgraph.distributed.ray import build_macro_ray
+    from recgraph.graph.external import open_graph
+    from recgraph.graph.streaming import build_macro_graph_from_graph
+
+    ds = _ml100k()
+    inp = write_parts(tmp_path / "in", {"user": ds.user, "item": ds.item, "timestamp": ds.timestamp}, 2)
+    build_graph(inp, tmp_path / "g", BuildOptions(timestamp_col="timestamp", dedupe=False, order="time"))
+    cat = np.random.default_rng(0).integers(0, 30, ds.n_items)
+    kw = dict(category=cat, user_k=8, recent=10, max_slots=16, id_dtype=np.int32)
+    ref = build_macro_graph_from_graph(open_graph(tmp_path / "g"), out_dir=tmp_path / "local", **kw)
+    got = build_macro_ray(tmp_path / "g", tmp_path / "ray", rows_per_task=97, num_cpus=2, **kw)
+    assert got.info["tasks"] > 6 and not (tmp_path / "ray" / ".work").exists()
+    _same_folder(tmp_path / "local", tmp_path / "ray")
+    np.testing.assert_array_equal(got.user_macro, ref.user_macro)
+    np.testing.assert_array_equal(got.item_macro, ref.item_macro)

@@ -96,6 +96,8 @@ def test_killed_build_resumes_from_finished_partitions(ml100k, tmp_path, monkeyp
     done_spills = sorted(p.name for p in (tmp_path / "g" / ".work" / "user-spill").iterdir())
     done_buckets = sorted(p.name for p in (tmp_path / "g" / ".work" / "user-bucket").iterdir())
     assert done_spills == [f"p{p:06d}" for p in range(4)] and done_buckets == [f"b{b:06d}" for b in range(3)]
+    left = {f.name.split(".")[0] for f in (tmp_path / "g" / ".work" / "user-spill").rglob("b*.*")}
+    assert left and not left & set(done_buckets)  # a committed bucket's spilled rows are deleted, the rest kept
     stamp = {p: (tmp_path / "g" / ".work" / "user-bucket" / p).stat().st_mtime_ns for p in done_buckets}
     monkeypatch.delenv("RECGRAPH_BUILD_FAULT")
     logs = []
@@ -106,6 +108,54 @@ def test_killed_build_resumes_from_finished_partitions(ml100k, tmp_path, monkeyp
     ref = BipartiteGraph.from_interactions(ds)
     assert_same_files(ref, tmp_path / "g", tmp_path)
     del stamp  # the finished buckets were not rewritten: the work folder is gone, the result is identical
+
+
+def test_killed_scan_and_item_steps_resume_without_redoing_finished_work(ml100k, tmp_path, monkeypatch):
+    """A build killed while scanning keeps its finished scans; one killed in the item steps does not
+    spill the users again (their spill is deleted once the user buckets are done)."""
+    ds = ml100k
+    inp = write_parts(tmp_path / "in", {"user": ds.user, "item": ds.item, "timestamp": ds.timestamp}, 4)
+    opt = BuildOptions(timestamp_col="timestamp", bucket_events=20000, chunk_rows=5000)
+    monkeypatch.setenv("RECGRAPH_BUILD_FAULT", "scan:2:raise")
+    with pytest.raises(RuntimeError, match="injected fault"):
+        build_graph(inp, tmp_path / "g", opt)
+    assert sorted(p.name for p in (tmp_path / "g" / ".work" / "scan").iterdir()) == ["p000000", "p000001", "p000002"]
+    monkeypatch.setenv("RECGRAPH_BUILD_FAULT", "item-bucket:1:raise")
+    logs = []
+    with pytest.raises(RuntimeError, match="injected fault"):
+        build_graph(inp, tmp_path / "g", opt, log=logs.append)
+    assert "scan: 1 to run" in logs
+    assert not (tmp_path / "g" / ".work" / "user-spill").exists()
+    assert not (tmp_path / "g" / ".work" / "scan").exists()  # deleted once planned (38 GB at 1B when dense)
+    monkeypatch.delenv("RECGRAPH_BUILD_FAULT")
+    logs = []
+    g = build_graph(inp, tmp_path / "g", opt, log=logs.append)
+    assert any("resuming" in s for s in logs)
+    assert {"spill: 0 to run", "user-bucket: 0 to run", "item-spill: 0 to run"} <= set(logs)
+    assert g.n_edges == ds.user.shape[0]
+    assert_same_files(BipartiteGraph.from_interactions(ds), tmp_path / "g", tmp_path)
+
+
+def test_driver_holds_one_scan_histogram_at_a_time(tmp_path):
+    """Regression (the 1B build's OOM): every partition's scan histogram spans all user ids, so
+    holding them all costs partitions x 8 bytes x users. 30 partitions over 2M user ids: 480 MB if the
+    driver kept them; the build's own arrays are a few 16 MB vectors."""
+    import tracemalloc
+
+    rng = np.random.default_rng(0)
+    n_users, n_parts = 2_000_000, 30
+    for k in range(n_parts):
+        user = np.append(rng.integers(0, n_users, 99), n_users - 1)
+        write_parts(tmp_path / "in", {"user": user, "item": rng.integers(0, 50, 100)}, 1)
+        (tmp_path / "in" / "part-000.parquet").rename(tmp_path / "in" / f"p{k:03d}.parquet")
+    tracemalloc.start()
+    try:
+        g = build_graph(tmp_path / "in", tmp_path / "g", BuildOptions(memory_budget=parse_bytes("1GB")))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert g.n_users == n_users and int(g.user_degree.sum()) <= 3000
+    assert peak < 200e6, f"driver peak {peak / 1e6:.0f} MB"
 
 
 def test_other_input_or_options_start_over(tmp_path):

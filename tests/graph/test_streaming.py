@@ -113,6 +113,42 @@ def test_streamed_macro_graph_equals_feature_tables(events, tmp_path, max_slots)
         np.testing.assert_array_equal(a, b, err_msg=k)
 
 
+@pytest.mark.parametrize("max_slots", [64, 2])
+def test_macro_graph_streamed_to_disk_equals_in_memory(events, tmp_path, max_slots):
+    """out_dir: every table streamed to .npy in row chunks equals the in-memory one (int32 ids), the
+    not-dense slot tables keeping max_slots columns whose extra ones are padding."""
+    from recgraph.graph.streaming import build_macro_graph_from_graph
+
+    user, item, ts, n, m = events
+    save_graph(BipartiteGraph.from_edges(user, item, n, m, timestamp=ts, dedupe=False, order="time"), tmp_path / "g")
+    g = open_graph(tmp_path / "g")
+    cat = np.random.default_rng(1).integers(0, 9, m)
+    kw = dict(category=cat, user_k=5, recent=6, max_slots=max_slots, max_edges=500, id_dtype=np.int32)
+    ref = build_macro_graph_from_graph(g, **kw)
+    got = build_macro_graph_from_graph(g, out_dir=tmp_path / "macro", **kw)
+    assert got.nbytes() >= ref.nbytes()
+    for k in ("u1", "u2", "i1", "i2"):
+        for part in ("ids", "cnt"):
+            a, b = getattr(got, f"{k}_{part}"), getattr(ref, f"{k}_{part}")
+            assert isinstance(a, np.memmap) and a.dtype == b.dtype and a.shape[0] == b.shape[0]
+            w = b.shape[1]
+            np.testing.assert_array_equal(a[:, :w], b, err_msg=k)
+            if part == "cnt":
+                assert (a[:, w:] == 0).all()
+        if max_slots == 64:  # dense: every column, no padding
+            assert getattr(got, f"{k}_ids").shape == getattr(ref, f"{k}_ids").shape
+        else:
+            assert getattr(got, f"{k}_ids").shape[1] == max_slots
+    for k in ("u_rec", "u_rec_time", "i_rec", "i_rec_time"):
+        a, b = getattr(got, k), getattr(ref, k)
+        assert isinstance(a, np.memmap) and a.dtype == b.dtype
+        np.testing.assert_array_equal(a, b, err_msg=k)
+    assert sorted(p.name for p in (tmp_path / "macro").iterdir()) == sorted(["macro.json", *(
+        f"{k}.npy" for k in ("u1_ids", "u1_cnt", "u2_ids", "u2_cnt", "i1_ids", "i1_cnt", "i2_ids", "i2_cnt", "u_rec",
+                             "u_rec_time", "i_rec", "i_rec_time", "item_macro", "user_macro"))])
+    np.testing.assert_array_equal(np.load(tmp_path / "macro" / "user_macro.npy"), ref.user_macro)
+
+
 def _mmap(events, tmp_path, **kw):
     user, item, ts, n, m = events
     save_graph(BipartiteGraph.from_edges(user, item, n, m, timestamp=ts, **kw), tmp_path / "g")

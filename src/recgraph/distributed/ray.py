@@ -11,6 +11,13 @@ Fault tolerance is Ray's: a task whose worker dies is retried (``max_retries``);
 commits its output atomically (temp folder + rename), so a retry after a partial write starts
 clean, and the driver itself can be restarted: the build resumes from the committed steps.
 
+Macro features (:func:`build_macro_ray`): the driver computes the two products every table needs
+(``R·C``, user k-means, ``Rᵀ·U``; streamed, :func:`recgraph.graph.streaming.macro_products`) and
+writes them to the work folder; each task computes one row range of one table (``u1``, ``i1``,
+``u2 = R·item1``, ``i2 = Rᵀ·user1``, the recent lists: the edge sweeps) with the local code and
+commits it as a part file; the driver concatenates the parts. Equal, file for file, to the local
+``build_macro_graph_from_graph(out_dir=...)`` (tested).
+
 PPR for many sources (:func:`graph_ppr_ray`): the driver writes the joint adjacency of the on-disk
 graph once (:func:`recgraph.graph.streaming.joint_csr_to_disk`); each task maps it and pushes one batch
 of sources (forward push is per source, so batches give exactly the one-call result; tested).
@@ -28,6 +35,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import shutil
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
@@ -36,10 +44,11 @@ import numpy as np
 from ..graph.bipartite import BipartiteGraph
 from ..graph.external import BuildOptions, build_graph, open_graph, run_step
 from ..graph.ppr import PPRNeighbourhoods, bipartite_ppr
-from ..graph.streaming import joint_csr_to_disk
-from ..io import atomic_save_npz, load_npz
+from ..graph.streaming import (MACRO_FILES, MACRO_TABLES, MacroSlots, joint_csr_to_disk, macro_products, macro_table,
+                               macro_table_rows, save_macro_meta)
+from ..io import atomic_npy_writer, atomic_save_npz, atomic_write_dir, load_npz
 
-__all__ = ["build_graph_ray", "graph_ppr_ray", "ray_mapper", "ray_session"]
+__all__ = ["build_graph_ray", "build_macro_ray", "graph_ppr_ray", "ray_mapper", "ray_session"]
 
 
 @contextlib.contextmanager
@@ -140,3 +149,81 @@ def graph_ppr_ray(graph_dir: str | os.PathLike, user_sources, item_sources, *, w
     empty_u, empty_i = _ppr_batch(str(graph_dir), str(workdir), users[:0], items[:0], kwargs)
     pushes = sum(o[0].num_pushes for o in out)  # a batch reports its joint call's pushes on both halves
     return _concat([o[0] for o in out], empty_u, pushes), _concat([o[1] for o in out], empty_i, pushes)
+
+
+# ---------------------------------------------------------------------------------------------- macro features
+
+
+def _save_csr(m, folder: Path) -> None:
+    for k in ("indptr", "indices", "data"):
+        with atomic_npy_writer(folder / f"{k}.npy", getattr(m, k).dtype, getattr(m, k).shape[0]) as w:
+            w.write(getattr(m, k))
+    (folder / "shape").write_text(f"{m.shape[0]} {m.shape[1]}")
+
+
+def _load_csr(folder: Path):
+    import scipy.sparse as sp
+
+    arrs = [np.load(folder / f"{k}.npy", mmap_mode="r", allow_pickle=False) for k in ("data", "indices", "indptr")]
+    n, m = map(int, (folder / "shape").read_text().split())
+    return sp.csr_matrix(tuple(arrs), shape=(n, m), copy=False)
+
+
+def _macro_part(graph_dir: str, work_dir: str, table: str, r0: int, r1: int, kw: dict) -> None:
+    """One task: rows ``[r0, r1)`` of one macro table, committed as ``WORK/TABLE/r{r0}`` (two ``.npy``)."""
+    g, work = open_graph(graph_dir), Path(work_dir)
+    target = work / table / f"r{r0:012d}"
+    if target.is_dir():  # a retry of a task that had committed
+        return
+    user1 = _load_csr(work / "user1") if table in ("u1", "i2") else None
+    item1 = _load_csr(work / "item1") if table in ("i1", "u2") else None
+    a, b = MACRO_FILES[table]
+    atomic_write_dir(target, lambda tmp: macro_table(g, table, user1, item1, rows=(r0, r1),
+                                                     out=(tmp / f"{a}.npy", tmp / f"{b}.npy"), **kw))
+
+
+def build_macro_ray(graph_dir: str | os.PathLike, out_dir: str | os.PathLike, *, category: np.ndarray | None = None,
+                    item_method: str = "auto", item_k: int = 50, user_k: int = 20, recent: int = 20,
+                    max_slots: int = 64, seed: int = 0, id_dtype=np.int32, rows_per_task: int = 1 << 18,
+                    address: str | None = None, num_cpus: int = 2, max_retries: int = 3,
+                    log: Callable[[str], None] = lambda s: None) -> MacroSlots:
+    """:func:`recgraph.graph.streaming.build_macro_graph_from_graph` with ``out_dir``, its tables computed
+    as Ray tasks of ``rows_per_task`` rows (``graph_dir``: an on-disk time-ordered graph; ``out_dir`` on a
+    file system every node mounts). Returns the tables memory-mapped from ``out_dir``; each task holds
+    the product it reads (``R·C`` or ``Rᵀ·U``) plus one chunk."""
+    import ray
+
+    graph_dir, out_dir = Path(graph_dir).resolve(), Path(out_dir).resolve()
+    g = open_graph(graph_dir)
+    im, n_im, um, n_um, user1, item1 = macro_products(g, category=category, item_method=item_method, item_k=item_k,
+                                                      user_k=user_k, seed=seed, log=log)
+    dense = max(n_im, n_um) <= max_slots
+    work = out_dir / ".work"
+    shutil.rmtree(work, ignore_errors=True)
+    for name, m in (("user1", user1), ("item1", item1)):
+        (work / name).mkdir(parents=True)
+        _save_csr(m, work / name)
+    del user1, item1
+    kw = dict(max_slots=max_slots, dense=dense, recent=recent, id_dtype=id_dtype)
+    jobs = [(t, r0, min(macro_table_rows(g, t), r0 + int(rows_per_task))) for t in MACRO_TABLES
+            for r0 in range(0, macro_table_rows(g, t), max(1, int(rows_per_task)))]
+    log(f"macro tables: {len(jobs)} tasks")
+    with ray_session(address, num_cpus):
+        task = ray.remote(max_retries=max_retries, retry_exceptions=False)(_macro_part)
+        ray.get([task.remote(str(graph_dir), str(work), t, r0, r1, kw) for t, r0, r1 in jobs])
+    width = {"u1": n_im, "u2": n_um, "i1": n_um, "i2": n_im}
+    tables = {}
+    for t in MACRO_TABLES:
+        n = macro_table_rows(g, t)
+        w = recent if t.endswith("rec") else (width[t] if dense else max_slots)
+        parts = [work / t / f"r{r0:012d}" for tt, r0, _ in jobs if tt == t]
+        for f, dt in zip(MACRO_FILES[t], (id_dtype, np.int64 if t.endswith("rec") else np.float32)):
+            with atomic_npy_writer(out_dir / f"{f}.npy", dt, (n, w)) as wr:
+                for part in parts:
+                    wr.write(np.load(part / f"{f}.npy", allow_pickle=False))
+        tables[t] = [np.load(out_dir / f"{f}.npy", mmap_mode="r") for f in MACRO_FILES[t]]
+    shutil.rmtree(work, ignore_errors=True)
+    info = {"n_item_macros": n_im, "n_user_macros": n_um, "edges": g.n_edges, "dense_slots": dense}
+    save_macro_meta(out_dir, im, um, info, max_slots=max_slots, recent=recent, id_dtype=id_dtype)
+    return MacroSlots(im, n_im, um, n_um, dense, *tables["u1"], *tables["u2"], *tables["i1"], *tables["i2"],
+                      *tables["u_rec"], *tables["i_rec"], g.user_degree, g.item_degree, dict(info, tasks=len(jobs)))

@@ -15,8 +15,10 @@ Steps (each a function of ``(work folder, index)`` so an engine can run them any
 order within a step: :func:`build_graph` runs them in this process, :mod:`recgraph.distributed.ray`
 as Ray tasks):
 
-1. **scan** each partition (streamed in chunks): row count, id ranges, a user histogram; nulls,
-   negative ids and non-integer columns fail here naming file, row and column.
+1. **scan** each partition (streamed in chunks): row count, id ranges, its users' event counts
+   (sparse, committed under ``.work/scan`` and deleted once planned; the driver sums them one at a
+   time — holding dense histograms of every partition cost partitions × 8 bytes × users, 40 GB at
+   1B events); nulls, negative ids and non-integer columns fail here naming file, row and column.
 2. **plan**: users are cut into contiguous ranges ("buckets") holding at most ``bucket_events``
    events, sized from ``memory_budget``.
 3. **spill** each partition: its rows go, in input order, to one raw file per (partition, bucket).
@@ -37,7 +39,8 @@ what is finished. ``.work`` is removed at the end.
 Memory: ``memory_budget`` bounds what one step holds: a step reads at most ``chunk_rows`` input
 rows or one bucket (``bucket_events`` events) at a time; the fixed part is ``~16·(N+M)`` bytes
 (histograms and indptrs). Disk: the final graph (:attr:`BipartiteGraph.nbytes`) plus at most
-about ``2·E0·row`` bytes of temporaries (``row`` = 4+4 id bytes + timestamp + behaviour bytes).
+about ``2·E0·row`` bytes of temporaries (``row`` = 4+4 id bytes + timestamp + behaviour bytes): a
+bucket's spilled rows are deleted once the bucket is committed, a bucket file once its final array is.
 """
 
 from __future__ import annotations
@@ -289,16 +292,25 @@ def _save_arrays(target: Path, arrays: dict[str, np.ndarray], step: str = "", i:
 
 
 def _concat_npy(paths: Sequence[Path], out: Path, dtype, total: int) -> None:
-    """Stream 1-D ``.npy`` files, in order, into one ``.npy`` (bounded memory: one file at a time)."""
+    """Stream 1-D ``.npy`` files, in order, into one ``.npy`` (bounded memory: one file at a time), then
+    delete them (the result is committed first, so a kill in between loses nothing: bounded disk)."""
     with atomic_npy_writer(out, dtype, total) as w:
         for p in paths:
             w.write(np.load(p, allow_pickle=False))  # one bucket: bounded by the budget
+    for p in paths:
+        p.unlink(missing_ok=True)
 
 
 # ---------------------------------------------------------------------------------------------- steps
 
 
 def _scan_partition(work: _Work, p: int) -> dict:
+    """Scan partition ``p``: its summary (rows, id maxima, dtypes) is returned and, with its user
+    histogram, committed under ``.work/scan/p{p}`` — the histogram (8 bytes per user id up to the
+    partition's largest) stays on disk so the driver sums the partitions' histograms one at a time."""
+    target = work.dir / "scan" / f"p{p:06d}"
+    if (target / "summary.json").exists():
+        return read_json(target / "summary.json")
     plan = work.plan()
     opt = BuildOptions(**plan["options"])
     path = Path(plan["partitions"][p])
@@ -317,7 +329,17 @@ def _scan_partition(work: _Work, p: int) -> dict:
                 hist = h
             else:
                 hist[: h.shape[0]] += h
-    return {"rows": rows, "user_max": umax, "item_max": imax, "hist": hist, "dtypes": dts}
+    summary = {"rows": rows, "user_max": umax, "item_max": imax, "dtypes": dts}
+    users = np.flatnonzero(hist)  # sparse: a partition's users, not every user id (at most 8 bytes per row)
+
+    def build(tmp: Path) -> None:
+        np.save(tmp / "users.npy", users.astype(np.int32 if umax < 2**31 else np.int64), allow_pickle=False)
+        np.save(tmp / "counts.npy", hist[users].astype(np.int32 if rows < 2**31 else np.int64), allow_pickle=False)
+        atomic_write_json(tmp / "summary.json", summary)
+
+    atomic_write_dir(target, build)
+    _fault_point("scan", p)
+    return summary
 
 
 def _spill_partition(work: _Work, p: int) -> None:
@@ -340,7 +362,17 @@ def _stream_names(plan: dict) -> dict[str, str]:
     return names
 
 
+def _drop_spilled(work: _Work, stage: str, n_parts: int, b: int) -> None:
+    """Delete bucket ``b``'s spilled rows (every partition's) once the bucket is committed: the spill
+    shrinks as the buckets grow, so the temporaries peak near one copy of the rows, not two."""
+    for p in range(n_parts):
+        for f in work.spill(stage, p).glob(f"b{b:06d}.*"):
+            f.unlink(missing_ok=True)
+
+
 def _user_bucket(work: _Work, b: int) -> None:
+    if work.bucket("user", b).is_dir():  # committed (its spill may be gone): a retry has nothing to do
+        return
     plan = work.plan()
     opt = BuildOptions(**plan["options"])
     lo, hi = plan["user_bounds"][b], plan["user_bounds"][b + 1]
@@ -355,6 +387,7 @@ def _user_bucket(work: _Work, b: int) -> None:
         if v is not None:
             arrays[k] = v
     _save_arrays(work.bucket("user", b), arrays, "user-bucket", b)
+    _drop_spilled(work, "user", len(plan["partitions"]), b)
     _fault_point("user-bucket", b)
 
 
@@ -389,6 +422,8 @@ def _item_names(plan: dict) -> dict[str, str]:
 
 def _item_bucket(work: _Work, b: int) -> None:
     """Item rows ``[lo, hi)``: stable counting sort of the (user-ordered) stream by item, then time order."""
+    if work.bucket("item", b).is_dir():
+        return
     plan = work.plan()
     idx = np.dtype(plan["idx"])
     lo, hi = plan["item_bounds"][b], plan["item_bounds"][b + 1]
@@ -409,6 +444,7 @@ def _item_bucket(work: _Work, b: int) -> None:
         _row_time_order(ptr.astype(idx), out["i_timestamp"], rp)
         out = {k: v[rp] for k, v in out.items()}
     _save_arrays(work.bucket("item", b), out, "item-bucket", b)
+    _drop_spilled(work, "item", len(plan["item_spill_users"]) - 1, b)
     _fault_point("item-bucket", b)
 
 
@@ -474,22 +510,31 @@ def prepare(input_path: str | os.PathLike, out: str | os.PathLike, opt: BuildOpt
             old = work.plan()
         except ArtifactError:
             old = None
-        if old is not None and old["inputs"] == fp and old["options"] == json.loads(json.dumps(opts)):
+        same = old is not None and old["inputs"] == fp and old["options"] == json.loads(json.dumps(opts))
+        if same and "user_bounds" in old:
             log(f"resuming the build in {work.dir}")
             return work
-        log(f"{work.dir} holds another build: starting over")
+        if not same:
+            log(f"{work.dir} holds another build: starting over")
+            old = None
+    else:
+        old = None
     if opt.order not in ("item", "time"):
         raise ValueError(f"order must be 'item' or 'time', got {opt.order!r}")
     if opt.order == "time" and not opt.timestamp_col:
         raise ValueError("order='time' needs a timestamp column")
-    shutil.rmtree(work.dir, ignore_errors=True)
-    for f in ("graph.json", *[f"{k}.npy" for k in _ARRAY_FIELDS]):
-        (out / f).unlink(missing_ok=True)
+    if old is None:  # else: killed while scanning this very input: finished scans are kept
+        shutil.rmtree(work.dir, ignore_errors=True)
+        for f in ("graph.json", *[f"{k}.npy" for k in _ARRAY_FIELDS]):
+            (out / f).unlink(missing_ok=True)
     work.dir.mkdir(parents=True, exist_ok=True)
     base = {"format": _PLAN_FORMAT, "inputs": fp, "partitions": [str(f) for f in files], "options": opts,
             "scan_chunk_rows": opt.chunk_rows or (1 << 22)}
     atomic_write_json(work.plan_path, base)  # the scan step reads its options from here
-    scans = mapper("scan", out, range(len(files)))
+    todo = [p for p in range(len(files)) if not (work.dir / "scan" / f"p{p:06d}" / "summary.json").exists()]
+    log(f"scan: {len(todo)} to run")
+    mapper("scan", out, todo)
+    scans = [read_json(work.dir / "scan" / f"p{p:06d}" / "summary.json") for p in range(len(files))]
     e0 = sum(s["rows"] for s in scans)
     umax = max(s["user_max"] for s in scans)
     imax = max(s["item_max"] for s in scans)
@@ -500,8 +545,9 @@ def prepare(input_path: str | os.PathLike, out: str | os.PathLike, opt: BuildOpt
             if mx >= n:
                 raise ValueError(f"{f}: column {name!r} holds id {mx}, outside [0, {n}) (n given as {n})")
     hist = np.zeros(n_users, np.int64)
-    for s in scans:
-        hist[: s["hist"].shape[0]] += s["hist"]
+    for p in range(len(files)):  # one partition's histogram in memory at a time
+        d = work.dir / "scan" / f"p{p:06d}"
+        np.add.at(hist, np.load(d / "users.npy", allow_pickle=False), np.load(d / "counts.npy", allow_pickle=False))
     dts = {}
     for s in scans:
         for k, v in s["dtypes"].items():
@@ -513,6 +559,7 @@ def prepare(input_path: str | os.PathLike, out: str | os.PathLike, opt: BuildOpt
     chunk, bucket = _sizes(opt, n_users, n_items, _row_bytes(plan))
     plan.update(chunk_rows=chunk, bucket_events=bucket, user_bounds=_greedy_bounds(hist, bucket).tolist())
     atomic_write_json(work.plan_path, plan)
+    shutil.rmtree(work.dir / "scan", ignore_errors=True)  # planned: the histograms are no longer needed
     log(f"{len(files)} partitions, {e0:,} events, {n_users:,} users, {n_items:,} items, "
         f"{len(plan['user_bounds']) - 1} user buckets of <= {bucket:,} events")
     return work
@@ -521,11 +568,15 @@ def prepare(input_path: str | os.PathLike, out: str | os.PathLike, opt: BuildOpt
 def pending(work: _Work, step: str) -> list[int]:
     """Indices of ``step`` not yet committed."""
     plan = work.plan()
-    if step == "spill":
+    if step == "spill":  # once every user bucket is done the spill is no longer needed (and is deleted)
+        if not pending(work, "user-bucket"):
+            return []
         return [p for p in range(len(plan["partitions"])) if not work.spill("user", p).is_dir()]
     if step == "user-bucket":
         return [b for b in range(len(plan["user_bounds"]) - 1) if not work.bucket("user", b).is_dir()]
     if step == "item-spill":
+        if not pending(work, "item-bucket"):
+            return []
         return [c for c in range(len(plan["item_spill_users"]) - 1) if not work.spill("item", c).is_dir()]
     if step == "item-bucket":
         return [b for b in range(len(plan["item_bounds"]) - 1) if not work.bucket("item", b).is_dir()]
@@ -537,18 +588,20 @@ def _assemble_users(work: _Work) -> None:
     out, idx = work.out, np.dtype(plan["idx"])
     nb = len(plan["user_bounds"]) - 1
     dirs = [work.bucket("user", b) for b in range(nb)]
+    shutil.rmtree(work.dir / "user-spill", ignore_errors=True)  # every user bucket is done
     if not (out / "u_indptr.npy").exists():
         deg = np.concatenate([np.load(d / "deg.npy") for d in dirs]) if nb else np.zeros(0, np.int64)
         indptr = np.zeros(plan["n_users"] + 1, np.int64)
         np.cumsum(deg, out=indptr[1:])
+        del deg
         with atomic_npy_writer(out / "u_indptr.npy", idx, indptr.shape[0]) as w:
             w.write(indptr)
+        del indptr
     e = int(np.load(out / "u_indptr.npy", mmap_mode="r")[-1])
     for name, dt in (("u_indices", idx), ("u_timestamp", plan["ts_dtype"]), ("u_behavior", plan["beh_dtype"]),
                      ("u_count", np.int32 if plan["options"]["keep_counts"] and plan["options"]["dedupe"] else None)):
         if dt is not None and not (out / f"{name}.npy").exists():
             _concat_npy([d / f"{name}.npy" for d in dirs], out / f"{name}.npy", dt, e)
-    shutil.rmtree(work.dir / "user-spill", ignore_errors=True)
     if "item_bounds" not in plan:  # item degrees by one streaming pass over u_indices → item buckets
         ind = np.load(out / "u_indices.npy", mmap_mode="r")
         ideg = np.zeros(plan["n_items"], np.int64)
@@ -570,6 +623,7 @@ def _assemble_items(work: _Work) -> None:
     plan = work.plan()
     out, idx = work.out, np.dtype(plan["idx"])
     dirs = [work.bucket("item", b) for b in range(len(plan["item_bounds"]) - 1)]
+    shutil.rmtree(work.dir / "item-spill", ignore_errors=True)  # every item bucket is done
     e = int(np.load(out / "u_indptr.npy", mmap_mode="r")[-1])
     for name, dt in (("i_indices", idx), ("i_edge", idx), ("i_timestamp", plan["ts_dtype"]),
                      ("i_behavior", plan["beh_dtype"])):
@@ -610,16 +664,19 @@ def build_graph(input_path: str | os.PathLike, out: str | os.PathLike, options: 
     mapper = mapper or _local_map
     out = Path(out)
     work = prepare(input_path, out, opt, mapper, log)
+    log("plan done")
     for step in ("spill", "user-bucket"):
         todo = pending(work, step)
         log(f"{step}: {len(todo)} to run")
         mapper(step, out, todo)
     _assemble_users(work)
+    log("assemble users done")
     for step in ("item-spill", "item-bucket"):
         todo = pending(work, step)
         log(f"{step}: {len(todo)} to run")
         mapper(step, out, todo)
     _assemble_items(work)
+    log("assemble items done")
     finish(work)
     return open_graph(out)
 

@@ -59,7 +59,12 @@ def kmeans_assign(rows: sp.spmatrix | np.ndarray, k: int, *, seed: int = 0, nite
     import faiss
 
     n = rows.shape[0]
-    nnz = np.asarray((abs(rows) if sp.issparse(rows) else np.abs(rows)).sum(axis=1)).reshape(-1) > 0
+    if sp.issparse(rows):  # by row chunks: abs() of the whole matrix would copy it (4+ GB at 1B events)
+        rows = sp.csr_matrix(rows)
+        nnz = np.concatenate([np.asarray(abs(rows[a:a + chunk]).sum(axis=1)).reshape(-1) > 0
+                              for a in range(0, n, chunk)]) if n else np.zeros(0, bool)
+    else:
+        nnz = np.asarray(np.abs(rows).sum(axis=1)).reshape(-1) > 0
     live = np.flatnonzero(nnz)
     out = np.full(n, -1, np.int64)
     if len(live) == 0:

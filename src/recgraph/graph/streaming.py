@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numba
 import numpy as np
@@ -30,20 +31,23 @@ from .macro import MacroCounts, assign_item_macros, kmeans_assign, one_hot
 from .ppr import PPRNeighbourhoods, bipartite_ppr
 
 __all__ = ["read_slice", "row_chunks", "spmm_rows", "spmm_slots", "macro_counts_from_graph", "recent_from_graph",
-           "MacroSlots",
+           "MacroSlots", "MACRO_TABLES", "MACRO_FILES", "MACRO_FORMAT", "save_macro_meta", "macro_products", "macro_table", "macro_table_rows",
            "build_macro_graph_from_graph", "joint_csr_to_disk", "graph_ppr"]
 
 DEFAULT_MAX_EDGES = 1 << 24  # 16M edges per chunk: ~128 MB of ids and weights
 
 
-def row_chunks(indptr: np.ndarray, max_edges: int) -> list[tuple[int, int]]:
-    """Contiguous row ranges ``(r0, r1)`` holding at most ``max_edges`` edges (a bigger row alone)."""
+def row_chunks(indptr: np.ndarray, max_edges: int, max_rows: int | None = None) -> list[tuple[int, int]]:
+    """Contiguous row ranges ``(r0, r1)`` holding at most ``max_edges`` edges (a bigger row alone) and,
+    if given, at most ``max_rows`` rows."""
     ptr = np.asarray(indptr, np.int64)
     n = ptr.shape[0] - 1
     out, r0 = [], 0
     while r0 < n:
         r1 = int(np.searchsorted(ptr, ptr[r0] + max_edges, side="right")) - 1
         r1 = min(n, max(r1, r0 + 1))
+        if max_rows is not None:
+            r1 = min(r1, r0 + max(1, int(max_rows)))
         out.append((r0, r1))
         r0 = r1
     return out
@@ -170,11 +174,16 @@ def _last_per_row(indptr, nbr, ts, has_ts, length, pad, ids, times):  # pragma: 
 
 
 def recent_from_graph(graph: BipartiteGraph, length: int = 20, *, side: str = "user", pad: int = -1,
-                      max_edges: int = DEFAULT_MAX_EDGES) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                      max_edges: int = DEFAULT_MAX_EDGES, id_dtype=np.int64,
+                      out: tuple[Path, Path] | None = None,
+                      rows: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The last ``length`` neighbours of every user (``side="user"``) or item, most recent first, from a
-    graph built with ``order="time"``: ``(ids [n, length] int64, times [n, length] int64, counts [n])``,
+    graph built with ``order="time"``: ``(ids [n, length] id_dtype, times [n, length] int64, counts [n])``,
     as :func:`recgraph.graph.macro.recent_lists` returns. Build the graph with ``dedupe=False`` to keep
-    repeated events (ties on a timestamp are then in neighbour-id order, not input order)."""
+    repeated events (ties on a timestamp are then in neighbour-id order, not input order).
+    ``out=(ids_path, times_path)``: the two tables are streamed to ``.npy`` files in row chunks and
+    returned memory-mapped (RAM: one chunk, not ``n × length × 16`` bytes). ``rows=(r0, r1)``: only
+    those rows (what one task of :func:`recgraph.distributed.ray.build_macro_ray` computes)."""
     if graph.order != "time":
         raise ValueError("recent_from_graph needs a graph built with order='time'")
     if side == "user":
@@ -183,15 +192,27 @@ def recent_from_graph(graph: BipartiteGraph, length: int = 20, *, side: str = "u
         ptr, nbr, ts = graph.i_indptr, graph.i_indices, graph.i_timestamp
     else:
         raise ValueError(f"side must be 'user' or 'item', got {side!r}")
-    ptr = read_slice(ptr, 0, ptr.shape[0]).astype(np.int64)
+    r_lo, r_hi = (0, ptr.shape[0] - 1) if rows is None else (int(rows[0]), int(rows[1]))
+    ptr = read_slice(ptr, r_lo, r_hi + 1).astype(np.int64)
     n = ptr.shape[0] - 1
-    ids = np.empty((n, length), np.int64)
-    times = np.empty((n, length), np.int64)
-    for r0, r1 in row_chunks(ptr, max_edges):
+
+    def fill(r0, r1, ids, times):
         a, b = int(ptr[r0]), int(ptr[r1])
-        _last_per_row(ptr[r0:r1 + 1] - a, read_slice(nbr, a, b), read_slice(ts, a, b), True, length, pad,
-                      ids[r0:r1], times[r0:r1])
-    return ids, times, np.minimum(np.diff(ptr), length)
+        _last_per_row(ptr[r0:r1 + 1] - a, read_slice(nbr, a, b), read_slice(ts, a, b), True, length, pad, ids, times)
+
+    counts = np.minimum(np.diff(ptr), length)
+    if out is None:
+        ids, times = np.empty((n, length), np.int64), np.empty((n, length), np.int64)
+        for r0, r1 in row_chunks(ptr, max_edges):
+            fill(r0, r1, ids[r0:r1], times[r0:r1])
+        return ids.astype(id_dtype, copy=False), times, counts
+    with atomic_npy_writer(out[0], id_dtype, (n, length)) as wi, atomic_npy_writer(out[1], np.int64, (n, length)) as wt:
+        for r0, r1 in row_chunks(ptr, max_edges, max(1, max_edges // max(1, length))):
+            ids, times = np.empty((r1 - r0, length), np.int64), np.empty((r1 - r0, length), np.int64)
+            fill(r0, r1, ids, times)
+            wi.write(ids)
+            wt.write(times)
+    return np.load(out[0], mmap_mode="r"), np.load(out[1], mmap_mode="r"), counts
 
 
 @numba.njit(cache=True, nogil=True)
@@ -242,11 +263,15 @@ def _spmm_slots(indptr, nbr, w, has_w, b_indptr, b_indices, b_data, acc, mark, t
 
 def spmm_slots(indptr: np.ndarray, indices: np.ndarray, B: sp.csr_matrix, max_slots: int, dense: bool, *,
                weights: np.ndarray | None = None, weight_index: np.ndarray | None = None,
-               id_dtype=np.int64, max_edges: int = DEFAULT_MAX_EDGES) -> tuple[np.ndarray, np.ndarray]:
+               id_dtype=np.int64, max_edges: int = DEFAULT_MAX_EDGES,
+               out: tuple[Path, Path] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Rows of ``A·B`` as the slot tables of :func:`recgraph.graph.macro.build_feature_tables`
     (``_slots``): ``(ids [n_rows, W] id_dtype, counts [n_rows, W] float32)``; ``dense``: ``W = n_cols``
     and every column; else ``W = min(max_slots, max(1, largest row))``, top counts first, pad id
-    ``n_cols``. Never materialises ``A·B``: memory is the output plus one chunk."""
+    ``n_cols``. Never materialises ``A·B``: memory is the output plus one chunk.
+    ``out=(ids_path, counts_path)``: the tables are streamed to ``.npy`` files in row chunks and returned
+    memory-mapped (RAM: one chunk); not dense, ``W = max_slots`` then (the largest row is not known
+    before the last chunk; the extra columns are padding)."""
     B = sp.csr_matrix(B)
     n_cols = B.shape[1]
     b_ptr, b_ind, b_val = B.indptr.astype(np.int64), B.indices.astype(np.int32), B.data.astype(np.float64)
@@ -254,10 +279,8 @@ def spmm_slots(indptr: np.ndarray, indices: np.ndarray, B: sp.csr_matrix, max_sl
     n_rows = np.asarray(indptr).shape[0] - 1
     ptr = read_slice(indptr, 0, n_rows + 1).astype(np.int64, copy=False)
     width = n_cols if dense else int(max_slots)
-    ids = np.empty((n_rows, width), id_dtype)
-    cnt = np.empty((n_rows, width), np.float32)
-    most = 0
-    for r0, r1 in row_chunks(ptr, max_edges):
+
+    def fill(r0, r1, ids, cnt) -> int:
         a, b = int(ptr[r0]), int(ptr[r1])
         nb = read_slice(indices, a, b)
         if weights is None:
@@ -266,8 +289,23 @@ def spmm_slots(indptr: np.ndarray, indices: np.ndarray, B: sp.csr_matrix, max_sl
             w, has_w = read_slice(weights, a, b).astype(np.float64), True
         else:
             w, has_w = np.asarray(weights)[read_slice(weight_index, a, b)].astype(np.float64), True
-        most = max(most, _spmm_slots(ptr[r0:r1 + 1] - a, nb, w, has_w, b_ptr, b_ind, b_val, acc, mark, touched,
-                                     dense, n_cols, ids[r0:r1], cnt[r0:r1]))
+        return _spmm_slots(ptr[r0:r1 + 1] - a, nb, w, has_w, b_ptr, b_ind, b_val, acc, mark, touched, dense, n_cols,
+                           ids, cnt)
+
+    if out is not None:
+        with atomic_npy_writer(out[0], id_dtype, (n_rows, width)) as wi, \
+                atomic_npy_writer(out[1], np.float32, (n_rows, width)) as wc:
+            for r0, r1 in row_chunks(ptr, max_edges, max(1, max_edges // max(1, width))):
+                ids, cnt = np.empty((r1 - r0, width), id_dtype), np.empty((r1 - r0, width), np.float32)
+                fill(r0, r1, ids, cnt)
+                wi.write(ids)
+                wc.write(cnt)
+        return np.load(out[0], mmap_mode="r"), np.load(out[1], mmap_mode="r")
+    ids = np.empty((n_rows, width), id_dtype)
+    cnt = np.empty((n_rows, width), np.float32)
+    most = 0
+    for r0, r1 in row_chunks(ptr, max_edges):
+        most = max(most, fill(r0, r1, ids[r0:r1], cnt[r0:r1]))
     if not dense and min(max_slots, max(1, most)) < width:
         keep = min(max_slots, max(1, most))
         ids, cnt = np.ascontiguousarray(ids[:, :keep]), np.ascontiguousarray(cnt[:, :keep])
@@ -310,44 +348,114 @@ class MacroSlots:
 def build_macro_graph_from_graph(graph: BipartiteGraph, *, category: np.ndarray | None = None,
                                  item_method: str = "auto", item_k: int = 50, user_k: int = 20, recent: int = 20,
                                  max_slots: int = 64, seed: int = 0, id_dtype=np.int64,
-                                 max_edges: int = DEFAULT_MAX_EDGES) -> MacroSlots:
+                                 max_edges: int = DEFAULT_MAX_EDGES,
+                                 out_dir: str | os.PathLike | None = None,
+                                 log: Callable[[str], None] = lambda s: None) -> MacroSlots:
     """The single-snapshot :func:`recgraph.graph.macro.build_feature_tables` over a time-ordered graph
     (``dedupe=False``: counts are events), streaming the edges in chunks: macro assignment, the four slot
     tables straight from a compiled product kernel (no ``R``, ``Rᵀ``, int64 edge copies or
     count matrices beyond ``R·C`` and ``Rᵀ·U``, which are at most ``E`` and ``M·n_user_macros``
     entries), recent lists. ``id_dtype``: slot and recent-list id dtype (int64 as FeatureTables;
-    int32 halves them). ``item_method="kmeans-rows"`` needs ``R`` in RAM; "category" does not."""
-    n_users, n_items = graph.n_users, graph.n_items
+    int32 halves them). ``item_method="kmeans-rows"`` needs ``R`` in RAM; "category" does not.
+    ``out_dir``: the slot tables and recent lists are streamed to ``.npy`` files there and returned
+    memory-mapped (RAM: ``R·C``, ``Rᵀ·U`` and one chunk; slot width ``max_slots`` when not dense)."""
+    if out_dir is not None:
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+
+    def to(*names):
+        return None if out_dir is None else tuple(out_dir / f"{n}.npy" for n in names)
+
+    im, n_im, um, n_um, user1, item1 = macro_products(graph, category=category, item_method=item_method,
+                                                      item_k=item_k, user_k=user_k, seed=seed, max_edges=max_edges,
+                                                      log=log)
+    dense = max(n_im, n_um) <= max_slots
+    kw = dict(max_slots=max_slots, dense=dense, recent=recent, id_dtype=id_dtype, max_edges=max_edges)
+    t = {}
+    for name in MACRO_TABLES:
+        t[name] = macro_table(graph, name, user1, item1, out=to(*MACRO_FILES[name]), **kw)
+        if name == "u2":
+            item1 = None  # last use: free it before the next table
+        if name == "i2":
+            user1 = None
+        log(f"{name} done")
+    info = {"n_item_macros": n_im, "n_user_macros": n_um, "edges": graph.n_edges, "dense_slots": dense}
+    if out_dir is not None:
+        save_macro_meta(out_dir, im, um, info, max_slots=max_slots, recent=recent, id_dtype=id_dtype)
+    return MacroSlots(im, n_im, um, n_um, dense, *t["u1"], *t["u2"], *t["i1"], *t["i2"], *t["u_rec"][:2],
+                      *t["i_rec"][:2], graph.user_degree, graph.item_degree, info)
+
+
+MACRO_FORMAT = "recgraph.macro-tables/1"
+
+
+def save_macro_meta(out_dir: Path, item_macro: np.ndarray, user_macro: np.ndarray, info: dict, *, max_slots: int,
+                    recent: int, id_dtype) -> None:
+    """The rest of a macro-table folder: the macro assignments and ``macro.json`` (written last)."""
+    for name, a in (("item_macro", item_macro), ("user_macro", user_macro)):
+        with atomic_npy_writer(Path(out_dir) / f"{name}.npy", np.int64, a.shape[0]) as w:
+            w.write(a)
+    atomic_write_json(Path(out_dir) / "macro.json", {"format": MACRO_FORMAT, **info, "max_slots": int(max_slots),
+                                                     "recent": int(recent), "id_dtype": str(np.dtype(id_dtype)),
+                                                     "tables": {t: list(MACRO_FILES[t]) for t in MACRO_TABLES}})
+
+
+MACRO_TABLES = ("u1", "i1", "u2", "i2", "u_rec", "i_rec")  # in the order they are computed
+MACRO_FILES = {"u1": ("u1_ids", "u1_cnt"), "i1": ("i1_ids", "i1_cnt"), "u2": ("u2_ids", "u2_cnt"),
+               "i2": ("i2_ids", "i2_cnt"), "u_rec": ("u_rec", "u_rec_time"), "i_rec": ("i_rec", "i_rec_time")}
+
+
+def macro_products(graph: BipartiteGraph, *, category: np.ndarray | None = None, item_method: str = "auto",
+                   item_k: int = 50, user_k: int = 20, seed: int = 0, max_edges: int = DEFAULT_MAX_EDGES,
+                   log: Callable[[str], None] = lambda s: None):
+    """The part of the macro build every table needs: item macros, ``user1 = R·C`` (CSR ``[N, n_im]``),
+    user macros (k-means on ``user1``'s rows; users without events get macro ``user_k``) and
+    ``item1 = Rᵀ·U`` (CSR ``[M, user_k + 1]``). Returns ``(im, n_im, um, n_um, user1, item1)``."""
     R = None
     if item_method == "kmeans-rows" or (item_method == "auto" and category is None):
         R = graph.to_scipy("count")
-    im, n_im = assign_item_macros(item_method, n_items=n_items, category=category, R=R, k=item_k, seed=seed)
+    im, n_im = assign_item_macros(item_method, n_items=graph.n_items, category=category, R=R, k=item_k, seed=seed)
     del R
     w = graph.u_count
     wi = None if w is None else graph.i_edge
     user1 = spmm_rows(graph.u_indptr, graph.u_indices, one_hot(im, n_im), weights=w, max_edges=max_edges)  # R·C
+    log("R·C done")
     raw = kmeans_assign(user1, user_k, seed=seed)
     um, n_um = np.where(raw >= 0, raw, user_k).astype(np.int64), int(user_k) + 1
-    dense = max(n_im, n_um) <= max_slots
+    log("user k-means done")
     item1 = spmm_rows(graph.i_indptr, graph.i_indices, one_hot(um, n_um), weights=w, weight_index=wi,
                       max_edges=max_edges)  # Rᵀ·U
-    eye_n = np.arange(n_users + 1, dtype=np.int64)
-    u1 = spmm_slots(eye_n, eye_n[:-1], user1, max_slots, dense, id_dtype=id_dtype, max_edges=max_edges)
-    eye_m = np.arange(n_items + 1, dtype=np.int64)
-    i1 = spmm_slots(eye_m, eye_m[:-1], item1, max_slots, dense, id_dtype=id_dtype, max_edges=max_edges)
-    u2 = spmm_slots(graph.u_indptr, graph.u_indices, item1, max_slots, dense, weights=w, id_dtype=id_dtype,
-                    max_edges=max_edges)
-    del item1
-    i2 = spmm_slots(graph.i_indptr, graph.i_indices, user1, max_slots, dense, weights=w, weight_index=wi,
-                    id_dtype=id_dtype, max_edges=max_edges)
-    del user1
-    ur, urt, _ = recent_from_graph(graph, recent, side="user", pad=n_items, max_edges=max_edges)
-    ir, irt, _ = recent_from_graph(graph, recent, side="item", pad=n_users, max_edges=max_edges)
-    return MacroSlots(im, n_im, um, n_um, dense, u1[0], u1[1], u2[0], u2[1], i1[0], i1[1], i2[0], i2[1],
-                      ur.astype(id_dtype, copy=False), urt, ir.astype(id_dtype, copy=False), irt,
-                      graph.user_degree, graph.item_degree,
-                      {"n_item_macros": n_im, "n_user_macros": n_um, "edges": graph.n_edges,
-                       "dense_slots": dense})
+    log("Rᵀ·U done")
+    return im, n_im, um, n_um, user1, item1
+
+
+def macro_table_rows(graph: BipartiteGraph, table: str) -> int:
+    return graph.n_users if table[0] == "u" else graph.n_items
+
+
+def macro_table(graph: BipartiteGraph, table: str, user1: sp.csr_matrix, item1: sp.csr_matrix, *, max_slots: int,
+                dense: bool, recent: int, id_dtype=np.int64, max_edges: int = DEFAULT_MAX_EDGES,
+                out: tuple[Path, Path] | None = None, rows: tuple[int, int] | None = None):
+    """One macro table (``table`` in :data:`MACRO_TABLES`), all rows or ``rows=(r0, r1)``: the slot tables
+    ``u1 = user1``, ``i1 = item1``, ``u2 = R·item1``, ``i2 = Rᵀ·user1`` as ``(ids, counts)``, the recent
+    lists as ``(ids, times, counts)``; ``out``: streamed to those two ``.npy`` files."""
+    r0, r1 = (0, macro_table_rows(graph, table)) if rows is None else (int(rows[0]), int(rows[1]))
+    w = graph.u_count
+    wi = None if w is None else graph.i_edge
+    kw = dict(id_dtype=id_dtype, max_edges=max_edges, out=out)
+    if table in ("u1", "i1"):  # the product's own rows as slots: A = identity rows r0..r1
+        eye = np.arange(r1 + 1, dtype=np.int64)
+        return spmm_slots(eye[r0:r1 + 1], eye, user1 if table == "u1" else item1, max_slots, dense, **kw)
+    if table == "u2":
+        return spmm_slots(read_slice(graph.u_indptr, r0, r1 + 1), graph.u_indices, item1, max_slots, dense, weights=w,
+                          **kw)
+    if table == "i2":
+        return spmm_slots(read_slice(graph.i_indptr, r0, r1 + 1), graph.i_indices, user1, max_slots, dense, weights=w,
+                          weight_index=wi, **kw)
+    if table in ("u_rec", "i_rec"):
+        side, pad = ("user", graph.n_items) if table == "u_rec" else ("item", graph.n_users)
+        return recent_from_graph(graph, recent, side=side, pad=pad, rows=(r0, r1), **kw)
+    raise ValueError(f"unknown macro table {table!r}: one of {MACRO_TABLES}")
 
 
 # ---------------------------------------------------------------------------------------------- PPR
@@ -379,6 +487,7 @@ def graph_ppr(graph: BipartiteGraph, user_sources=None, item_sources=None, *,
     """:func:`recgraph.graph.ppr.bipartite_ppr` on a graph larger than RAM: the joint adjacency lives in
     ``workdir/joint_indices.npy`` (memory-mapped: the push reads only the rows it visits). Keyword
     arguments go to :func:`~recgraph.graph.ppr.ppr_topk`."""
+    Path(workdir).mkdir(parents=True, exist_ok=True)
     joint = joint_csr_to_disk(graph, Path(workdir) / "joint_indices.npy")
     return bipartite_ppr(graph, user_sources, item_sources, joint=joint, check_indices=False, **kwargs)
 

@@ -158,19 +158,22 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
 
 
 class AtomicNpyWriter:
-    """Stream a 1-D ``.npy`` of known ``dtype`` and ``length`` chunk by chunk, committed atomically.
+    """Stream a ``.npy`` of known ``dtype`` and ``length`` (1-D) or ``shape`` (C order: chunks of whole
+    rows) chunk by chunk, committed atomically.
 
     For arrays larger than memory (the out-of-core graph build): the header is written first, each
-    :meth:`write` appends a chunk, and closing checks that exactly ``length`` items arrived, then
-    fsyncs and renames. An exception inside the ``with`` block leaves no file behind."""
+    :meth:`write` appends a chunk, and closing checks that exactly the declared number of items
+    arrived, then fsyncs and renames. An exception inside the ``with`` block leaves no file behind."""
 
-    def __init__(self, path: str | os.PathLike, dtype, length: int):
-        self.path, self.dtype, self.length, self.written = Path(path), np.dtype(dtype), int(length), 0
+    def __init__(self, path: str | os.PathLike, dtype, length: int | tuple[int, ...]):
+        shape = tuple(int(d) for d in length) if isinstance(length, (tuple, list)) else (int(length),)
+        self.path, self.dtype, self.shape, self.written = Path(path), np.dtype(dtype), shape, 0
+        self.length = int(np.prod(shape, dtype=np.int64))  # items, all dimensions together
         fd, self._tmp = _tmp_beside(self.path)
         self._fh = os.fdopen(fd, "wb")
         np.lib.format.write_array_header_1_0(
             self._fh, {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False,
-                       "shape": (self.length,)})
+                       "shape": self.shape})
 
     def write(self, chunk: np.ndarray) -> None:
         chunk = np.ascontiguousarray(chunk, dtype=self.dtype).reshape(-1)
@@ -196,6 +199,7 @@ class AtomicNpyWriter:
             Path(self._tmp).unlink(missing_ok=True)
 
 
-def atomic_npy_writer(path: str | os.PathLike, dtype, length: int) -> AtomicNpyWriter:
-    """``with atomic_npy_writer(path, np.int32, n) as w: w.write(chunk) ...`` (see :class:`AtomicNpyWriter`)."""
+def atomic_npy_writer(path: str | os.PathLike, dtype, length: int | tuple[int, ...]) -> AtomicNpyWriter:
+    """``with atomic_npy_writer(path, np.int32, n) as w: w.write(chunk) ...`` (``n`` or a shape ``(n, d)``;
+    see :class:`AtomicNpyWriter`)."""
     return AtomicNpyWriter(path, dtype, length)
