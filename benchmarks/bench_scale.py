@@ -69,7 +69,7 @@ def _dir_bytes(p: Path) -> int:
 # ---------------------------------------------------------------------------------------------- workers
 
 
-def _ooc_stages(g, out: Path, budget: int, log=lambda s: None) -> dict:
+def _ooc_stages(g, out: Path, budget: int, log=lambda s: None, only: tuple[str, ...] = ()) -> dict:
     """The stages after the build, over the memory-mapped graph, each timed with its own peak RSS (VmHWM
     reset before it): popularity subsampling (keep 0.5, β 0.5), the middle half of the time range as a
     slice, and 2 hops of DC-GNN propagation of 16-d random features (hops written to disk)."""
@@ -100,12 +100,14 @@ def _ooc_stages(g, out: Path, budget: int, log=lambda s: None) -> dict:
 
     def prop():
         rng = np.random.default_rng(0)
-        xu = rng.normal(size=(g.n_users, 16)).astype(np.float32)
-        xi = rng.normal(size=(g.n_items, 16)).astype(np.float32)
+        xu = rng.standard_normal((g.n_users, 16), dtype=np.float32)  # float32 directly: no float64 copy
+        xi = rng.standard_normal((g.n_items, 16), dtype=np.float32)
         f = propagate(g, xu, xi, 2, memory_budget=budget, out_dir=out / "prop")
         return {"hops": 2, "dim": 16, "feature_bytes": int(f.user.nbytes + f.item.nbytes)}
 
     for name, fn, folder in (("subsample", sub, "sub"), ("time_slice", sl, "slice"), ("propagation", prop, "prop")):
+        if only and name not in only:
+            continue
         timed(name, fn)
         stages[name]["output_disk_bytes"] = _dir_bytes(out / folder)
         shutil.rmtree(out / folder, ignore_errors=True)  # one stage's output on disk at a time (1B: ~10 GB each)
@@ -172,7 +174,7 @@ def worker(a) -> dict:
             res["degrees"] = {"seconds": time.perf_counter() - t1, "user_max": int(du.max()),
                               "item_max": int(di.max())}
         if a.worker == "ooc" and a.stages:
-            res["stages"] = _ooc_stages(g, out, budget, log)
+            res["stages"] = _ooc_stages(g, out, budget, log, tuple(a.stage_list.split(",")) if a.stage_list else ())
     elif a.worker in ("macro", "macro-compact", "macro-disk", "macro-old"):
         cat = np.random.default_rng(1).zipf(1.5, a.n_items) % 500  # the bench_macro_build categories
         if a.worker != "macro-old":
@@ -331,6 +333,8 @@ def main():
     ap.add_argument("--ppr-sources", type=int, default=10_000)
     ap.add_argument("--stages", type=int, default=1, help="1: after the ooc build, also subsample / slice / "
                                                             "propagate over the mapped graph")
+    ap.add_argument("--stage-list", default="", help="with --stages 1: only these stages (comma-separated "
+                                                     "subsample,time_slice,propagation); default all")
     ap.add_argument("--macro-slots", type=int, default=64, help="macro slot width (build_feature_tables' max_slots)")
     ap.add_argument("--macro-recent", type=int, default=20, help="recent-list length of the macro features")
     ap.add_argument("--old-macro-max", type=float, default=1e7, help="largest size for the in-memory macro build")
@@ -369,7 +373,7 @@ def main():
             shutil.rmtree(out, ignore_errors=True)
             args = ["--worker", eng, "--input", str(inp), "--out", str(out), "--n-users", str(nu),
                     "--n-items", str(ni), "--memory-budget", a.memory_budget, "--ppr-sources", str(a.ppr_sources),
-                    "--stages", str(a.stages), "--macro-slots", str(a.macro_slots), "--macro-recent", str(a.macro_recent)]
+                    "--stages", str(a.stages), "--stage-list", a.stage_list, "--macro-slots", str(a.macro_slots), "--macro-recent", str(a.macro_recent)]
             res = run_engine(args, a.timeout, scratch / f"log-{eng}-{n}.txt")
             shutil.rmtree(out, ignore_errors=True)
             row["engines"][eng] = res

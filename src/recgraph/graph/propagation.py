@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io import ArtifactError, atomic_write_dir, atomic_write_json, load_npy, read_checked_json
+from ..io import ArtifactError, atomic_npy_writer, atomic_write_dir, atomic_write_json, load_npy, read_checked_json
 from .bipartite import BipartiteGraph, _inv_sqrt, as_graph
 
 __all__ = ["PropagatedFeatures", "propagate", "FORMAT"]
@@ -174,13 +174,24 @@ def propagate(graph: BipartiteGraph | tuple, x_user: np.ndarray, x_item: np.ndar
     if out_dir is not None and final.exists() and not overwrite:
         raise FileExistsError(f"{final} exists (pass overwrite=True to replace it)")
 
-    def build(tmp: Path) -> None:  # hops streamed into .npy files of the temporary folder, one at a time
-        user = np.lib.format.open_memmap(tmp / "user.npy", mode="w+", dtype=dtype, shape=(n_hops + 1, n, d))
-        item = np.lib.format.open_memmap(tmp / "item.npy", mode="w+", dtype=dtype, shape=(n_hops + 1, m, d))
-        fill(user, item)
-        user.flush()
-        item.flush()
-        del user, item
+    def build(tmp: Path) -> None:
+        # hops appended to the two .npy files as they are computed (plain writes, not a writable mapping
+        # whose dirty pages would stay in this process's RSS: 13 GB at 1B events), and each hop's input
+        # dropped as soon as its last product is taken: RAM holds the caller's features plus ~2 hops
+        with atomic_npy_writer(tmp / "user.npy", dtype, (n_hops + 1, n, d)) as wu, \
+                atomic_npy_writer(tmp / "item.npy", dtype, (n_hops + 1, m, d)) as wi:
+            hu = np.ascontiguousarray(x_user, dtype=np.float32)
+            hi = np.ascontiguousarray(x_item, dtype=np.float32)
+            wu.write(hu)
+            wi.write(hi)
+            for _ in range(n_hops):
+                new_u = step[0](hi)
+                wu.write(new_u)
+                hi = None  # the next item hop reads the users' hop only
+                new_i = step[1](hu)
+                wi.write(new_i)
+                hu, hi = new_u, new_i
+            del hu, hi
         atomic_write_json(tmp / "meta.json", {
             "format": FORMAT, "n_users": int(n), "n_items": int(m), "n_hops": int(n_hops), "dim": int(d),
             "dtype": dtype.name, "operator": "D^-1/2 A D^-1/2 per relation (item->user, user->item)"})
