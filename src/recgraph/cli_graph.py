@@ -124,7 +124,8 @@ def _read_categories(path: Path, n_items: int) -> np.ndarray:
     if path.suffix.lower() == ".npy":
         cat = np.load(path, allow_pickle=False)
         if cat.ndim != 1 or cat.shape[0] != n_items or cat.dtype.kind not in "iu":
-            raise ValueError(f"{path}: expected {n_items} integer category ids (one per item), got {cat.dtype}{list(cat.shape)}")
+            raise ValueError(f"{path}: expected {n_items} integer category ids (one per item), "
+                             f"got {cat.dtype}{list(cat.shape)}")
     elif path.suffix.lower() == ".csv":
         import pyarrow.csv as pcsv
 
@@ -136,7 +137,8 @@ def _read_categories(path: Path, n_items: int) -> np.ndarray:
             raise ValueError(f"{path}: 'item' and 'category' must be integer ids")
         bad = np.flatnonzero((item < 0) | (item >= n_items))
         if bad.size:
-            raise ValueError(f"{path}: row {int(bad[0]) + 1}, column 'item': id {int(item[bad[0]])} outside [0, {n_items})")
+            raise ValueError(f"{path}: row {int(bad[0]) + 1}, column 'item': id {int(item[bad[0]])} "
+                             f"outside [0, {n_items})")
         cat = np.full(n_items, -1, np.int64)
         cat[item] = c
         if (cat < 0).any():

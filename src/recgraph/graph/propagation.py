@@ -156,42 +156,40 @@ def propagate(graph: BipartiteGraph | tuple, x_user: np.ndarray, x_item: np.ndar
     total = (n_hops + 1) * (n + m) * d * dtype.itemsize
     to_disk = out_dir is not None or (memory_budget is not None and total > memory_budget)
 
-    def fill(user: np.ndarray, item: np.ndarray) -> None:
+    def hops():
+        """``(side, hop)`` in the order computed; each hop's input is dropped as soon as its last product is
+        taken, so RAM holds the caller's features plus ~2 hops (not all of them)."""
         hu = np.ascontiguousarray(x_user, dtype=np.float32)
         hi = np.ascontiguousarray(x_item, dtype=np.float32)
-        user[0], item[0] = hu, hi
-        for k in range(1, n_hops + 1):
-            hu, hi = step[0](hi), step[1](hu)
-            user[k], item[k] = hu, hi
+        yield "user", hu
+        yield "item", hi
+        for _ in range(n_hops):
+            new_u = step[0](hi)
+            yield "user", new_u
+            hi = None  # the next item hop reads the users' hop only
+            new_i = step[1](hu)
+            yield "item", new_i
+            hu, hi = new_u, new_i
 
     if not to_disk:
-        user = np.empty((n_hops + 1, n, d), dtype)
-        item = np.empty((n_hops + 1, m, d), dtype)
-        fill(user, item)
-        return PropagatedFeatures(user=user, item=item)
+        out = {"user": np.empty((n_hops + 1, n, d), dtype), "item": np.empty((n_hops + 1, m, d), dtype)}
+        k = {"user": 0, "item": 0}
+        for side, h in hops():
+            out[side][k[side]] = h
+            k[side] += 1
+        return PropagatedFeatures(user=out["user"], item=out["item"])
 
     final = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix="recgraph-prop-")) / "features"
     if out_dir is not None and final.exists() and not overwrite:
         raise FileExistsError(f"{final} exists (pass overwrite=True to replace it)")
 
     def build(tmp: Path) -> None:
-        # hops appended to the two .npy files as they are computed (plain writes, not a writable mapping
-        # whose dirty pages would stay in this process's RSS: 13 GB at 1B events), and each hop's input
-        # dropped as soon as its last product is taken: RAM holds the caller's features plus ~2 hops
+        # hops appended to the two .npy files as they are computed: plain writes, not a writable mapping
+        # whose dirty pages would stay in this process's RSS (13 GB at 1B events)
         with atomic_npy_writer(tmp / "user.npy", dtype, (n_hops + 1, n, d)) as wu, \
                 atomic_npy_writer(tmp / "item.npy", dtype, (n_hops + 1, m, d)) as wi:
-            hu = np.ascontiguousarray(x_user, dtype=np.float32)
-            hi = np.ascontiguousarray(x_item, dtype=np.float32)
-            wu.write(hu)
-            wi.write(hi)
-            for _ in range(n_hops):
-                new_u = step[0](hi)
-                wu.write(new_u)
-                hi = None  # the next item hop reads the users' hop only
-                new_i = step[1](hu)
-                wi.write(new_i)
-                hu, hi = new_u, new_i
-            del hu, hi
+            for side, h in hops():
+                (wu if side == "user" else wi).write(h)
         atomic_write_json(tmp / "meta.json", {
             "format": FORMAT, "n_users": int(n), "n_items": int(m), "n_hops": int(n_hops), "dim": int(d),
             "dtype": dtype.name, "operator": "D^-1/2 A D^-1/2 per relation (item->user, user->item)"})

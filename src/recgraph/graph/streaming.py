@@ -31,7 +31,8 @@ from .macro import MacroCounts, assign_item_macros, kmeans_assign, one_hot
 from .ppr import PPRNeighbourhoods, bipartite_ppr
 
 __all__ = ["read_slice", "row_chunks", "spmm_rows", "spmm_slots", "macro_counts_from_graph", "recent_from_graph",
-           "MacroSlots", "MACRO_TABLES", "MACRO_FILES", "MACRO_FORMAT", "save_macro_meta", "macro_products", "macro_table", "macro_table_rows",
+           "MacroSlots", "MACRO_TABLES", "MACRO_FILES", "MACRO_FORMAT", "save_macro_meta", "macro_products",
+           "macro_table", "macro_table_rows",
            "build_macro_graph_from_graph", "joint_csr_to_disk", "graph_ppr"]
 
 DEFAULT_MAX_EDGES = 1 << 24  # 16M edges per chunk: ~128 MB of ids and weights
