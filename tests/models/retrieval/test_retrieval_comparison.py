@@ -10,7 +10,7 @@ difference stays within 2 × the spread of a difference of two single runs, sqrt
 (Recall@20 0.0049, NDCG@20 0.0031). Re-measure and flip it if a change makes either model win
 over seeds (issue 15). The equal-budget 2 × 2 validation grid (BENCHMARKS, "Honest numbers";
 ``results/retrieval_grid_movielens_100k_clean.json``) agrees: tuned LightGCN 0.3870 / 0.3549 vs RankGraph-2
-0.3841 / 0.3496 over seeds 0–2, Welch t 0.7 / 1.6 — neither beyond the spread."""
+0.3840 / 0.3496 over seeds 0–2, Welch t 0.7 / 1.6 — neither beyond the spread."""
 
 import pytest
 
