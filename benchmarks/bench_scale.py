@@ -8,7 +8,8 @@ partitions (not timed). Then, each engine in its own subprocess (so peak RSS is 
 
 * ``memory``: read every partition into RAM, ``BipartiteGraph.from_edges`` (dedupe, item order);
 * ``ooc``: ``graph.external.build_graph`` with ``--memory-budget``, then on the memory-mapped result:
-  PPR top-32 for ``--ppr-sources`` sources (half users, half items; α 0.2, ε 1e-4) and the degree arrays;
+  PPR top-32 for ``--ppr-sources`` sources (half users, half items; α 0.2, ε 1e-4) within the budget
+  (``streaming.graph_ppr(memory_budget=)``: hash workspace, mapped pages dropped per batch) and the degree arrays;
 * ``ray``: ``distributed.ray.build_graph_ray`` (local Ray, 2 CPUs, the same total budget);
 * ``macro``: the macro features (categories, user k-means k=20, the four slot tables, last-20 lists)
   from a time-ordered ``dedupe=False`` out-of-core graph (``streaming.build_macro_graph_from_graph``;
@@ -99,11 +100,25 @@ def _ooc_stages(g, out: Path, budget: int, log=lambda s: None, only: tuple[str, 
         return {"kept": s.n_edges, "window": [int(lo), int(hi)]}
 
     def prop():
+        # the input features are written to .npy files in row chunks and passed memory-mapped (a caller with
+        # 70M x 16 float32 features keeps them on disk too); propagate reads them with pread, column slices
+        from recgraph.io import atomic_npy_writer
+
         rng = np.random.default_rng(0)
-        xu = rng.standard_normal((g.n_users, 16), dtype=np.float32)  # float32 directly: no float64 copy
-        xi = rng.standard_normal((g.n_items, 16), dtype=np.float32)
-        f = propagate(g, xu, xi, 2, memory_budget=budget, out_dir=out / "prop")
-        return {"hops": 2, "dim": 16, "feature_bytes": int(f.user.nbytes + f.item.nbytes)}
+        xs = []
+        for side, rows in (("user", g.n_users), ("item", g.n_items)):
+            path = out / "prop_in" / f"{side}.npy"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_npy_writer(path, np.float32, (rows, 16)) as w:
+                for r0 in range(0, rows, 1 << 22):
+                    w.write(rng.standard_normal((min(rows, r0 + (1 << 22)) - r0, 16), dtype=np.float32))
+            xs.append(np.load(path, mmap_mode="r"))
+        log("propagation features written")
+        f = propagate(g, xs[0], xs[1], 2, memory_budget=budget, out_dir=out / "prop")
+        slices = json.loads((out / "prop" / "meta.json").read_text()).get("feature_slices", 1)
+        shutil.rmtree(out / "prop_in", ignore_errors=True)
+        return {"hops": 2, "dim": 16, "feature_bytes": int(f.user.nbytes + f.item.nbytes), "feature_slices": slices,
+                "inputs": "float32 .npy, memory-mapped"}
 
     for name, fn, folder in (("subsample", sub, "sub"), ("time_slice", sl, "slice"), ("propagation", prop, "prop")):
         if only and name not in only:
@@ -155,6 +170,9 @@ def worker(a) -> dict:
         res["disk_bytes"] = _dir_bytes(out)
         res["graph_bytes"] = g.nbytes
         res["build_peak_rss_self"] = _vmhwm()
+        if a.drop_input and a.worker == "ooc":
+            shutil.rmtree(inp)
+            log("input deleted (--drop-input)")
         if a.worker == "ooc" and a.ppr_sources:
             from recgraph.graph.streaming import graph_ppr
 
@@ -163,9 +181,9 @@ def worker(a) -> dict:
             rng = np.random.default_rng(0)
             us = rng.choice(a.n_users, a.ppr_sources // 2, replace=False)
             its = rng.choice(a.n_items, a.ppr_sources - a.ppr_sources // 2, replace=False)
-            pu, pi = graph_ppr(g, us, its, workdir=out / "ppr", topk=32, eps=1e-4, alpha=0.2)
+            pu, pi = graph_ppr(g, us, its, workdir=out / "ppr", topk=32, eps=1e-4, alpha=0.2, memory_budget=budget)
             res["ppr"] = {"sources": int(a.ppr_sources), "seconds": time.perf_counter() - t1, "eps": 1e-4,
-                          "alpha": 0.2, "topk": 32, "pushes": int(pu.num_pushes),
+                          "alpha": 0.2, "topk": 32, "pushes": int(pu.num_pushes), "memory_budget": budget,
                           "mean_neighbours": float(np.concatenate([pu.counts(), pi.counts()]).mean()),
                           "joint_disk_bytes": _dir_bytes(out / "ppr")}
             shutil.rmtree(out / "ppr", ignore_errors=True)  # the joint adjacency (8 bytes per edge) is a temporary
@@ -343,6 +361,8 @@ def main():
     ap.add_argument("--timeout", type=float, default=3600)
     ap.add_argument("--keep-input", action="store_true", help="keep the written inputs in --scratch and reuse "
                                                                "a complete one of the same size and seed")
+    ap.add_argument("--drop-input", action="store_true", help="ooc: delete the input once the graph is built, "
+                    "before PPR and the stages (disk: at 1B the input is 12 GB; it is written again next time)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--name", default="scale")
     ap.add_argument("--worker", default=None)
@@ -373,7 +393,7 @@ def main():
             shutil.rmtree(out, ignore_errors=True)
             args = ["--worker", eng, "--input", str(inp), "--out", str(out), "--n-users", str(nu),
                     "--n-items", str(ni), "--memory-budget", a.memory_budget, "--ppr-sources", str(a.ppr_sources),
-                    "--stages", str(a.stages), "--stage-list", a.stage_list, "--macro-slots", str(a.macro_slots), "--macro-recent", str(a.macro_recent)]
+                    "--stages", str(a.stages), "--stage-list", a.stage_list, "--macro-slots", str(a.macro_slots), "--macro-recent", str(a.macro_recent)] + (["--drop-input"] if a.drop_input else [])
             res = run_engine(args, a.timeout, scratch / f"log-{eng}-{n}.txt")
             shutil.rmtree(out, ignore_errors=True)
             row["engines"][eng] = res

@@ -122,6 +122,35 @@ def test_parallel_equals_single_thread():
     assert a.num_pushes == b.num_pushes
 
 
+@pytest.mark.parametrize("eps", [1e-3, 1e-5])
+def test_hash_workspace_equals_dense(monkeypatch, eps):
+    """The bounded-memory workspace gives the same rows and push count, including sources rerun after
+    outgrowing their table (first table 16 slots: most sources overflow and grow 16 -> 64 -> ...)."""
+    import recgraph.graph.ppr as ppr
+
+    indptr, indices = _undirected(3000, 20000, 4)
+    dense = ppr_topk(indptr, indices, eps=eps, topk=16, exclude_self=True)
+    monkeypatch.setattr(ppr, "_HASH_FIRST_CAPACITY", 16)
+    runs = [{"workspace": "hash"}]
+    if eps == 1e-3:  # "auto" under a budget just below the dense workspace (26 B x 3000 nodes, 1 thread): hash
+        runs.append({"memory_budget": 26 * 3000 - 1, "num_threads": 1})
+    for kw in runs:
+        got = ppr_topk(indptr, indices, eps=eps, topk=16, exclude_self=True, **kw)
+        np.testing.assert_array_equal(got.indices, dense.indices)
+        np.testing.assert_array_equal(got.scores, dense.scores)
+        assert got.num_pushes == dense.num_pushes
+
+
+def test_hash_workspace_budget_too_small_says_what_to_do():
+    indptr, indices = _undirected(3000, 20000, 4)
+    with pytest.raises(MemoryError, match="raise the budget"):
+        ppr_topk(indptr, indices, eps=1e-5, topk=16, memory_budget=29 * 64, num_threads=1)
+    with pytest.raises(MemoryError, match="too small"):
+        ppr_topk(indptr, indices, eps=1e-5, topk=16, memory_budget=100, num_threads=1)
+    with pytest.raises(ValueError, match="workspace"):
+        ppr_topk(indptr, indices, workspace="sparse")
+
+
 def test_sources_subset_exclude_self_and_padding():
     indptr, indices = _star(3)  # 4 nodes
     full = ppr_topk(indptr, indices, topk=6)

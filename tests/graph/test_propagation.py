@@ -89,6 +89,29 @@ def test_memmap_equals_memory(tmp_path, dtype):
         np.testing.assert_allclose(mem.user.astype(np.float32), full.user, rtol=2e-3, atol=2e-3)
 
 
+def test_column_slices_equal_full_width(tmp_path):
+    """A budget below the full-width working set propagates the columns in slices (here 3 columns at a
+    time, then 1) and merges them: same bytes as all columns at once, for array and memmapped inputs."""
+    g, n, m = _small_graph(seed=5)
+    rng = np.random.default_rng(6)
+    xu, xi = rng.normal(size=(n, 7)).astype(np.float32), rng.normal(size=(m, 7)).astype(np.float32)
+    full = propagate(g, xu, xi, 2, out_dir=tmp_path / "full")
+    np.save(tmp_path / "xu.npy", xu)
+    np.save(tmp_path / "xi.npy", xi)
+    mu, mi = np.load(tmp_path / "xu.npy", mmap_mode="r"), np.load(tmp_path / "xi.npy", mmap_mode="r")
+    three = 16 * (n + m) + 12 * (n + m) * 3  # the working set of 3 columns
+    for name, (a, b), budget, slices in (("arr3", (xu, xi), three, 3), ("mm3", (mu, mi), three, 3),
+                                         ("mm1", (mu, mi), 16 * (n + m) + 12 * (n + m), 7)):
+        got = propagate(g, a, b, 2, out_dir=tmp_path / name, memory_budget=budget)
+        np.testing.assert_array_equal(np.asarray(got.user), np.asarray(full.user))
+        np.testing.assert_array_equal(np.asarray(got.item), np.asarray(full.item))
+        assert json.loads((got.path / "meta.json").read_text())["feature_slices"] == slices
+        assert sorted(p.name for p in got.path.iterdir()) == ["item.npy", "meta.json", "user.npy"]  # parts gone
+    with pytest.warns(ResourceWarning, match="one column at a time"):
+        low = propagate(g, xu, xi, 2, out_dir=tmp_path / "low", memory_budget=16)
+    np.testing.assert_array_equal(np.asarray(low.user), np.asarray(full.user))
+
+
 def test_overwrite_and_errors(tmp_path):
     g, n, m = _small_graph()
     xu, xi = np.ones((n, 2)), np.ones((m, 2))

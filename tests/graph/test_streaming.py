@@ -1,5 +1,6 @@
 """Chunked graph computations over a memory-mapped graph equal the in-memory functions."""
 
+import numba
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -74,10 +75,17 @@ def test_ppr_over_mmap_graph_equals_in_memory(events, tmp_path):
     us, its = np.arange(0, n, 7), np.arange(0, m, 11)
     ref_u, ref_i = bipartite_ppr(ref_graph, us, its, topk=16, eps=1e-4)
     got_u, got_i = graph_ppr(g, us, its, workdir=tmp_path, topk=16, eps=1e-4)
-    for a, b in ((got_u, ref_u), (got_i, ref_i)):
+    # bounded: batches of 10 sources, the hash workspace (the budget is below the dense one), pages dropped
+    low = (n + m + 1) * 8 + 29 * 4096 * numba.get_num_threads()
+    bud_u, bud_i = graph_ppr(g, us, its, workdir=tmp_path / "b", topk=16, eps=1e-4, memory_budget=low,
+                             batch_sources=10)
+    for a, b in ((got_u, ref_u), (got_i, ref_i), (bud_u, ref_u), (bud_i, ref_i)):
+        np.testing.assert_array_equal(a.sources, b.sources)
         np.testing.assert_array_equal(a.indices, b.indices)
         np.testing.assert_array_equal(a.scores, b.scores)
         assert a.num_pushes == b.num_pushes
+    with pytest.raises(MemoryError, match="joint indptr"):
+        graph_ppr(g, us, its, workdir=tmp_path / "c", memory_budget=1000)
 
 
 def test_read_slice_and_row_chunks(tmp_path):

@@ -119,9 +119,7 @@ def _ppr_batch(graph_dir: str, joint_dir: str, users: np.ndarray, items: np.ndar
 def _concat(parts: list[PPRNeighbourhoods], empty: PPRNeighbourhoods, pushes: int) -> PPRNeighbourhoods:
     """Batches' rows in order; ``pushes``: the whole job's (bipartite_ppr reports the joint call's pushes on
     both halves, so does this)."""
-    parts = [p for p in parts if len(p)] or [empty]
-    return PPRNeighbourhoods(np.concatenate([p.sources for p in parts]), np.concatenate([p.indices for p in parts]),
-                             np.concatenate([p.scores for p in parts]), parts[0].alpha, parts[0].eps, int(pushes))
+    return PPRNeighbourhoods.concat([p for p in parts if len(p)] or [empty], num_pushes=pushes)
 
 
 def graph_ppr_ray(graph_dir: str | os.PathLike, user_sources, item_sources, *, workdir: str | os.PathLike,

@@ -44,6 +44,14 @@ reset after each source through the touched list, so a source costs O(pushes + t
 O(n_nodes) work. The top-k of each estimate is taken with a size-k heap over the touched nodes.
 Per-call memory: ``~26 bytes * n_nodes * n_threads`` of workspace plus the ``[S, topk]`` output.
 The result does not depend on the number of threads.
+
+Bounded memory (``memory_budget``, ``workspace="hash"``): on a graph too large for dense per-thread
+arrays (a billion edges: 70M nodes x 26 B x threads), each thread instead keeps an open-addressing
+table over the nodes its current source touches (29 B per slot, linear probing). A source that
+would fill more than 70% of its table stops; after the pass, the stopped sources run again with a
+4x larger table, up to what ``memory_budget`` allows (then a ``MemoryError`` says what to change).
+Push order and arithmetic are the same as in the dense workspace, so the rows are identical
+(tested), and only completed runs count in ``num_pushes``.
 """
 
 from __future__ import annotations
@@ -97,6 +105,17 @@ class PPRNeighbourhoods:
 
     def __len__(self) -> int:
         return int(self.sources.shape[0])
+
+    @staticmethod
+    def concat(parts: list["PPRNeighbourhoods"], *, num_pushes: int | None = None) -> "PPRNeighbourhoods":
+        """The rows of ``parts`` (at least one, same ``alpha`` / ``eps`` / ``topk``) in order;
+        ``num_pushes``: default the parts' sum."""
+        if not parts:
+            raise ValueError("concat needs at least one PPRNeighbourhoods")
+        return PPRNeighbourhoods(
+            np.concatenate([q.sources for q in parts]), np.concatenate([q.indices for q in parts]),
+            np.concatenate([q.scores for q in parts]), parts[0].alpha, parts[0].eps,
+            int(sum(q.num_pushes for q in parts) if num_pushes is None else num_pushes))
 
     def counts(self) -> np.ndarray:
         """Number of real (non-padding) neighbours per row."""
@@ -161,69 +180,107 @@ def _sift_up(hs, hi, pos):
             return
 
 
+@njit(cache=True, inline="always")
+def _hash_slot(keys, v, mask):
+    """Slot of node ``v`` in the open-addressing table ``keys`` (linear probing): where ``v`` is, or the
+    empty slot (``-1``) where it would go."""
+    h = np.int64(v) * np.int64(0x9E3779B1)
+    h = (h ^ (h >> 16)) & mask
+    while keys[h] != v and keys[h] != -1:
+        h = (h + 1) & mask
+    return h
+
+
 @njit(cache=True)
-def _push_one(s, indptr, indices, thr, alpha, eps, p, r, seen, inq, touched, queue):
-    """Forward push from source ``s``; returns (n_touched, n_pushes). Work arrays stay dirty
-    only at ``touched[:n_touched]`` (caller resets them)."""
+def _push_one(s, indptr, indices, alpha, eps, hashed, keys, mask, limit, p, r, seen, inq, touched,
+              queue):
+    """Forward push from source ``s``; returns (n_touched, n_pushes, complete).
+
+    Dense workspace (``hashed`` False): the work arrays are indexed by node id (size n_nodes) and
+    ``seen`` marks touched nodes. Hash workspace: they are indexed by the slot of the node in
+    ``keys`` (``mask + 1`` slots, ``-1`` = empty), and a source that would touch more than ``limit``
+    nodes stops with ``complete`` False (the caller retries it with a larger table). Both visit the
+    same nodes in the same order with the same arithmetic, so their results are identical.
+    ``touched[:n_touched]`` lists the used slots (= node ids when dense) in first-touch order; the
+    work arrays stay dirty only there (the caller resets them)."""
     n = queue.shape[0]
     one_minus = 1.0 - alpha
     nt = 0
     head = 0
     tail = 0
     qlen = 0
-    r[s] = 1.0
-    seen[s] = 1
-    touched[nt] = s
+    ss = s
+    if hashed:
+        ss = _hash_slot(keys, s, mask)
+        keys[ss] = s
+    else:
+        seen[s] = 1
+    r[ss] = 1.0
+    touched[nt] = ss
     nt += 1
-    queue[tail] = s
+    queue[tail] = ss
     tail += 1
     if tail == n:
         tail = 0
     qlen += 1
-    inq[s] = 1
+    inq[ss] = 1
     pushes = 0
     while qlen > 0:
-        u = queue[head]
+        us = queue[head]
         head += 1
         if head == n:
             head = 0
         qlen -= 1
-        inq[u] = 0
-        res = r[u]
-        r[u] = 0.0
+        inq[us] = 0
+        u = keys[us] if hashed else us
+        res = r[us]
+        r[us] = 0.0
         pushes += 1
         a = indptr[u]
         b = indptr[u + 1]
         if b == a:
             # dangling: implicit self-loop, the walker stays until it teleports -> all of it
-            p[u] += res
+            p[us] += res
             continue
-        p[u] += alpha * res
+        p[us] += alpha * res
         w = one_minus * res / (b - a)
         for k in range(a, b):
             v = indices[k]
-            if seen[v] == 0:
-                seen[v] = 1
-                touched[nt] = v
-                nt += 1
-            rv = r[v] + w
-            r[v] = rv
-            if inq[v] == 0 and rv >= thr[v]:
-                inq[v] = 1
-                queue[tail] = v
-                tail += 1
-                if tail == n:
-                    tail = 0
-                qlen += 1
-    return nt, pushes
+            if hashed:
+                vs = _hash_slot(keys, v, mask)
+                if keys[vs] == -1:
+                    if nt >= limit:
+                        return nt, pushes, False
+                    keys[vs] = v
+                    touched[nt] = vs
+                    nt += 1
+            else:
+                vs = v
+                if seen[v] == 0:
+                    seen[v] = 1
+                    touched[nt] = v
+                    nt += 1
+            rv = r[vs] + w
+            r[vs] = rv
+            if inq[vs] == 0:
+                d = indptr[v + 1] - indptr[v]
+                if rv >= eps * (d if d > 0 else 1):
+                    inq[vs] = 1
+                    queue[tail] = vs
+                    tail += 1
+                    if tail == n:
+                        tail = 0
+                    qlen += 1
+    return nt, pushes, True
 
 
 @njit(cache=True)
-def _topk_from_touched(s, p, touched, nt, topk, exclude_self, hs, hi, out_idx, out_sc):
+def _topk_from_touched(s, p, touched, nt, hashed, keys, topk, exclude_self, hs, hi, out_idx, out_sc):
     size = 0
     for t in range(nt):
-        v = touched[t]
-        pv = p[v]
+        slot = touched[t]
+        v = keys[slot] if hashed else slot
+        pv = p[slot]
         if pv <= 0.0:
             continue
         if exclude_self and v == s:
@@ -253,46 +310,83 @@ def _topk_from_touched(s, p, touched, nt, topk, exclude_self, hs, hi, out_idx, o
 
 @njit(parallel=True, cache=True)
 def _ppr_topk_kernel(indptr, indices, sources, order, alpha, eps, topk, exclude_self,
-                     out_idx, out_sc, n_threads):
+                     out_idx, out_sc, n_threads, capacity):
+    """Returns (pushes of the completed sources, per-source done flags). ``capacity`` 0: dense
+    workspace; else the hash table size (a power of two) and a source stops past 70% of it."""
     # n_threads is passed in (numba.get_num_threads() inside the kernel defeats caching)
     n = indptr.shape[0] - 1
-    thr = np.empty(n, dtype=np.float64)
-    for v in range(n):
-        d = indptr[v + 1] - indptr[v]
-        thr[v] = eps * (d if d > 0 else 1)
-    p = np.zeros((n_threads, n), dtype=np.float64)
-    r = np.zeros((n_threads, n), dtype=np.float64)
-    seen = np.zeros((n_threads, n), dtype=np.uint8)
-    inq = np.zeros((n_threads, n), dtype=np.uint8)
-    touched = np.empty((n_threads, n), dtype=np.int32)
-    queue = np.empty((n_threads, n), dtype=np.int32)
+    hashed = capacity > 0
+    size = capacity if hashed else n
+    limit = (capacity * 7) // 10 if hashed else n
+    p = np.zeros((n_threads, size), dtype=np.float64)
+    r = np.zeros((n_threads, size), dtype=np.float64)
+    seen = np.zeros((n_threads, 1 if hashed else size), dtype=np.uint8)
+    keys = np.full((n_threads, size if hashed else 1), -1, dtype=np.int32)
+    inq = np.zeros((n_threads, size), dtype=np.uint8)
+    touched = np.empty((n_threads, size), dtype=np.int32)
+    queue = np.empty((n_threads, size), dtype=np.int32)
     hs = np.empty((n_threads, max(topk, 1)), dtype=np.float64)
     hi = np.empty((n_threads, max(topk, 1)), dtype=np.int64)
     pushes = np.zeros(order.shape[0], dtype=np.int64)
+    done = np.zeros(order.shape[0], dtype=np.bool_)
     for j in prange(order.shape[0]):
         tid = numba.get_thread_id()
         i = order[j]
         s = sources[i]
         pt = p[tid]
         rt = r[tid]
-        st = seen[tid]
         tt = touched[tid]
-        nt, npush = _push_one(s, indptr, indices, thr, alpha, eps, pt, rt, st, inq[tid], tt,
-                              queue[tid])
-        pushes[j] = npush
-        _topk_from_touched(s, pt, tt, nt, topk, exclude_self, hs[tid], hi[tid], out_idx[i],
-                           out_sc[i])
+        kt = keys[tid]
+        nt, npush, ok = _push_one(s, indptr, indices, alpha, eps, hashed, kt, capacity - 1, limit,
+                                  pt, rt, seen[tid], inq[tid], tt, queue[tid])
+        if ok:
+            pushes[j] = npush
+            done[i] = True
+            _topk_from_touched(s, pt, tt, nt, hashed, kt, topk, exclude_self, hs[tid], hi[tid],
+                               out_idx[i], out_sc[i])
+        it = inq[tid]
+        st = seen[tid]
         for t in range(nt):
             v = tt[t]
             pt[v] = 0.0
             rt[v] = 0.0
-            st[v] = 0
-    return pushes.sum()
+            it[v] = 0
+            if hashed:
+                kt[v] = -1
+            else:
+                st[v] = 0
+    return pushes.sum(), done
 
 
 # --------------------------------------------------------------------------------------------
 # public API
 # --------------------------------------------------------------------------------------------
+
+
+_DENSE_BYTES_PER_NODE = 26  # p, r (float64) + seen, inq (uint8) + touched, queue (int32), per thread
+_HASH_BYTES_PER_SLOT = 29  # the same + the key (int32), per slot per thread
+_HASH_FIRST_CAPACITY = 1 << 16
+
+
+def _workspace_plan(n: int, threads: int, memory_budget: int | None, workspace: str) -> tuple[int, int]:
+    """(first hash capacity, largest hash capacity) in slots; (0, 0) = the dense workspace."""
+    if workspace not in ("auto", "dense", "hash"):
+        raise ValueError(f"workspace must be 'auto', 'dense' or 'hash', got {workspace!r}")
+    if memory_budget is not None and memory_budget <= 0:
+        raise ValueError(f"memory_budget must be > 0 bytes, got {memory_budget}")
+    dense_bytes = _DENSE_BYTES_PER_NODE * n * threads
+    if workspace == "dense" or (workspace == "auto" and (memory_budget is None or dense_bytes <= memory_budget)):
+        return 0, 0
+    # a table of 2^k >= n / 0.7 slots holds any source's touched set: it never needs to grow past that
+    full = 1 << max(4, int(np.ceil(np.log2(n / 0.7 + 2))))
+    largest = full
+    if memory_budget is not None:
+        fit = memory_budget // (_HASH_BYTES_PER_SLOT * threads)
+        if fit < 16:
+            raise MemoryError(f"memory_budget={memory_budget:,} bytes is too small for a PPR workspace of "
+                              f"{threads} thread(s) (at least {_HASH_BYTES_PER_SLOT * 16 * threads:,} bytes)")
+        largest = min(full, 1 << int(np.floor(np.log2(fit))))
+    return min(largest, _HASH_FIRST_CAPACITY), largest
 
 
 def _check_csr(indptr, indices, check_indices: bool = True) -> tuple[np.ndarray, np.ndarray, int]:
@@ -330,6 +424,8 @@ def ppr_topk(
     num_threads: int | None = None,
     seed: int = 0,
     check_indices: bool = True,
+    memory_budget: int | None = None,
+    workspace: str = "auto",
 ) -> PPRNeighbourhoods:
     """Top-``topk`` personalized PageRank of each source by forward push.
 
@@ -349,6 +445,13 @@ def ppr_topk(
             result does not depend on it.
         check_indices: verify every index lies in ``[0, n_nodes)`` (one pass over ``indices``;
             callers that built the CSR themselves, e.g. over a memory-mapped graph, skip it).
+        memory_budget: bytes the push workspace may take (all threads together; the ``[S, topk]``
+            output and the graph are not counted). ``None``: no limit.
+        workspace: ``"dense"`` (work arrays over all nodes: ``26 B * n_nodes`` per thread, the
+            fastest), ``"hash"`` (open-addressing tables over the touched nodes only: ``29 B`` per
+            slot per thread; a source that outgrows its table is rerun with a 4x larger one, up
+            to ``memory_budget``) or ``"auto"`` (dense when it fits ``memory_budget``). The
+            result is identical for every choice.
 
     Returns:
         :class:`PPRNeighbourhoods`; ``scores[i, j] <= pi_{s_i}(indices[i, j])`` and, on an
@@ -372,14 +475,31 @@ def ppr_topk(
     out_sc = np.zeros((S, topk), dtype=np.float32)
     if S == 0:
         return PPRNeighbourhoods(sources, out_idx, out_sc, float(alpha), float(eps), 0)
-    order = np.random.default_rng(seed).permutation(S).astype(np.int64)
     prev = numba.get_num_threads()
     if num_threads is not None:
         numba.set_num_threads(int(num_threads))
     try:
-        pushes = _ppr_topk_kernel(indptr, indices, sources, order, float(alpha), float(eps),
-                                  int(topk), bool(exclude_self), out_idx, out_sc,
-                                  int(numba.get_num_threads()))
+        threads = int(numba.get_num_threads())
+        capacity, max_capacity = _workspace_plan(n, threads, memory_budget, workspace)
+        pushes, todo = 0, np.arange(S, dtype=np.int64)
+        while True:
+            sub_idx = np.full((todo.shape[0], topk), -1, dtype=np.int32)
+            sub_sc = np.zeros((todo.shape[0], topk), dtype=np.float32)
+            order = np.random.default_rng(seed).permutation(todo.shape[0]).astype(np.int64)
+            got, done = _ppr_topk_kernel(indptr, indices, sources[todo], order, float(alpha), float(eps),
+                                         int(topk), bool(exclude_self), sub_idx, sub_sc, threads, capacity)
+            pushes += int(got)
+            out_idx[todo[done]], out_sc[todo[done]] = sub_idx[done], sub_sc[done]
+            todo = todo[~done]
+            if todo.shape[0] == 0:
+                break
+            if capacity >= max_capacity:
+                raise MemoryError(
+                    f"PPR from node {int(sources[todo[0]])} touches more than {capacity * 7 // 10:,} nodes: the "
+                    f"hash workspace for {threads} thread(s) is capped at {capacity:,} slots "
+                    f"({_HASH_BYTES_PER_SLOT * capacity * threads / 2**20:,.0f} MiB) by memory_budget="
+                    f"{memory_budget:,}; raise the budget, raise eps (fewer pushes) or use fewer threads")
+            capacity = min(4 * capacity, max_capacity)
     finally:
         if num_threads is not None:
             numba.set_num_threads(prev)

@@ -22,7 +22,12 @@ name next to the target and swapped in when complete (:func:`recgraph.io.atomic_
 crash leaves no half-written result under the target name), and :meth:`PropagatedFeatures.load`
 opens it lazily, memory-mapped and read-only (:func:`recgraph.io.load_npy`, no pickle). Only
 two hops (previous and current, float32) of each side are in memory at a time: peak extra
-memory ≈ ``8 (N+M) d`` bytes plus the sparse operators.
+memory ≈ ``8 (N+M) d`` bytes plus the sparse operators. When that exceeds ``memory_budget``
+(a billion edges: 70M nodes x 16 columns x 3 hops x 4 B = 13 GB), the columns are propagated in
+slices of ``w`` columns (``w`` from the budget; the hops of different columns never mix), each
+slice's hops go to their own files, and a last pass merges them into ``[K+1, N, d]`` in row
+chunks; file-backed input features are read in row chunks with ``pread``, so their pages never
+count toward the process's resident set. Each slice reads the graph again (``d / w`` passes).
 
 Cost: ``K`` sparse–dense products per side, ``O(K · E · d)`` time; the operators hold ``2E``
 values + indices. Zero-degree nodes get all-zero hops ``k ≥ 1``.
@@ -31,6 +36,7 @@ values + indices. Zero-degree nodes get all-zero hops ``k ≥ 1``.
 from __future__ import annotations
 
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +44,7 @@ import numpy as np
 
 from ..io import ArtifactError, atomic_npy_writer, atomic_write_dir, atomic_write_json, load_npy, read_checked_json
 from .bipartite import BipartiteGraph, _inv_sqrt, as_graph
+from .external import read_slice
 
 __all__ = ["PropagatedFeatures", "propagate", "FORMAT"]
 
@@ -97,6 +104,58 @@ class PropagatedFeatures:
         return cls(user=user, item=item, path=path)
 
 
+_CHUNK_BYTES = 64 << 20  # rows read at a time when slicing columns / merging slices
+
+
+def _slice_width(n: int, m: int, d: int, memory_budget: int | None) -> int:
+    """Feature columns propagated at a time: all ``d`` unless a slice's working set (its input, the previous
+    and the current hop of both sides, float32: ``~3 x 4 (N + M)`` bytes per column) plus the degree arrays
+    and one side's ``indptr`` (``~16 (N + M)`` bytes) exceeds ``memory_budget``."""
+    if memory_budget is None:
+        return d
+    per_column, fixed = 12 * (n + m), 16 * (n + m)
+    if fixed + per_column * d <= memory_budget:
+        return d
+    if fixed + per_column > memory_budget:
+        warnings.warn(f"memory_budget={int(memory_budget):,} bytes cannot hold one feature column of {n + m:,} "
+                      f"nodes in propagation (about {fixed + per_column:,} bytes): propagating one column at a "
+                      f"time, the least this can hold; raise the budget to silence this", ResourceWarning,
+                      stacklevel=3)
+        return 1
+    return int((memory_budget - fixed) // per_column)
+
+
+def _columns(x: np.ndarray, c0: int, c1: int) -> np.ndarray:
+    """``x[:, c0:c1]`` as a float32 array in RAM; a file-backed memmap is read in row chunks with ``pread``
+    (its pages never join this process's RSS)."""
+    if not (isinstance(x, np.memmap) and getattr(x, "filename", None) and x.flags.c_contiguous):
+        return np.ascontiguousarray(x[:, c0:c1], dtype=np.float32)
+    rows, d = x.shape
+    flat, step = x.reshape(-1), max(1, _CHUNK_BYTES // (x.itemsize * d))
+    out = np.empty((rows, c1 - c0), np.float32)
+    for r0 in range(0, rows, step):
+        r1 = min(rows, r0 + step)
+        out[r0:r1] = read_slice(flat, r0 * d, r1 * d).reshape(r1 - r0, d)[:, c0:c1]
+    return out
+
+
+def _merge_columns(parts: list[Path], target: Path, dtype, shape: tuple[int, int, int], rows_per_chunk: int) -> None:
+    """Write ``target`` ``[K+1, R, d]`` from column slices ``parts`` (each ``[K+1, R, w]``, in column order)
+    in row chunks, deleting each part once merged."""
+    arrs = [load_npy(f, mmap=True) for f in parts]
+    flats = [a.reshape(-1) for a in arrs]
+    hops, rows, _ = shape
+    with atomic_npy_writer(target, dtype, shape) as w:
+        for k in range(hops):
+            for r0 in range(0, rows, rows_per_chunk):
+                r1 = min(rows, r0 + rows_per_chunk)
+                w.write(np.concatenate([read_slice(f, (k * rows + r0) * a.shape[2], (k * rows + r1) * a.shape[2])
+                                        .reshape(r1 - r0, a.shape[2]) for f, a in zip(flats, arrs)], axis=1))
+    del arrs, flats
+    for f in parts:
+        f.unlink()
+
+
 def _streamed_steps(graph, memory_budget: int | None):
     """The two hop operators streamed from the graph's CSR in row chunks (no ``P`` matrices in RAM), for a
     memory-mapped graph or one whose normalized operator (``~16`` bytes per edge) exceeds ``memory_budget``;
@@ -129,7 +188,9 @@ def propagate(graph: BipartiteGraph | tuple, x_user: np.ndarray, x_item: np.ndar
         n_hops: ``K >= 0``.
         dtype: storage dtype, ``np.float32`` or ``np.float16``.
         memory_budget: bytes; results larger than this go to disk (``out_dir``, or a fresh
-            temporary directory). None: never spill unless ``out_dir`` is given.
+            temporary directory). None: never spill unless ``out_dir`` is given. On disk, when the
+            working set of all ``d`` columns (``~12 (N+M) d`` bytes) would exceed it, the features
+            are propagated in slices of columns that fit and merged in row chunks (same result).
         out_dir: target directory. When given, the result is always written there (atomically) and
             returned memory-mapped.
         overwrite: replace an existing ``out_dir``; otherwise an existing one is an error.
@@ -156,11 +217,11 @@ def propagate(graph: BipartiteGraph | tuple, x_user: np.ndarray, x_item: np.ndar
     total = (n_hops + 1) * (n + m) * d * dtype.itemsize
     to_disk = out_dir is not None or (memory_budget is not None and total > memory_budget)
 
-    def hops():
+    def hops(xu=x_user, xi=x_item):
         """``(side, hop)`` in the order computed; each hop's input is dropped as soon as its last product is
         taken, so RAM holds the caller's features plus ~2 hops (not all of them)."""
-        hu = np.ascontiguousarray(x_user, dtype=np.float32)
-        hi = np.ascontiguousarray(x_item, dtype=np.float32)
+        hu = np.ascontiguousarray(xu, dtype=np.float32)
+        hi = np.ascontiguousarray(xi, dtype=np.float32)
         yield "user", hu
         yield "item", hi
         for _ in range(n_hops):
@@ -183,15 +244,29 @@ def propagate(graph: BipartiteGraph | tuple, x_user: np.ndarray, x_item: np.ndar
     if out_dir is not None and final.exists() and not overwrite:
         raise FileExistsError(f"{final} exists (pass overwrite=True to replace it)")
 
+    width = _slice_width(n, m, d, memory_budget)
+
     def build(tmp: Path) -> None:
         # hops appended to the two .npy files as they are computed: plain writes, not a writable mapping
         # whose dirty pages would stay in this process's RSS (13 GB at 1B events)
-        with atomic_npy_writer(tmp / "user.npy", dtype, (n_hops + 1, n, d)) as wu, \
-                atomic_npy_writer(tmp / "item.npy", dtype, (n_hops + 1, m, d)) as wi:
-            for side, h in hops():
-                (wu if side == "user" else wi).write(h)
+        if width >= d:
+            with atomic_npy_writer(tmp / "user.npy", dtype, (n_hops + 1, n, d)) as wu, \
+                    atomic_npy_writer(tmp / "item.npy", dtype, (n_hops + 1, m, d)) as wi:
+                for side, h in hops():
+                    (wu if side == "user" else wi).write(h)
+        else:  # feature slices of `width` columns, each propagated on its own, then merged row-chunk-wise
+            cuts = list(range(0, d, width)) + [d]
+            for c0, c1 in zip(cuts[:-1], cuts[1:]):
+                with atomic_npy_writer(tmp / f"part{c0}_user.npy", dtype, (n_hops + 1, n, c1 - c0)) as wu, \
+                        atomic_npy_writer(tmp / f"part{c0}_item.npy", dtype, (n_hops + 1, m, c1 - c0)) as wi:
+                    for side, h in hops(_columns(x_user, c0, c1), _columns(x_item, c0, c1)):
+                        (wu if side == "user" else wi).write(h)
+            for side, rows in (("user", n), ("item", m)):
+                _merge_columns([tmp / f"part{c0}_{side}.npy" for c0 in cuts[:-1]], tmp / f"{side}.npy", dtype,
+                               (n_hops + 1, rows, d), max(1, _CHUNK_BYTES // (4 * d)))
         atomic_write_json(tmp / "meta.json", {
             "format": FORMAT, "n_users": int(n), "n_items": int(m), "n_hops": int(n_hops), "dim": int(d),
-            "dtype": dtype.name, "operator": "D^-1/2 A D^-1/2 per relation (item->user, user->item)"})
+            "dtype": dtype.name, "operator": "D^-1/2 A D^-1/2 per relation (item->user, user->item)",
+            "feature_slices": int(-(-d // width))})
 
     return PropagatedFeatures.load(atomic_write_dir(final, build))
