@@ -224,3 +224,27 @@ def test_subsample_to_disk_keeps_exactly_the_in_memory_edges(events, tmp_path, d
     np.testing.assert_array_equal(np.load(tmp_path / "sub" / "inclusion_prob.npy"), ref.inclusion_prob)
     with pytest.raises(ValueError, match="keep_rate"):
         subsample_to_disk(got, tmp_path / "bad", keep_rate=0.0)
+
+
+def _rss_file_kib() -> int:
+    for line in open("/proc/self/status"):
+        if line.startswith("RssFile:"):
+            return int(line.split()[1])
+    pytest.skip("no RssFile in /proc/self/status (not Linux)")
+
+
+def test_drop_mapped_pages_leaves_the_resident_set(tmp_path):
+    """Reading a mapped file puts its pages in this process's RSS; dropping them takes them out again (the
+    data stays readable), and a plain array is left alone."""
+    from recgraph.graph.streaming import drop_mapped_pages
+
+    np.save(tmp_path / "big.npy", np.arange(16 << 20, dtype=np.int32))  # 64 MiB
+    mm = np.load(tmp_path / "big.npy", mmap_mode="r")
+    base = _rss_file_kib()
+    assert int(mm[::1024].sum()) == int(np.arange(16 << 20, dtype=np.int64)[::1024].sum())  # touches every page
+    touched = _rss_file_kib()
+    assert touched - base > 48 << 10  # > 48 MiB of the file now resident in this process
+    drop_mapped_pages(mm)
+    assert _rss_file_kib() - base < 8 << 10
+    assert int(mm[-1]) == (16 << 20) - 1  # still readable: pages come back on demand
+    drop_mapped_pages(np.zeros(3))  # not a mapping: nothing happens
