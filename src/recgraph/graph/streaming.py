@@ -217,50 +217,57 @@ def recent_from_graph(graph: BipartiteGraph, length: int = 20, *, side: str = "u
     return np.load(out[0], mmap_mode="r"), np.load(out[1], mmap_mode="r"), counts
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(parallel=True, cache=True, nogil=True)
 def _spmm_slots(indptr, nbr, w, has_w, b_indptr, b_indices, b_data, acc, mark, touched, dense, pad, out_ids,
                 out_cnt):  # pragma: no cover - compiled
     """Rows of ``A·B`` (as :func:`_spmm_rows`) written as slots: ``dense``: ``out_cnt[r, c]`` for every
     column; else the ``width`` largest counts, most first (ties by lower column), padded with ``pad``
-    and 0. Returns the largest number of non-zeros in a row."""
+    and 0. Returns the largest number of non-zeros in a row. ``acc / mark / touched`` are ``[T, n_cols]``
+    work rows, one per thread: thread ``j`` takes rows ``j, j + T, ...`` (interleaved, so heavy rows
+    spread over the threads); a row is summed by one thread in edge order, so the result does not
+    depend on ``T``."""
     width = out_ids.shape[1]
-    most = 0
-    for r in range(indptr.shape[0] - 1):
-        nt = 0
-        for p in range(indptr[r], indptr[r + 1]):
-            v = nbr[p]
-            wp = w[p] if has_w else 1.0
-            for q in range(b_indptr[v], b_indptr[v + 1]):
-                c = b_indices[q]
-                if mark[c] == 0:
-                    mark[c] = 1
-                    touched[nt] = c
-                    nt += 1
-                    acc[c] = 0.0
-                acc[c] += wp * b_data[q]
-        most = max(most, nt)
-        if dense:
-            for j in range(width):
-                out_ids[r, j] = j
-                out_cnt[r, j] = 0.0
-            for j in range(nt):
-                out_cnt[r, touched[j]] = acc[touched[j]]
-        else:
-            t = np.sort(touched[:nt])
-            key = np.empty(nt, np.float32)  # the count as float32 (what main's CSR holds) decides the order
-            for j in range(nt):
-                key[j] = -np.float32(acc[t[j]])
-            o = np.argsort(key, kind="mergesort")  # stable: ties keep the lower column first
-            k = min(nt, width)
-            for j in range(k):
-                out_ids[r, j] = t[o[j]]
-                out_cnt[r, j] = acc[t[o[j]]]
-            for j in range(k, width):
-                out_ids[r, j] = pad
-                out_cnt[r, j] = 0.0
-        for j in range(nt):
-            mark[touched[j]] = 0
-    return most
+    n_rows = indptr.shape[0] - 1
+    n_threads = acc.shape[0]
+    nts = np.zeros(n_rows + 1, np.int64)
+    for j in numba.prange(n_threads):
+        acc_j, mark_j, touched_j = acc[j], mark[j], touched[j]
+        for r in range(j, n_rows, n_threads):
+            nt = 0
+            for p in range(indptr[r], indptr[r + 1]):
+                v = nbr[p]
+                wp = w[p] if has_w else 1.0
+                for q in range(b_indptr[v], b_indptr[v + 1]):
+                    c = b_indices[q]
+                    if mark_j[c] == 0:
+                        mark_j[c] = 1
+                        touched_j[nt] = c
+                        nt += 1
+                        acc_j[c] = 0.0
+                    acc_j[c] += wp * b_data[q]
+            nts[r] = nt
+            if dense:
+                for k in range(width):
+                    out_ids[r, k] = k
+                    out_cnt[r, k] = 0.0
+                for k in range(nt):
+                    out_cnt[r, touched_j[k]] = acc_j[touched_j[k]]
+            else:
+                t = np.sort(touched_j[:nt])
+                key = np.empty(nt, np.float32)  # the count as float32 (what main's CSR holds) decides the order
+                for k in range(nt):
+                    key[k] = -np.float32(acc_j[t[k]])
+                o = np.argsort(key, kind="mergesort")  # stable: ties keep the lower column first
+                kk = min(nt, width)
+                for k in range(kk):
+                    out_ids[r, k] = t[o[k]]
+                    out_cnt[r, k] = acc_j[t[o[k]]]
+                for k in range(kk, width):
+                    out_ids[r, k] = pad
+                    out_cnt[r, k] = 0.0
+            for k in range(nt):
+                mark_j[touched_j[k]] = 0
+    return nts.max()
 
 
 def spmm_slots(indptr: np.ndarray, indices: np.ndarray, B: sp.csr_matrix, max_slots: int, dense: bool, *,
@@ -277,7 +284,8 @@ def spmm_slots(indptr: np.ndarray, indices: np.ndarray, B: sp.csr_matrix, max_sl
     B = sp.csr_matrix(B)
     n_cols = B.shape[1]
     b_ptr, b_ind, b_val = B.indptr.astype(np.int64), B.indices.astype(np.int32), B.data.astype(np.float64)
-    acc, mark, touched = np.zeros(n_cols, np.float64), np.zeros(n_cols, np.uint8), np.empty(n_cols, np.int64)
+    nt = numba.get_num_threads()  # one work row per thread (the kernel runs rows in parallel)
+    acc, mark, touched = np.zeros((nt, n_cols)), np.zeros((nt, n_cols), np.uint8), np.empty((nt, n_cols), np.int64)
     n_rows = np.asarray(indptr).shape[0] - 1
     ptr = read_slice(indptr, 0, n_rows + 1).astype(np.int64, copy=False)
     width = n_cols if dense else int(max_slots)
