@@ -75,10 +75,11 @@ def test_ppr_over_mmap_graph_equals_in_memory(events, tmp_path):
     us, its = np.arange(0, n, 7), np.arange(0, m, 11)
     ref_u, ref_i = bipartite_ppr(ref_graph, us, its, topk=16, eps=1e-4)
     got_u, got_i = graph_ppr(g, us, its, workdir=tmp_path, topk=16, eps=1e-4)
-    # bounded: batches of 10 sources, the hash workspace (the budget is below the dense one), pages dropped
-    low = (n + m + 1) * 8 + 29 * 4096 * numba.get_num_threads()
+    # bounded: batches of 10 sources, the hash workspace (1,024 slots per thread: half of what the joint
+    # indptr leaves), pages dropped after each batch
+    low = (n + m + 1) * 8 + 2 * 29 * 1024 * numba.get_num_threads()
     bud_u, bud_i = graph_ppr(g, us, its, workdir=tmp_path / "b", topk=16, eps=1e-4, memory_budget=low,
-                             batch_sources=10)
+                             batch_sources=10, workspace="hash")
     for a, b in ((got_u, ref_u), (got_i, ref_i), (bud_u, ref_u), (bud_i, ref_i)):
         np.testing.assert_array_equal(a.sources, b.sources)
         np.testing.assert_array_equal(a.indices, b.indices)

@@ -502,22 +502,23 @@ def drop_mapped_pages(arr) -> None:
 
 
 def graph_ppr(graph: BipartiteGraph, user_sources=None, item_sources=None, *, workdir: str | os.PathLike,
-              memory_budget: int | None = None, batch_sources: int = 4096,
+              memory_budget: int | None = None, batch_sources: int = 256,
               **kwargs) -> tuple[PPRNeighbourhoods, PPRNeighbourhoods]:
     """:func:`recgraph.graph.ppr.bipartite_ppr` on a graph larger than RAM: the joint adjacency lives in
     ``workdir/joint_indices.npy`` (memory-mapped: the push reads only the rows it visits). Keyword
     arguments go to :func:`~recgraph.graph.ppr.ppr_topk`.
 
-    ``memory_budget`` (bytes) bounds what the call holds: the joint ``indptr`` (8 B per node) is in RAM and
-    the rest of the budget goes to the push workspace (``ppr_topk``'s hash workspace when the dense one does
-    not fit); the sources run in batches of ``batch_sources``, and after each batch the adjacency pages it
-    read are dropped from this process (:func:`drop_mapped_pages`), so the mapped file does not grow the
-    resident set past one batch's reads. Same rows as without a budget (tested)."""
+    ``memory_budget`` (bytes) bounds what the call holds: the joint ``indptr`` (8 B per node) is in RAM,
+    half of the rest goes to the push workspace (``ppr_topk``'s hash workspace when the dense one does not
+    fit) and half is left to the mapped adjacency pages the pushes read. Those pages count in the resident
+    set (the kernel maps ~16 pages around each fault: ~48 KB per push of a cold row), so the sources run in
+    batches of ``batch_sources`` and after each batch its pages are dropped (:func:`drop_mapped_pages`).
+    Same rows as without a budget (tested)."""
     Path(workdir).mkdir(parents=True, exist_ok=True)
     joint = joint_csr_to_disk(graph, Path(workdir) / "joint_indices.npy")
     if memory_budget is None:
         return bipartite_ppr(graph, user_sources, item_sources, joint=joint, check_indices=False, **kwargs)
-    workspace = int(memory_budget) - joint[0].nbytes
+    workspace = (int(memory_budget) - joint[0].nbytes) // 2
     if workspace <= 0:
         raise MemoryError(f"memory_budget={int(memory_budget):,} bytes does not hold the joint indptr of "
                           f"{joint[0].shape[0] - 1:,} nodes ({joint[0].nbytes:,} bytes): raise the budget")
