@@ -89,7 +89,7 @@ def test_memmap_equals_memory(tmp_path, dtype):
         np.testing.assert_allclose(mem.user.astype(np.float32), full.user, rtol=2e-3, atol=2e-3)
 
 
-def test_column_slices_equal_full_width(tmp_path):
+def test_column_slices_equal_full_width(tmp_path, monkeypatch):
     """A budget below the full-width working set propagates the columns in slices (here 3 columns at a
     time, then 1) and merges them: same bytes as all columns at once, for array and memmapped inputs."""
     g, n, m = _small_graph(seed=5)
@@ -100,6 +100,10 @@ def test_column_slices_equal_full_width(tmp_path):
     np.save(tmp_path / "xi.npy", xi)
     mu, mi = np.load(tmp_path / "xu.npy", mmap_mode="r"), np.load(tmp_path / "xi.npy", mmap_mode="r")
     three = 16 * (n + m) + 12 * (n + m) * 3  # the working set of 3 columns
+    import recgraph.graph.propagation as prop
+
+    seen, columns = [], prop._columns
+    monkeypatch.setattr(prop, "_columns", lambda x, c0, c1: seen.append(type(x)) or columns(x, c0, c1))
     for name, (a, b), budget, slices in (("arr3", (xu, xi), three, 3), ("mm3", (mu, mi), three, 3),
                                          ("mm1", (mu, mi), 16 * (n + m) + 12 * (n + m), 7)):
         got = propagate(g, a, b, 2, out_dir=tmp_path / name, memory_budget=budget)
@@ -107,6 +111,8 @@ def test_column_slices_equal_full_width(tmp_path):
         np.testing.assert_array_equal(np.asarray(got.item), np.asarray(full.item))
         assert json.loads((got.path / "meta.json").read_text())["feature_slices"] == slices
         assert sorted(p.name for p in got.path.iterdir()) == ["item.npy", "meta.json", "user.npy"]  # parts gone
+    # memmapped inputs reach the column reader as memmaps (read with pread, not through the mapping)
+    assert seen.count(np.memmap) == 2 * (3 + 7) and seen.count(np.ndarray) == 2 * 3
     with pytest.warns(ResourceWarning, match="one column at a time"):
         low = propagate(g, xu, xi, 2, out_dir=tmp_path / "low", memory_budget=16)
     np.testing.assert_array_equal(np.asarray(low.user), np.asarray(full.user))

@@ -207,8 +207,9 @@ def propagate(graph: BipartiteGraph | tuple, x_user: np.ndarray, x_item: np.ndar
         step = (lambda hi: np.asarray(p_iu @ hi, np.float32), lambda hu: np.asarray(p_ui @ hu, np.float32))
     else:
         n, m = graph.n_users, graph.n_items
-    x_user = np.asarray(x_user)
-    x_item = np.asarray(x_item)
+    # a memory-mapped input stays one (np.asarray would drop the subclass): column slices read it with pread
+    x_user = x_user if isinstance(x_user, np.memmap) else np.asarray(x_user)
+    x_item = x_item if isinstance(x_item, np.memmap) else np.asarray(x_item)
     if x_user.ndim != 2 or x_item.ndim != 2 or x_user.shape[1] != x_item.shape[1]:
         raise ValueError(f"x_user and x_item must be [N, d] and [M, d] with equal d, got {x_user.shape}, {x_item.shape}")
     if x_user.shape[0] != n or x_item.shape[0] != m:
