@@ -160,8 +160,8 @@ def main() -> None:
                           "sources": a.sources,
                           "seed": 0, "alpha": 0.2, "eps": 1e-4, "topk": 32, "batch_sources": a.batch_sources,
                           "results": results, "identical_rows": len(hashes) == 1 and len(results) > 1,
-                          "hyperparameters": "none tuned: alpha, eps, topk, hops, dim as bench_scale.py; "
-                                             "batch_sources the graph_ppr default",
+                          "hyperparameters": "nothing tuned or selected: alpha, eps, topk, hops, dim chosen "
+                                             "as in bench_scale.py; batch_sources the graph_ppr default",
                           "machine": machine_info()})
 
 

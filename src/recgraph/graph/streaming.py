@@ -55,6 +55,25 @@ def row_chunks(indptr: np.ndarray, max_edges: int, max_rows: int | None = None) 
     return out
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _accumulate_row(r, indptr, nbr, w, has_w, b_indptr, b_indices, b_data, acc, mark, touched):  # pragma: no cover
+    """``acc[c] = Σ_p w[p] · B[nbr[p], c]`` over row ``r``'s edges, in edge order; the columns touched are
+    marked and listed in ``touched`` (first-touch order). Returns how many."""
+    nt = 0
+    for p in range(indptr[r], indptr[r + 1]):
+        v = nbr[p]
+        wp = w[p] if has_w else 1.0
+        for q in range(b_indptr[v], b_indptr[v + 1]):
+            c = b_indices[q]
+            if mark[c] == 0:
+                mark[c] = 1
+                touched[nt] = c
+                nt += 1
+                acc[c] = 0.0
+            acc[c] += wp * b_data[q]
+    return nt
+
+
 @numba.njit(cache=True, nogil=True)
 def _spmm_rows(indptr, nbr, w, has_w, b_indptr, b_indices, b_data, acc, mark, touched, out_ptr, out_ind,
                out_val):  # pragma: no cover - compiled
@@ -64,18 +83,7 @@ def _spmm_rows(indptr, nbr, w, has_w, b_indptr, b_indices, b_data, acc, mark, to
     pos = 0
     out_ptr[0] = 0
     for r in range(indptr.shape[0] - 1):
-        nt = 0
-        for p in range(indptr[r], indptr[r + 1]):
-            v = nbr[p]
-            wp = w[p] if has_w else 1.0
-            for q in range(b_indptr[v], b_indptr[v + 1]):
-                c = b_indices[q]
-                if mark[c] == 0:
-                    mark[c] = 1
-                    touched[nt] = c
-                    nt += 1
-                    acc[c] = 0.0
-                acc[c] += wp * b_data[q]
+        nt = _accumulate_row(r, indptr, nbr, w, has_w, b_indptr, b_indices, b_data, acc, mark, touched)
         t = np.sort(touched[:nt])
         for j in range(nt):
             out_ind[pos + j] = t[j]
@@ -233,18 +241,7 @@ def _spmm_slots(indptr, nbr, w, has_w, b_indptr, b_indices, b_data, acc, mark, t
     for j in numba.prange(n_threads):
         acc_j, mark_j, touched_j = acc[j], mark[j], touched[j]
         for r in range(j, n_rows, n_threads):
-            nt = 0
-            for p in range(indptr[r], indptr[r + 1]):
-                v = nbr[p]
-                wp = w[p] if has_w else 1.0
-                for q in range(b_indptr[v], b_indptr[v + 1]):
-                    c = b_indices[q]
-                    if mark_j[c] == 0:
-                        mark_j[c] = 1
-                        touched_j[nt] = c
-                        nt += 1
-                        acc_j[c] = 0.0
-                    acc_j[c] += wp * b_data[q]
+            nt = _accumulate_row(r, indptr, nbr, w, has_w, b_indptr, b_indices, b_data, acc_j, mark_j, touched_j)
             nts[r] = nt
             if dense:
                 for k in range(width):
