@@ -253,7 +253,7 @@ def propagate(graph: BipartiteGraph | tuple, x_user: np.ndarray, x_item: np.ndar
         if width >= d:
             with atomic_npy_writer(tmp / "user.npy", dtype, (n_hops + 1, n, d)) as wu, \
                     atomic_npy_writer(tmp / "item.npy", dtype, (n_hops + 1, m, d)) as wi:
-                for side, h in hops():
+                for side, h in hops(_columns(x_user, 0, d), _columns(x_item, 0, d)):
                     (wu if side == "user" else wi).write(h)
         else:  # feature slices of `width` columns, each propagated on its own, then merged row-chunk-wise
             cuts = list(range(0, d, width)) + [d]
