@@ -1,9 +1,9 @@
 """RankGraph-2 vs LightGCN on MovieLens-100K: assert what the measurement over seeds showed — no more.
 
-Over seeds 0, 1, 2 (``benchmarks/results/retrieval_movielens_100k.json``) RankGraph-2 (defaults)
+Over seeds 0, 1, 2 (``benchmarks/results/legacy/retrieval_movielens_100k.json``) RankGraph-2 (defaults)
 reaches Recall@20 0.3840 ± 0.0043 / NDCG@20 0.3496 ± 0.0014, LightGCN (edge sampler) 0.3793 ± 0.0023
 / 0.3448 ± 0.0028: Welch t = 1.7 / 2.7 on 2–3 degrees of freedom, not a significant lead; and with
-the sampler validation prefers (``sampling="user"``, ``results/bpr_sampling_movielens_100k.json``)
+the sampler validation prefers (``sampling="user"``, ``results/legacy/bpr_sampling_movielens_100k.json``)
 LightGCN's seed 0 is 0.3815 / 0.3482 against RankGraph-2's 0.3834 / 0.3498. So RankGraph-2 does *not*
 beat LightGCN beyond the seed spread, and this test asserts exactly that, both ways: the seed-0
 difference stays within 2 × the spread of a difference of two single runs, sqrt(sd_rg² + sd_lg²)
