@@ -240,7 +240,12 @@ def _json_default(o):
 
 def write_result(name: str, payload: dict, results_dir: Path | str | None = None) -> Path:
     """Write ``payload`` (plus ``benchmark``, ``created_utc``, ``machine``, ``git`` unless given) to
-    ``results_dir/NAME.json`` atomically (temp file in the same folder, then rename)."""
+    ``results_dir/NAME.json`` atomically (temp file in the same folder, then rename). ``payload`` must say
+    how every hyper-parameter was chosen (``"hyperparameters"``: default / grid on validation / chosen on
+    test) — a results file without it is refused before anything is written."""
+    if not payload.get("hyperparameters"):
+        raise ValueError(f"results {name!r}: the payload has no 'hyperparameters' record (how each hyper-parameter "
+                         "was chosen: default / grid on validation / chosen on test); add one to the script")
     out_dir = Path(results_dir) if results_dir is not None else RESULTS_DIR
     out_dir.mkdir(parents=True, exist_ok=True)
     doc = {"benchmark": name, "command": shlex.join(["python", *sys.argv]),

@@ -17,6 +17,7 @@ Writes benchmarks/results/ctr_<datasets>.json, ctr_ablation[_<protocol>].json, c
 from __future__ import annotations
 
 import argparse
+import inspect
 import sys
 import time
 from pathlib import Path
@@ -30,6 +31,7 @@ from _common import machine_info, print_table, write_result  # noqa: E402
 from recgraph.data.ctr import CTRSamples  # noqa: E402
 from recgraph.data.datasets import load_dataset  # noqa: E402
 from recgraph.graph.features import build_ctr_data  # noqa: E402
+from recgraph.models.registry import get_model_class  # noqa: E402
 from recgraph.train.runner import ExperimentConfig, build_model, run  # noqa: E402
 
 
@@ -44,6 +46,36 @@ ABLATION = {"fixed (default)": ({}, False),
             "official_dice_batch_stats": ({"official_dice_batch_stats": True}, False),
             "select_on_test": ({}, True),
             "official (all four)": ({"variant": "official"}, True)}
+
+def _defaults(name: str) -> dict:
+    """A ranking model's default trainer settings and constructor arguments (what these runs use)."""
+    cls = get_model_class(name)
+    skip = {"self", "n_users", "n_items", "n_user_macros", "n_item_macros"}
+    return {"trainer": dict(cls.train_defaults),
+            "model": {k: p.default for k, p in inspect.signature(cls.__init__).parameters.items()
+                      if k not in skip and p.default is not p.empty}}
+
+
+def hyperparameters(a) -> dict:
+    if a.latency:
+        return {"how_chosen": "none: systems benchmark (throughput / latency), model quality not measured",
+                "training": "fixed, not tuned: Adam lr 1e-3, batch 1024, >= 20,000 training samples per model; "
+                            "architecture = constructor defaults (sage also at fanouts (25, 10))",
+                "per_model": {m: _defaults(m)["model"] for m in ("macgnn", "sage", "din")},
+                "request": "1 user x 1,000 warm candidates, 200 requests (first 10 warm-up, not counted)",
+                "threads": a.threads}
+    if a.ablation:
+        return {"how_chosen": "nothing tuned: MacGNN at its defaults (train_defaults / constructor); the variants are "
+                              "switched one at a time and all reported, none chosen",
+                "epoch": f"early stopping on validation AUC (patience {a.patience}, cap {a.epochs}) -- EXCEPT the "
+                         "'select_on_test' and 'official (all four)' variants: their checkpoint is chosen on test "
+                         "AUC (the official MacGNN code's behaviour, reproduced as an ablation)",
+                "macgnn": _defaults("macgnn")}
+    return {"how_chosen": "nothing tuned: each model's defaults (train_defaults: lr / weight decay / batch size; "
+                          "constructor: architecture)",
+            "epoch": f"early stopping on validation AUC (patience 5, fixed in this mode; cap {a.epochs})",
+            "per_model": {m: _defaults(m) for m in MODELS}}
+
 
 def _agg(vals):
     a = np.asarray(vals, float)
@@ -232,8 +264,9 @@ def main():
     else:
         res = table(a.datasets, a.seeds, a.epochs, a.protocol)
         name = "ctr_" + "_".join(d.split("-")[0] for d in a.datasets)
-    write_result(name, {"args": vars(a), "results": res, "machine": machine_info(),
-                        "seconds": time.perf_counter() - t0})
+    seeds = {"data": 0, "torch": 0, "candidates": 0} if a.latency else list(range(a.seeds))
+    write_result(name, {"args": vars(a), "results": res, "hyperparameters": hyperparameters(a), "seeds": seeds,
+                        "machine": machine_info(), "seconds": time.perf_counter() - t0})
 
 
 if __name__ == "__main__":

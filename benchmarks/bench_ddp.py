@@ -48,7 +48,21 @@ def run(model: str, nproc: int, epochs: int, out: Path, dataset: str) -> dict:
             "wall_seconds": time.perf_counter() - t0, "epochs_run": rec["train"]["epochs_run"],
             "best_epoch": rec["train"]["best_epoch"], "train_seconds": train_s,
             "samples_per_second": n_train * rec["train"]["epochs_run"] / train_s, "n_train": n_train,
-            "metrics": rec["metrics"], "distributed": rec.get("distributed")}
+            "metrics": rec["metrics"], "distributed": rec.get("distributed"),
+            "settings": {"trainer": {k: rec["train"].get(k) for k in ("lr", "weight_decay", "optimizer", "lr_schedule",
+                                                                      "max_epochs", "patience")},
+                         "model": {k: v for k, v in rec["model_config"].items() if k not in ("n_users", "n_items")}}}
+
+
+def hyperparameters(a, res: list[dict]) -> dict:
+    return {"how_chosen": "nothing tuned: each model's defaults (the recgraph train CLI with only --epochs set), "
+                          "identical for 1 and 2 processes",
+            "epochs": f"cap --epochs {a.epochs} (fixed, overrides the model's default cap); the epoch is chosen on "
+                      "validation NDCG@20 by the model's default early stopping within it (a split without a "
+                      "validation part: the last epoch)",
+            "processes": "swept: 1, 2; both reported, none chosen",
+            "threads": "OMP_NUM_THREADS=MKL_NUM_THREADS=1 per process (fixed)",
+            "per_model": {r["model"]: r["settings"] for r in res if r["processes"] == 1}}
 
 
 def main():
@@ -68,7 +82,8 @@ def main():
                 print(rows[-1], flush=True)
     print_table("DDP 1 vs 2 processes", ["model", "procs", "epochs", "samples/s", "R@20", "N@20"], rows)
     write_result("ddp", {"command": "python " + " ".join(sys.argv), "dataset": a.dataset, "results": res,
-                         "seed": 0, "protocol": "random-ratio 8:1:1 split seed 0 (the dataset's auto split); test "
+                         "seed": 0, "hyperparameters": hyperparameters(a, res),
+                         "protocol": "random-ratio 8:1:1 split seed 0 (the dataset's auto split); test "
                          "metrics full-sort; epoch chosen on validation NDCG@20 by each model's default early "
                          "stopping within --epochs; hyper-parameters: model defaults, identical for 1 and 2 "
                          "processes (not tuned)"})

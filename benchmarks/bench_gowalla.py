@@ -28,6 +28,26 @@ HERE = Path(__file__).resolve().parent
 TARGETS = {"lightgcn": (0.1830, 0.1554), "bpr": (0.1491, 0.1235)}
 
 
+def hyperparameters(args, on_test: bool, extra: dict, used: dict) -> dict:
+    epoch = ("CHOSEN ON TEST (labelled selected_on: test): the official LightGCN protocol -- no validation part, "
+             f"the test file is evaluated every {args.eval_every} epochs and the best-NDCG@20 epoch is reported"
+             if on_test else
+             f"chosen on validation NDCG@20 (a per-user random {args.valid_from_train:g} of the training file, seed "
+             f"{args.seed}, every {args.eval_every} epochs); the test file is read once")
+    return {"how_chosen": "no search in this script: lr, batch size, sampler and the model defaults dim 64, reg "
+                          "1e-4, 3 layers are the official LightGCN code's settings, fixed (MF-BPR's init_std 0.01 is "
+                          "recgraph's default, chosen on MovieLens-100K validation); --set / --optimizer / "
+                          "--weight-decay / --lr-schedule / --patience values, if any, were given on the command line "
+                          "(None below = the model's default; per_model holds the values used)",
+            "epoch": epoch,
+            "fixed": {"lr": args.lr, "batch_size": args.batch_size, "sampling": args.sampling,
+                      "max_epochs": args.epochs, "eval_every": args.eval_every, "weight_decay": args.weight_decay,
+                      "optimizer": args.optimizer, "lr_schedule": args.lr_schedule, "patience": args.patience,
+                      "model_args_set": extra},
+            "itemknn": "not trained; constructor defaults (plain cosine, k 100) unless --set",
+            "per_model": used}
+
+
 def main() -> None:
     sys.path.insert(0, str(HERE))
     from _common import carve_validation, machine_info, valid_curve, write_result
@@ -76,7 +96,7 @@ def main() -> None:
     on_test = args.valid_from_train <= 0
     if not on_test:
         split = carve_validation(split, args.valid_from_train, args.seed)
-    rows = []
+    rows, used = [], {}
     for m in args.models.split(","):
         trainable = get_model_class(m).trainable
         model_args = {"batch_size": args.batch_size, "sampling": args.sampling, **extra} if trainable else extra
@@ -96,6 +116,9 @@ def main() -> None:
         target = TARGETS.get(m)
         reached = next((c for c in curve if target and c["recall@20"] >= target[0] and c["ndcg@20"] >= target[1]), None)
         tr = rec["train"]
+        used[m] = {"trainer": {k: tr.get(k) for k in ("lr", "weight_decay", "optimizer", "lr_schedule", "max_epochs",
+                                                      "patience", "selected_on")},
+                   "model": {k: v for k, v in rec["model_config"].items() if k not in ("n_users", "n_items")}}
         row = {"model": m, "selected_on": tr.get("selected_on"), "curve_part": "test" if on_test else "valid",
                "best_epoch": None if tr.get("best_epoch") is None else tr["best_epoch"] + 1,
                "test": {k: rec["metrics"][k] for k in ("recall@20", "ndcg@20")},  # of the selected epoch's model
@@ -108,6 +131,7 @@ def main() -> None:
         rows.append(row)
         print(json.dumps({k: v for k, v in row.items() if k != "curve"}), flush=True)
     write_result(args.name, {"dataset": "lightgcn-gowalla", "protocol": split.protocol, "rows": rows,
+                             "hyperparameters": hyperparameters(args, on_test, extra, used), "seeds": [args.seed],
                              "machine": machine_info()})
 
 

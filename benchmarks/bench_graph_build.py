@@ -101,6 +101,14 @@ def run_size(n_edges: int, args) -> dict:
     return row
 
 
+def hyperparameters(args, sizes) -> dict:
+    return {"how_chosen": "none: systems benchmark, nothing learned or selected",
+            "sizes": f"swept: {sizes} edges; all points reported (over-budget sizes listed as skipped), none chosen",
+            "fixed": {"edges_per_user": args.edges_per_user, "edges_per_item": args.edges_per_item,
+                      "alpha_user": args.alpha_user, "alpha_item": args.alpha_item, "order": args.order,
+                      "dedupe": True, "normalized_adjacency": not args.skip_adj, "max_rss": args.max_rss}}
+
+
 def main(argv=None) -> int:
     pin_malloc_thresholds()  # exact per-call peak RSS (see benchmarks/_common.py)
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -169,6 +177,7 @@ def main(argv=None) -> int:
                 "(int32 ids, int64 timestamps); peak RSS delta measured with a reset VmHWM per call; "
                 "cpu s = process CPU time of the build (single-threaded numba: the uncontended wall time)",
         "rows": rows, "skipped": skipped, "table": plain,
+        "hyperparameters": hyperparameters(args, sizes), "seeds": {"edges": args.seed, "jit_warmup": 1},
     })
     print(f"wrote {path}")
     return 0

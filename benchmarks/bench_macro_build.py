@@ -23,6 +23,14 @@ from recgraph.graph.bipartite import BipartiteGraph  # noqa: E402
 from recgraph.graph.macro import build_feature_tables  # noqa: E402
 
 
+def hyperparameters(a) -> dict:
+    return {"how_chosen": "none: systems benchmark, nothing learned or selected",
+            "sizes": f"swept: {[int(n) for n in a.sizes]} edges; all points reported, none chosen",
+            "fixed": {"users": "edges / 20", "items": "edges / 50", "edge_zipf_alpha": 1.0,
+                      "categories": a.categories, "category_zipf": 1.5, "user_kmeans_k": 20,
+                      "other": "build_feature_tables defaults (recent 20, max_slots 64, k-means seed 0)"}}
+
+
 def main():
     pin_malloc_thresholds()  # exact per-call peak RSS (see benchmarks/_common.py)
     ap = argparse.ArgumentParser()
@@ -45,7 +53,8 @@ def main():
     ex_m = growth_exponent([r["edges"] for r in res], [r["peak_bytes"] for r in res])
     print_table("macro-graph build", ["edges", "seconds", "peak extra memory"], rows)
     write_result("macro_build", {"results": res, "time_exponent": ex_t, "memory_exponent": ex_m,
-                                 "machine": machine_info()})
+                                 "hyperparameters": hyperparameters(a),
+                                 "seeds": {"edges": 0, "categories": 1, "kmeans": 0}, "machine": machine_info()})
 
 
 if __name__ == "__main__":

@@ -200,7 +200,7 @@ def main() -> None:
     t_start = time.perf_counter()
     payload: dict = {"command": "python benchmarks/bench_multitask.py " + " ".join(sys.argv[1:]),
                      "dataset": DATASET, "tasks": list(TASKS), "seeds": list(range(args.seeds)),
-                     "budget": {"dim": 16, "lr": 2e-3, "batch_size": 256, "weight_decay": 0.0,
+                     "hyperparameters": {"dim": 16, "lr": 2e-3, "batch_size": 256, "weight_decay": 0.0,
                                 "max_epochs": args.epochs, "patience": 2,
                                 "selection": "epoch: validation mean AUC over tasks; config: grid of 2 values of the "
                                              "model's main knob, seed 0, best validation mean AUC",

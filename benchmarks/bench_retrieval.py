@@ -155,6 +155,30 @@ def keep_rates(args, ds, split) -> dict:
     return res
 
 
+def hyperparameters(args, split) -> dict:
+    from recgraph.models.registry import get_model_class
+
+    has_valid = split.valid is not None and len(split.valid) > 0
+    models = ["rankgraph"] if args.ablation or args.keep_rates else args.models
+    out = {"how_chosen": "nothing tuned here: each model's defaults (train_defaults / constructor; where the model "
+                         "docstrings say so, chosen earlier on MovieLens-100K validation; ItemKNN's plain cosine is "
+                         "RecBole's default) plus the --model-args overrides, if any, given on the command line; the "
+                         "values used are in each run's model_config / train",
+           "epoch": ("early stopping on validation NDCG@20" if has_valid else
+                     "none: the split has no validation part, a fixed number of epochs, the last one scored")
+           + (f"; epoch cap --epochs {args.epochs}" if args.epochs else "; epoch cap: the model's default"),
+           "per_model": {m: {"train_defaults": dict(getattr(get_model_class(m), "train_defaults", {})),
+                             "model_args_set": args.model_args.get(m, {})} for m in models},
+           "seeds": "--seeds set the runner seed (initialisation, batch sampling); the split is fixed (seed 0) and "
+                    "the models' own seed arguments (RankGraph-2 subsampling / PPR / RQ, DC-GNN pretraining) stay at "
+                    "their default 0 unless --model-args sets them"}
+    if args.keep_rates:
+        out["keep_rate"] = f"swept: {args.keep_rates}; all points reported, none chosen"
+    elif args.ablation:
+        out["variants"] = "one switch each on the RankGraph-2 defaults; all reported, none chosen"
+    return out
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dataset", default="movielens-100k")
@@ -180,7 +204,8 @@ def main(argv=None):
         body, suffix = compare(args, ds, split), ""
     name = args.name or f"retrieval_{args.dataset.replace('-', '_')}{suffix}"
     command = "python benchmarks/bench_retrieval.py " + " ".join(sys.argv[1:] if argv is None else argv)
-    payload = {"command": command, "args": vars(args), "split": split.protocol, "results": body}
+    payload = {"command": command, "args": vars(args), "split": split.protocol,
+               "hyperparameters": hyperparameters(args, split), "seeds": args.seeds, "results": body}
     print(f"wrote {write_result(name, payload)}")
 
 

@@ -21,6 +21,14 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 
+def hyperparameters(args) -> dict:
+    return {"how_chosen": "none: systems benchmark (step time), nothing learned or selected",
+            "fixed": {"optimizer": "Adam lr 1e-3 (for-each or fused kernels, both reported)", "sampling": "user",
+                      "model": "MFBPR / LightGCN constructor defaults (dim 64, batch 2048, 3 layers)",
+                      "steps": args.steps, "warmup": args.warmup, "threads": args.threads},
+            "variants": "propagation (layerwise / fused) x Adam kernels: all reported, none chosen"}
+
+
 def main() -> None:
     sys.path.insert(0, str(HERE))
     from _common import machine_info, print_table, write_result
@@ -83,7 +91,8 @@ def main() -> None:
         rows.append([name, variant, f"{ms:.1f}", f"{row['epoch_seconds_estimate']:.1f}"])
     print_table(f"training step on Gowalla (batch 2048, {args.threads} threads)",
                 ["model", "variant", "step ms (median)", "epoch s (396 steps)"], rows)
-    write_result(args.name, {"rows": out, "threads": args.threads, "machine": machine_info()})
+    write_result(args.name, {"rows": out, "threads": args.threads, "hyperparameters": hyperparameters(args),
+                             "seeds": {"torch": 0, "batches": 0}, "machine": machine_info()})
 
 
 if __name__ == "__main__":
