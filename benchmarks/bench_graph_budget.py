@@ -1,12 +1,13 @@
 """PPR and propagation over an out-of-core graph, with and without ``--memory-budget``.
 
-    python benchmarks/bench_graph_budget.py --graph GRAPH_DIR --stage ppr --budgets none 2GB
+    python benchmarks/bench_graph_budget.py --graph GRAPH_DIR --stage ppr --budgets none 2GB 2GB:map
     python benchmarks/bench_graph_budget.py --graph GRAPH_DIR --stage propagation --budgets 2GB
 
 ``GRAPH_DIR``: a graph folder written by ``recgraph graph build`` / ``build_graph`` (e.g. the 1B graph
 of ``bench_scale.py``). Sources as ``bench_scale.py`` draws them (seed 0: half users, half items);
 top-32, alpha 0.2, eps 1e-4. Each budget runs in a fresh subprocess
-(``streaming.graph_ppr(memory_budget=...)``; ``none`` = the dense workspace, one call), which
+(``streaming.graph_ppr(memory_budget=...)``: rows read with ``pread``; ``BUDGET:map`` reads them through the
+mapping instead; ``none`` = the dense workspace, rows through the mapping), which
 reports its time, its peak RSS (``VmHWM``, exact) and the peaks of the anonymous and the file-backed
 part of its RSS (``RssAnon`` / ``RssFile``, sampled every 20 ms), and a sha256 of the rows: every
 budget must give the same rows. ``--stage propagation``: 2 hops of 16-d float32 random features (seed 0,
@@ -46,7 +47,8 @@ def _status() -> dict:
 def worker(a) -> None:
     from recgraph.graph.external import open_graph, parse_bytes
 
-    budget = None if a.budget == "none" else parse_bytes(a.budget)
+    spec = a.budget.partition(":")[0]
+    budget = None if spec == "none" else parse_bytes(spec)
     g = open_graph(a.graph)
     run = _ppr if a.stage == "ppr" else _propagation
     prep = run(g, a, budget, None)  # inputs (not measured)
@@ -85,8 +87,10 @@ def _ppr(g, a, budget, prep):
         rng = np.random.default_rng(0)
         return (rng.choice(g.n_users, a.sources // 2, replace=False),
                 rng.choice(g.n_items, a.sources - a.sources // 2, replace=False))
+    read_rows = a.budget.partition(":")[2]
+    rows = {"read_rows": read_rows} if read_rows else {}
     pu, pi = graph_ppr(g, *prep, workdir=Path(a.workdir) / "ppr", topk=32, eps=1e-4, alpha=0.2,
-                       memory_budget=budget, batch_sources=a.batch_sources)
+                       memory_budget=budget, **rows)
     h = hashlib.sha256()
     for x in (pu.indices, pu.scores, pi.indices, pi.scores):
         h.update(np.ascontiguousarray(x).tobytes())
@@ -126,7 +130,6 @@ def main() -> None:
     ap.add_argument("--stage", choices=["ppr", "propagation"], default="ppr")
     ap.add_argument("--sources", type=int, default=10_000)
     ap.add_argument("--budgets", nargs="+", default=["none", "2GB"])
-    ap.add_argument("--batch-sources", type=int, default=256)
     ap.add_argument("--scratch", default="/tmp/recgraph-bench-ppr")
     ap.add_argument("--name", default=None, help="default <stage>_budget")
     ap.add_argument("--worker", action="store_true")
@@ -139,7 +142,7 @@ def main() -> None:
     rows, results = [], []
     for b in a.budgets:
         args = [sys.executable, __file__, "--worker", "--stage", a.stage, "--graph", a.graph, "--sources",
-                str(a.sources), "--budget", b, "--batch-sources", str(a.batch_sources),
+                str(a.sources), "--budget", b,
                 "--workdir", str(Path(a.scratch) / f"{a.stage}-{b}")]
         p = subprocess.run(args, capture_output=True, text=True)
         if p.returncode:
@@ -158,10 +161,10 @@ def main() -> None:
     write_result(a.name or f"{a.stage}_budget", {
                           "command": "python " + " ".join(sys.argv), "stage": a.stage, "graph": a.graph,
                           "sources": a.sources,
-                          "seed": 0, "alpha": 0.2, "eps": 1e-4, "topk": 32, "batch_sources": a.batch_sources,
+                          "seed": 0, "alpha": 0.2, "eps": 1e-4, "topk": 32,
                           "results": results, "identical_rows": len(hashes) == 1 and len(results) > 1,
                           "hyperparameters": "nothing tuned or selected: alpha, eps, topk, hops, dim chosen "
-                                             "as in bench_scale.py; batch_sources the graph_ppr default",
+                                             "as in bench_scale.py; budgets swept, all reported",
                           "machine": machine_info()})
 
 

@@ -1,5 +1,7 @@
 """Chunked graph computations over a memory-mapped graph equal the in-memory functions."""
 
+import os
+
 import numba
 import numpy as np
 import pyarrow as pa
@@ -9,7 +11,7 @@ import pytest
 from recgraph.graph import BipartiteGraph
 from recgraph.graph.external import BuildOptions, build_graph, open_graph, save_graph
 from recgraph.graph.macro import macro_counts, positive_matrix, recent_lists
-from recgraph.graph.ppr import bipartite_ppr
+from recgraph.graph.ppr import bipartite_ppr, ppr_topk
 from recgraph.graph.streaming import (graph_ppr, joint_csr_to_disk, macro_counts_from_graph, read_slice,
                                       recent_from_graph, row_chunks)
 
@@ -75,11 +77,12 @@ def test_ppr_over_mmap_graph_equals_in_memory(events, tmp_path):
     us, its = np.arange(0, n, 7), np.arange(0, m, 11)
     ref_u, ref_i = bipartite_ppr(ref_graph, us, its, topk=16, eps=1e-4)
     got_u, got_i = graph_ppr(g, us, its, workdir=tmp_path, topk=16, eps=1e-4)
-    # bounded: batches of 10 sources, the hash workspace (1,024 slots per thread: half of what the joint
-    # indptr leaves), pages dropped after each batch
-    low = (n + m + 1) * 8 + 2 * 29 * 1024 * numba.get_num_threads()
+    # bounded: rows read with pread into per-thread buffers of the longest row, the hash workspace in
+    # 1,024 slots per thread — what the joint indptr and the buffers leave
+    threads = numba.get_num_threads()
+    low = (n + m + 1) * 8 + threads * 4 * int(np.diff(ptr).max()) + 29 * 1024 * threads
     bud_u, bud_i = graph_ppr(g, us, its, workdir=tmp_path / "b", topk=16, eps=1e-4, memory_budget=low,
-                             batch_sources=10, workspace="hash")
+                             workspace="hash")
     for a, b in ((got_u, ref_u), (got_i, ref_i), (bud_u, ref_u), (bud_i, ref_i)):
         np.testing.assert_array_equal(a.sources, b.sources)
         np.testing.assert_array_equal(a.indices, b.indices)
@@ -234,18 +237,45 @@ def _rss_file_kib() -> int:
     pytest.skip("no RssFile in /proc/self/status (not Linux)")
 
 
-def test_drop_mapped_pages_leaves_the_resident_set(tmp_path):
-    """Reading a mapped file puts its pages in this process's RSS; dropping them takes them out again (the
-    data stays readable), and a plain array is left alone."""
-    from recgraph.graph.streaming import drop_mapped_pages
-
-    np.save(tmp_path / "big.npy", np.arange(16 << 20, dtype=np.int32))  # 64 MiB
-    mm = np.load(tmp_path / "big.npy", mmap_mode="r")
+@pytest.mark.parametrize("read_rows", ["map", "pread"])
+def test_ppr_rows_read_with_pread_stay_out_of_the_resident_set(tmp_path, read_rows):
+    """A push of a hub reads its whole row. Through the mapping, the row's pages join this process's RSS (the
+    control: this test fails for "map"'s expectation if pread is used, and the reverse); read with pread they
+    stay in the page cache only. Same neighbourhoods either way."""
+    n_leaves = 8 << 20  # one hub with 8M neighbours: a 32 MiB row
+    indptr = np.concatenate([[0, n_leaves], n_leaves + np.arange(1, n_leaves + 1)]).astype(np.int64)
+    leaves = np.arange(1, n_leaves + 1, dtype=np.int32)
+    np.save(tmp_path / "ind.npy", np.concatenate([leaves, np.zeros(n_leaves, np.int32)]))
+    del leaves
+    ind = np.load(tmp_path / "ind.npy", mmap_mode="r")
     base = _rss_file_kib()
-    assert int(mm[::1024].sum()) == int(np.arange(16 << 20, dtype=np.int64)[::1024].sum())  # touches every page
-    touched = _rss_file_kib()
-    assert touched - base > 48 << 10  # > 48 MiB of the file now resident in this process
-    drop_mapped_pages(mm)
-    assert _rss_file_kib() - base < 8 << 10
-    assert int(mm[-1]) == (16 << 20) - 1  # still readable: pages come back on demand
-    drop_mapped_pages(np.zeros(3))  # not a mapping: nothing happens
+    got = ppr_topk(indptr, ind, [0], eps=0.5, topk=4, check_indices=False, read_rows=read_rows, num_threads=1)
+    grown = _rss_file_kib() - base
+    assert got.num_pushes == 1 and got.indices[0, 0] == 0  # the hub's row was read once (its leaves hold residue)
+    if read_rows == "map":
+        assert grown > 24 << 10, grown  # > 24 MiB of the mapped row now resident
+    else:
+        assert grown < 4 << 10, grown
+
+
+def test_ppr_pread_rows_equal_mapped_rows_and_errors(tmp_path):
+    rng = np.random.default_rng(3)
+    g = BipartiteGraph.from_edges(rng.integers(0, 300, 5000), rng.integers(0, 200, 5000), n_users=300, n_items=200,
+                                  dedupe=True)
+    indptr, ind = g.joint_csr()
+    np.save(tmp_path / "j.npy", ind)
+    mm = np.load(tmp_path / "j.npy", mmap_mode="r")
+    src = np.arange(0, 500, 3)
+    ref = ppr_topk(indptr, ind, src, eps=1e-5, topk=16)
+    for kw in ({"read_rows": "pread"}, {"memory_budget": 1 << 22}, {"memory_budget": 1 << 22, "workspace": "hash"}):
+        got = ppr_topk(indptr, mm, src, eps=1e-5, topk=16, **kw)
+        np.testing.assert_array_equal(got.indices, ref.indices)
+        np.testing.assert_array_equal(got.scores, ref.scores)
+        assert got.num_pushes == ref.num_pushes
+    with pytest.raises(ValueError, match="file-backed"):
+        ppr_topk(indptr, ind, src, read_rows="pread")
+    with pytest.raises(MemoryError, match="row buffers"):
+        ppr_topk(indptr, mm, src, memory_budget=64)
+    os.truncate(tmp_path / "j.npy", mm.offset + mm.nbytes // 2)  # replaced / truncated while mapped
+    with pytest.raises(OSError, match="could not be read"):
+        ppr_topk(indptr, mm, src, eps=1e-5, read_rows="pread", check_indices=False)

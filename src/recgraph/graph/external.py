@@ -58,6 +58,7 @@ import numpy as np
 from ..io import ArtifactError, atomic_npy_writer, atomic_write_dir, atomic_write_json, read_checked_json, read_json
 from .bipartite import (_ARRAY_FIELDS, BipartiteGraph, _build_user_side, _counting_order, _index_dtype, _indptr_of,
                         _row_time_order)
+from .pread import memmap_region
 
 __all__ = ["BuildOptions", "build_graph", "open_graph", "save_graph", "parse_bytes", "list_partitions",
            "GRAPH_FORMAT", "STEPS", "run_step", "prepare", "pending", "finish", "read_slice"]
@@ -176,11 +177,10 @@ def read_slice(a: np.ndarray, start: int, stop: int) -> np.ndarray:
     """``a[start:stop]`` as a fresh in-memory array; a file-backed ``np.memmap`` is read with one
     ``pread`` (the mapping is not touched, so the pages do not join this process's RSS)."""
     start, stop = int(start), int(stop)
-    fname = getattr(a, "filename", None)
-    if isinstance(a, np.memmap) and fname and a.ndim == 1 and a.flags.c_contiguous and stop > start:
-        # a top-level np.load(mmap_mode=...) array: .offset is where element 0 sits in the file
-        with open(fname, "rb") as fh:
-            return np.fromfile(fh, dtype=a.dtype, count=stop - start, offset=a.offset + start * a.itemsize)
+    region = memmap_region(a)
+    if region is not None and stop > start:
+        with open(region[0], "rb") as fh:
+            return np.fromfile(fh, dtype=a.dtype, count=stop - start, offset=region[1] + start * a.itemsize)
     return np.array(a[start:stop])
 
 

@@ -56,6 +56,7 @@ Push order and arithmetic are the same as in the dense workspace, so the rows ar
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numba
@@ -64,6 +65,8 @@ import scipy.sparse as sp
 from numba import njit, prange
 
 from .bipartite import BipartiteGraph, as_graph
+from .external import read_slice
+from .pread import memmap_region, pread_into
 
 __all__ = [
     "PPRNeighbourhoods",
@@ -191,10 +194,22 @@ def _hash_slot(keys, v, mask):
     return h
 
 
+_FULL, _DONE, _READ_ERROR = 0, 1, -1  # _push_one's status
+
+
+@njit(cache=True)
+def _read_row(fd, base, a, b, buf):
+    """Edges ``a:b`` of the on-disk ``indices`` (element 0 at byte ``base`` of ``fd``) into ``buf[:b - a]``
+    with one ``pread``; False when the file returned fewer bytes."""
+    want = (b - a) * buf.itemsize
+    return pread_into(fd, buf, want, base + a * buf.itemsize) == want
+
+
 @njit(cache=True)
 def _push_one(s, indptr, indices, alpha, eps, hashed, keys, mask, limit, p, r, seen, inq, touched,
-              queue):
-    """Forward push from source ``s``; returns (n_touched, n_pushes, complete).
+              queue, fd, base, buf):
+    """Forward push from source ``s``; returns (n_touched, n_pushes, status): ``_DONE``, ``_FULL`` (the
+    hash table filled up) or ``_READ_ERROR``.
 
     Dense workspace (``hashed`` False): the work arrays are indexed by node id (size n_nodes) and
     ``seen`` marks touched nodes. Hash workspace: they are indexed by the slot of the node in
@@ -202,7 +217,9 @@ def _push_one(s, indptr, indices, alpha, eps, hashed, keys, mask, limit, p, r, s
     nodes stops with ``complete`` False (the caller retries it with a larger table). Both visit the
     same nodes in the same order with the same arithmetic, so their results are identical.
     ``touched[:n_touched]`` lists the used slots (= node ids when dense) in first-touch order; the
-    work arrays stay dirty only there (the caller resets them)."""
+    work arrays stay dirty only there (the caller resets them). ``fd >= 0``: ``indices`` is not used; each
+    pushed row is read from the file ``fd`` (the CSR's ``indices`` at byte ``base``) into ``buf``, so a
+    memory-mapped graph's pages never enter the resident set."""
     n = queue.shape[0]
     one_minus = 1.0 - alpha
     nt = 0
@@ -244,13 +261,19 @@ def _push_one(s, indptr, indices, alpha, eps, hashed, keys, mask, limit, p, r, s
             continue
         p[us] += alpha * res
         w = one_minus * res / (b - a)
+        if fd >= 0:
+            if not _read_row(fd, base, a, b, buf):
+                return nt, pushes, _READ_ERROR
+            row, shift = buf, a
+        else:
+            row, shift = indices, 0
         for k in range(a, b):
-            v = indices[k]
+            v = row[k - shift]
             if hashed:
                 vs = _hash_slot(keys, v, mask)
                 if keys[vs] == -1:
                     if nt >= limit:
-                        return nt, pushes, False
+                        return nt, pushes, _FULL
                     keys[vs] = v
                     touched[nt] = vs
                     nt += 1
@@ -271,7 +294,7 @@ def _push_one(s, indptr, indices, alpha, eps, hashed, keys, mask, limit, p, r, s
                     if tail == n:
                         tail = 0
                     qlen += 1
-    return nt, pushes, True
+    return nt, pushes, _DONE
 
 
 @njit(cache=True)
@@ -310,9 +333,10 @@ def _topk_from_touched(s, p, touched, nt, hashed, keys, topk, exclude_self, hs, 
 
 @njit(parallel=True, cache=True)
 def _ppr_topk_kernel(indptr, indices, sources, order, alpha, eps, topk, exclude_self,
-                     out_idx, out_sc, n_threads, capacity):
-    """Returns (pushes of the completed sources, per-source done flags). ``capacity`` 0: dense
-    workspace; else the hash table size (a power of two) and a source stops past 70% of it."""
+                     out_idx, out_sc, n_threads, capacity, fd, base, max_row):
+    """Returns (pushes of the completed sources, per-source done flags, read errors). ``capacity`` 0:
+    dense workspace; else the hash table size (a power of two) and a source stops past 70% of it.
+    ``fd >= 0``: rows are read from that file into per-thread buffers of ``max_row`` entries."""
     # n_threads is passed in (numba.get_num_threads() inside the kernel defeats caching)
     n = indptr.shape[0] - 1
     hashed = capacity > 0
@@ -327,8 +351,10 @@ def _ppr_topk_kernel(indptr, indices, sources, order, alpha, eps, topk, exclude_
     queue = np.empty((n_threads, size), dtype=np.int32)
     hs = np.empty((n_threads, max(topk, 1)), dtype=np.float64)
     hi = np.empty((n_threads, max(topk, 1)), dtype=np.int64)
+    bufs = np.empty((n_threads, max_row if fd >= 0 else 1), dtype=indices.dtype)
     pushes = np.zeros(order.shape[0], dtype=np.int64)
     done = np.zeros(order.shape[0], dtype=np.bool_)
+    failed = np.zeros(order.shape[0], dtype=np.bool_)
     for j in prange(order.shape[0]):
         tid = numba.get_thread_id()
         i = order[j]
@@ -337,9 +363,10 @@ def _ppr_topk_kernel(indptr, indices, sources, order, alpha, eps, topk, exclude_
         rt = r[tid]
         tt = touched[tid]
         kt = keys[tid]
-        nt, npush, ok = _push_one(s, indptr, indices, alpha, eps, hashed, kt, capacity - 1, limit,
-                                  pt, rt, seen[tid], inq[tid], tt, queue[tid])
-        if ok:
+        nt, npush, status = _push_one(s, indptr, indices, alpha, eps, hashed, kt, capacity - 1, limit,
+                                      pt, rt, seen[tid], inq[tid], tt, queue[tid], fd, base, bufs[tid])
+        failed[i] = status == _READ_ERROR
+        if status == _DONE:
             pushes[j] = npush
             done[i] = True
             _topk_from_touched(s, pt, tt, nt, hashed, kt, topk, exclude_self, hs[tid], hi[tid],
@@ -355,7 +382,7 @@ def _ppr_topk_kernel(indptr, indices, sources, order, alpha, eps, topk, exclude_
                 kt[v] = -1
             else:
                 st[v] = 0
-    return pushes.sum(), done
+    return pushes.sum(), done, failed.any()
 
 
 # --------------------------------------------------------------------------------------------
@@ -389,9 +416,24 @@ def _workspace_plan(n: int, threads: int, memory_budget: int | None, workspace: 
     return min(largest, _HASH_FIRST_CAPACITY), largest
 
 
-def _check_csr(indptr, indices, check_indices: bool = True) -> tuple[np.ndarray, np.ndarray, int]:
+def _index_range(indices, on_disk: bool) -> tuple[int, int]:
+    """(min, max) of ``indices``; an on-disk one is scanned in chunks read with ``pread``."""
+    if not on_disk:
+        return int(indices.min()), int(indices.max())
+    lo, hi, step = None, None, 1 << 24
+    for a in range(0, indices.shape[0], step):
+        part = read_slice(indices, a, min(a + step, indices.shape[0]))
+        lo = int(part.min()) if lo is None else min(lo, int(part.min()))
+        hi = int(part.max()) if hi is None else max(hi, int(part.max()))
+    return lo, hi
+
+
+def _check_csr(indptr, indices, check_indices: bool = True,
+               on_disk: bool = False) -> tuple[np.ndarray, np.ndarray, int]:
+    """Validated ``(indptr int64, indices, n_nodes)``; ``indices`` becomes contiguous int32 unless
+    ``on_disk`` (a file-backed memmap read with ``pread``: returned as it is, never touched here)."""
     indptr = np.ascontiguousarray(indptr, dtype=np.int64)
-    indices = np.asarray(indices)
+    indices = indices if on_disk else np.asarray(indices)
     if indptr.ndim != 1 or indptr.shape[0] < 1:
         raise ValueError("indptr must be a 1-d array of length n_nodes + 1")
     n = indptr.shape[0] - 1
@@ -404,11 +446,14 @@ def _check_csr(indptr, indices, check_indices: bool = True) -> tuple[np.ndarray,
         raise ValueError("indptr must be non-decreasing")
     if n >= np.iinfo(np.int32).max:
         raise ValueError(f"{n} nodes do not fit int32 node ids")
+    if on_disk and indices.dtype.kind not in "iu":
+        raise ValueError(f"indices on disk must be integers, got {indices.dtype}")
     if indices.shape[0] and check_indices:
-        lo, hi = int(indices.min()), int(indices.max())
+        lo, hi = _index_range(indices, on_disk)
         if lo < 0 or hi >= n:
             raise ValueError(f"indices must lie in [0, {n}), got [{lo}, {hi}]")
-    indices = np.ascontiguousarray(indices, dtype=np.int32)
+    if not on_disk:
+        indices = np.ascontiguousarray(indices, dtype=np.int32)
     return indptr, indices, n
 
 
@@ -426,6 +471,7 @@ def ppr_topk(
     check_indices: bool = True,
     memory_budget: int | None = None,
     workspace: str = "auto",
+    read_rows: str = "auto",
 ) -> PPRNeighbourhoods:
     """Top-``topk`` personalized PageRank of each source by forward push.
 
@@ -452,6 +498,12 @@ def ppr_topk(
             slot per thread; a source that outgrows its table is rerun with a 4x larger one, up
             to ``memory_budget``) or ``"auto"`` (dense when it fits ``memory_budget``). The
             result is identical for every choice.
+        read_rows: how the push reads ``indices`` when it is a file-backed ``np.memmap`` (as
+            ``np.load(path, mmap_mode="r")`` returns it): ``"map"`` through the mapping (fastest;
+            every page visited joins the process's RSS), ``"pread"`` with ``pread`` into a
+            per-thread buffer of the longest row (``threads * max_degree * itemsize`` bytes, counted
+            in ``memory_budget``; the file stays in the page cache, out of the RSS), ``"auto"``:
+            ``"pread"`` when ``memory_budget`` is given and ``indices`` is such a memmap. Same result.
 
     Returns:
         :class:`PPRNeighbourhoods`; ``scores[i, j] <= pi_{s_i}(indices[i, j])`` and, on an
@@ -463,7 +515,14 @@ def ppr_topk(
         raise ValueError(f"eps must be > 0, got {eps}")
     if topk < 1:
         raise ValueError(f"topk must be >= 1, got {topk}")
-    indptr, indices, n = _check_csr(indptr, indices, check_indices)
+    if read_rows not in ("auto", "map", "pread"):
+        raise ValueError(f"read_rows must be 'auto', 'map' or 'pread', got {read_rows!r}")
+    region = memmap_region(indices)
+    if read_rows == "pread" and region is None:
+        raise ValueError("read_rows='pread' needs indices as a file-backed np.memmap "
+                         "(np.load(path, mmap_mode='r')); got an in-memory array or a view")
+    on_disk = region is not None and (read_rows == "pread" or (read_rows == "auto" and memory_budget is not None))
+    indptr, indices, n = _check_csr(indptr, indices, check_indices, on_disk)
     if sources is None:
         sources = np.arange(n, dtype=np.int64)
     else:
@@ -478,16 +537,34 @@ def ppr_topk(
     prev = numba.get_num_threads()
     if num_threads is not None:
         numba.set_num_threads(int(num_threads))
+    fd = -1
     try:
         threads = int(numba.get_num_threads())
+        row_arg, base, max_row = indices, 0, 1
+        if on_disk:
+            max_row = max(1, int(np.diff(indptr).max()) if n else 1)
+            buf_bytes = threads * max_row * indices.itemsize
+            if memory_budget is not None:
+                if buf_bytes >= memory_budget:
+                    raise MemoryError(
+                        f"memory_budget={memory_budget:,} bytes does not hold the row buffers of {threads} "
+                        f"thread(s) for the longest row ({max_row:,} entries: {buf_bytes:,} bytes); raise the "
+                        f"budget, use fewer threads or read_rows='map'")
+                memory_budget -= buf_bytes
+            row_arg, base = np.empty(0, dtype=indices.dtype), region[1]
+            fd = os.open(region[0], os.O_RDONLY)
         capacity, max_capacity = _workspace_plan(n, threads, memory_budget, workspace)
         pushes, todo = 0, np.arange(S, dtype=np.int64)
         while True:
             sub_idx = np.full((todo.shape[0], topk), -1, dtype=np.int32)
             sub_sc = np.zeros((todo.shape[0], topk), dtype=np.float32)
             order = np.random.default_rng(seed).permutation(todo.shape[0]).astype(np.int64)
-            got, done = _ppr_topk_kernel(indptr, indices, sources[todo], order, float(alpha), float(eps),
-                                         int(topk), bool(exclude_self), sub_idx, sub_sc, threads, capacity)
+            got, done, read_error = _ppr_topk_kernel(
+                indptr, row_arg, sources[todo], order, float(alpha), float(eps), int(topk), bool(exclude_self),
+                sub_idx, sub_sc, threads, capacity, fd, base, max_row)
+            if read_error:
+                raise OSError(f"{region[0]}: a row of the adjacency could not be read (the file is shorter than "
+                              f"its indptr says: truncated or replaced while in use)")
             pushes += int(got)
             out_idx[todo[done]], out_sc[todo[done]] = sub_idx[done], sub_sc[done]
             todo = todo[~done]
@@ -501,6 +578,8 @@ def ppr_topk(
                     f"{memory_budget:,}; raise the budget, raise eps (fewer pushes) or use fewer threads")
             capacity = min(4 * capacity, max_capacity)
     finally:
+        if fd >= 0:
+            os.close(fd)
         if num_threads is not None:
             numba.set_num_threads(prev)
     return PPRNeighbourhoods(sources, out_idx, out_sc, float(alpha), float(eps), int(pushes))
