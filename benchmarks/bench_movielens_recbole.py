@@ -61,8 +61,21 @@ def write_atomic_files(split, folder: Path, name: str) -> None:
         (folder / f"{name}.{part}.inter").write_text("\n".join(lines) + "\n")
 
 
+def recbole_architecture(model: str, ours: dict) -> dict:
+    """RecBole settings that give it recgraph's architecture (``ours``: recgraph's model config): the
+    embedding size, LightGCN's number of layers and the training batch. The L2 terms are left at each
+    library's default: they are not the same function (recgraph ``reg·Σ||e||²/2/B``, RecBole's LightGCN
+    ``reg_weight·Σ||e||/B`` with ``require_pow`` False, its BPR none)."""
+    out = {}
+    if model in ("BPR", "LightGCN"):
+        out = {"embedding_size": ours["dim"], "train_batch_size": ours["batch_size"]}
+    if model == "LightGCN":
+        out["n_layers"] = ours["n_layers"]
+    return out
+
+
 def run_recbole_model(py: Path, model: str, data_root: Path, name: str, seed: int, epochs: int,
-                      lr: float = 1e-3) -> dict:
+                      lr: float = 1e-3, architecture: dict | None = None) -> dict:
     config = {
         "data_path": str(data_root), "benchmark_filename": ["train", "valid", "test"],
         "load_col": {"inter": ["user_id", "item_id", "timestamp"]},
@@ -72,7 +85,7 @@ def run_recbole_model(py: Path, model: str, data_root: Path, name: str, seed: in
         "train_neg_sample_args": {"distribution": "uniform", "sample_num": 1},
         "learning_rate": lr,
         "eval_step": 2 if model in ("BPR", "LightGCN") else 1, "show_progress": False, "checkpoint_dir": str(data_root / "saved"),
-        "log_wandb": False, "reproducibility": True, "use_gpu": False,
+        "log_wandb": False, "reproducibility": True, "use_gpu": False, **(architecture or {}),
     }
     env = {**os.environ, "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1", "CUDA_VISIBLE_DEVICES": ""}
     t0 = time.perf_counter()
@@ -94,8 +107,10 @@ def hyperparameters(args, used: dict) -> dict:
     return {"how_chosen": "nothing tuned here: recgraph runs each model's defaults (train_defaults / constructor; "
                           "their lr / init_std were chosen earlier on MovieLens-100K validation NDCG@20 per the model "
                           "docstrings); RecBole gets the same learning rate (recgraph's default for that model), "
-                          "epoch cap, valid metric and eval step, everything else its own 1.2.1 defaults (e.g. its "
-                          "LightGCN.yaml: 2 layers, reg_weight 1e-5, where recgraph uses 3 layers, reg 1e-4)",
+                          "epoch cap, valid metric and eval step, and recgraph's architecture (embedding size, "
+                          "LightGCN layers, batch: recbole_architecture per model under 'recgraph'); everything else "
+                          "its own 1.2.1 defaults (e.g. its L2 term: LightGCN reg_weight 1e-5 on unsquared norms, "
+                          "BPR none; recgraph reg 1e-4 on squared norms)",
             "epoch": f"both: early stopping on validation NDCG@20 within --epochs {args.epochs}; recgraph with the "
                      "model's default patience (8 evaluations every 2 epochs for bpr / lightgcn), RecBole "
                      "stopping_step 10 (eval_step 2 for BPR / LightGCN, else 1); pop / itemknn are not trained",
@@ -141,8 +156,10 @@ def main() -> None:
             row = {"model": m, "recgraph": ours}
             if py is not None:
                 # the same learning rate on both sides: recgraph's default for that model
+                arch = recbole_architecture(RECBOLE_NAMES[m], rec["model_config"])
                 rb = run_recbole_model(py, RECBOLE_NAMES[m], root, name, args.seed, args.epochs,
-                                       lr=rec["train"].get("lr") or 1e-3)
+                                       lr=rec["train"].get("lr") or 1e-3, architecture=arch)
+                used[m]["recbole_architecture"] = arch
                 row["recbole"] = {"recall@20": rb["test"]["recall@20"], "ndcg@20": rb["test"]["ndcg@20"],
                                   "seconds_per_epoch": rb["seconds_per_epoch"], "epochs_run": rb["epochs_run"],
                                   "total_seconds": rb["wall_seconds"], "peak_rss_bytes": rb["peak_rss_bytes"]}
