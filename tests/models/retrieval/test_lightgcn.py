@@ -48,7 +48,7 @@ def test_artifact_round_trip_scores_identically(tmp_path, toy_graph, cls):
 
 
 # Margins over MF-BPR from the spread over seeds, not from one run: in
-# benchmarks/results/legacy/retrieval_movielens_100k.json (both models with these defaults, seeds 0, 1, 2)
+# benchmarks/results/retrieval_movielens_100k.json (both models with these defaults, seeds 0, 1, 2)
 # the per-seed ratio LightGCN / MF-BPR is 1.0182, 1.0136, 1.0322 on Recall@20 (mean 1.0214, sd
 # 0.0097) and 1.0303, 1.0164, 1.0369 on NDCG@20 (mean 1.0278, sd 0.0105). The margin is mean - 2 sd
 # (1.002 / 1.007): what the three seeds support. The lead is small — "clearly" means ~2%, not more.

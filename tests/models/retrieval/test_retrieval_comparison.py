@@ -1,6 +1,6 @@
 """RankGraph-2 vs LightGCN on MovieLens-100K: assert what the measurement over seeds showed — no more.
 
-Over seeds 0, 1, 2 (``benchmarks/results/legacy/retrieval_movielens_100k.json``) RankGraph-2 (defaults)
+Over seeds 0, 1, 2 (``benchmarks/results/retrieval_movielens_100k.json``) RankGraph-2 (defaults)
 reaches Recall@20 0.3840 ± 0.0043 / NDCG@20 0.3496 ± 0.0014, LightGCN (edge sampler) 0.3793 ± 0.0023
 / 0.3448 ± 0.0028: Welch t = 1.7 / 2.7 on 2–3 degrees of freedom, not a significant lead; and with
 the sampler validation prefers (``sampling="user"``, ``results/legacy/bpr_sampling_movielens_100k.json``)
