@@ -38,7 +38,7 @@ def _no_verify(flag: bool) -> None:
 
 
 def _fail(msg: str) -> None:
-    console.print(f"[bold red]error:[/] {msg}")
+    console.print(f"[bold red]error:[/] {msg}", soft_wrap=True)
     raise typer.Exit(2)
 
 
@@ -221,7 +221,7 @@ def datasets(data_dir: Optional[Path] = DataDirOpt, no_verify_data: bool = NoVer
             errors.append(f"[bold red]error:[/] {row['name']}: {row['error']}")
     console.print(table)
     for line in errors:
-        console.print(line)
+        console.print(line, soft_wrap=True)
 
 
 @app.command()

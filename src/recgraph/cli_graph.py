@@ -38,7 +38,7 @@ def build(input_path: Path = typer.Argument(..., metavar="INPUT",
     from .graph.external import BuildOptions, build_graph, parse_bytes
 
     if engine not in ("local", "ray"):
-        console.print(f"[bold red]error:[/] --engine must be local or ray, got {engine!r}")
+        console.print(f"[bold red]error:[/] --engine must be local or ray, got {engine!r}", soft_wrap=True)
         raise typer.Exit(2)
     try:
         opt = BuildOptions(user_col=user_col, item_col=item_col, timestamp_col=timestamp_col,
@@ -52,7 +52,7 @@ def build(input_path: Path = typer.Argument(..., metavar="INPUT",
         else:
             g = build_graph(input_path, out, opt, log=console.print)
     except (FileNotFoundError, ValueError, TypeError) as exc:
-        console.print(f"[bold red]error:[/] {exc}")
+        console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
         raise typer.Exit(2)
     console.print(f"{g!r} written to {out} in {time.perf_counter() - t0:.1f} s "
                   f"({g.bytes_per_edge:.1f} bytes/edge on disk)")
@@ -70,7 +70,7 @@ def _open_or_exit(path: Path):
     try:
         return open_graph(path)
     except ArtifactError as exc:
-        console.print(f"[bold red]error:[/] {exc}")
+        console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
         raise typer.Exit(2)
 
 
@@ -89,7 +89,7 @@ def slice_(path: Path = typer.Argument(..., metavar="GRAPH", help="graph folder 
         t0 = time.perf_counter()
         s = time_slice_to_disk(g, out, start, end, memory_budget=parse_bytes(memory_budget))
     except ValueError as exc:
-        console.print(f"[bold red]error:[/] {exc}")
+        console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
         raise typer.Exit(2)
     console.print(f"{s!r} ({s.n_edges} of {g.n_edges} edges) written to {out} in {time.perf_counter() - t0:.1f} s")
 
@@ -113,7 +113,7 @@ def subsample(path: Path = typer.Argument(..., metavar="GRAPH", help="graph fold
         s, summary = subsample_to_disk(g, out, keep_rate=keep_rate, beta=beta, seed=seed, degree_floor=degree_floor,
                                        memory_budget=parse_bytes(memory_budget))
     except ValueError as exc:
-        console.print(f"[bold red]error:[/] {exc}")
+        console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
         raise typer.Exit(2)
     console.print(f"{s!r} written to {out} in {time.perf_counter() - t0:.1f} s")
     console.print_json(json.dumps(summary))
@@ -168,7 +168,7 @@ def macro(path: Path = typer.Argument(..., metavar="GRAPH", help="graph folder b
     from .graph.streaming import build_macro_graph_from_graph
 
     if engine not in ("local", "ray"):
-        console.print(f"[bold red]error:[/] --engine must be local or ray, got {engine!r}")
+        console.print(f"[bold red]error:[/] --engine must be local or ray, got {engine!r}", soft_wrap=True)
         raise typer.Exit(2)
     g = _open_or_exit(path)
     try:
@@ -183,7 +183,7 @@ def macro(path: Path = typer.Argument(..., metavar="GRAPH", help="graph folder b
         else:
             m = build_macro_graph_from_graph(g, out_dir=out, **kw)
     except (FileNotFoundError, ValueError) as exc:
-        console.print(f"[bold red]error:[/] {exc}")
+        console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
         raise typer.Exit(2)
     console.print(f"macro tables of {g.n_edges:,} edges ({m.info['n_item_macros']} item / {m.info['n_user_macros']} "
                   f"user macros) written to {out} in {time.perf_counter() - t0:.1f} s ({m.nbytes() / 2**20:.1f} MiB)")
