@@ -73,3 +73,26 @@ def test_feature_tables_one_snapshot_small():
     for user in range(nu):
         mine = last[u[last] == user][::-1][:20]
         np.testing.assert_array_equal(f.u_rec[user, :len(mine)], i[mine])
+
+
+def test_slots_in_row_blocks_match_a_per_row_oracle():
+    """Top-``max_slots`` per row (count descending, ties by lower column), whatever the block size."""
+    from recgraph.graph.macro import _slots
+
+    rng = np.random.default_rng(3)
+    m = sp.random(120, 40, density=0.3, format="csr", random_state=3)
+    m.data = np.round(m.data * 4) + 1  # small integer counts: many ties
+    m.data[m.indptr[7]:m.indptr[8]] = 0  # an empty row
+    m.eliminate_zeros()
+    width = 6
+    want_ids = np.full((120, width), 40, np.int64)
+    want_cnt = np.zeros((120, width), np.float32)
+    for r in range(120):
+        a, b = m.indptr[r], m.indptr[r + 1]
+        best = sorted(zip(-m.data[a:b], m.indices[a:b]))[:width]
+        for k, (neg, col) in enumerate(best):
+            want_ids[r, k], want_cnt[r, k] = col, -neg
+    for chunk in (1, 7, int(rng.integers(20, 200)), 1 << 22):
+        ids, cnt = _slots(m, 40, width, False, chunk_nnz=chunk)
+        np.testing.assert_array_equal(ids, want_ids)
+        np.testing.assert_array_equal(cnt, want_cnt)

@@ -241,27 +241,46 @@ class FeatureTables:
                    info=info or {}, **adj, **{k: a[k] for k in cls.ARRAYS})
 
 
-def _slots(m: sp.csr_matrix, n_cols: int, max_slots: int, dense: bool) -> tuple[np.ndarray, np.ndarray]:
+def _slots(m: sp.csr_matrix, n_cols: int, max_slots: int, dense: bool, *,
+           chunk_nnz: int = 1 << 22) -> tuple[np.ndarray, np.ndarray]:
     """CSR rows → padded (ids, counts): all columns when ``dense``, else the ``max_slots`` largest
-    counts per row (pad id = n_cols, count 0). Vectorised (one lexsort)."""
+    counts per row, ties by lower column (pad id = n_cols, count 0). Vectorised: one lexsort per
+    block of rows holding about ``chunk_nnz`` non-zeros, so the temporaries stay O(chunk_nnz) however
+    many non-zeros ``m`` has (the second-order item counts are near-dense: ~100M at 10M events)."""
     m = m.tocsr()
     if dense:
         ids = np.broadcast_to(np.arange(n_cols, dtype=np.int64), (m.shape[0], n_cols)).copy()
         return ids, m.toarray().astype(np.float32)
-    rows = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))
-    order = np.lexsort((-m.data, rows))
-    rows, cols, data = rows[order], m.indices[order].astype(np.int64), m.data[order]
-    pos = np.arange(len(rows)) - m.indptr[rows]
-    width = int(min(max_slots, max(1, np.diff(m.indptr).max(initial=1))))
-    keep = pos < width
-    ids = np.full((m.shape[0], width), n_cols, np.int64)
-    cnt = np.zeros((m.shape[0], width), np.float32)
-    ids[rows[keep], pos[keep]] = cols[keep]
-    cnt[rows[keep], pos[keep]] = data[keep]
+    n_rows, indptr = m.shape[0], m.indptr.astype(np.int64)
+    width = int(min(max_slots, max(1, np.diff(indptr).max(initial=1))))
+    ids = np.full((n_rows, width), n_cols, np.int64)
+    cnt = np.zeros((n_rows, width), np.float32)
+    r0 = 0
+    while r0 < n_rows:
+        r1 = int(np.searchsorted(indptr, indptr[r0] + chunk_nnz, side="right")) - 1
+        r1 = min(n_rows, max(r1, r0 + 1))
+        a, b = indptr[r0], indptr[r1]
+        rows = np.repeat(np.arange(r0, r1), np.diff(indptr[r0:r1 + 1]))
+        data = m.data[a:b]
+        order = np.lexsort((-data, rows))
+        rows = rows[order]
+        pos = np.arange(a, b) - indptr[rows]
+        keep = pos < width
+        rows, pos, order = rows[keep], pos[keep], order[keep]
+        ids[rows, pos] = m.indices[a:b][order]
+        cnt[rows, pos] = data[order]
+        r0 = r1
     return ids, cnt
 
 
+def _cat(parts: list[np.ndarray]) -> np.ndarray:
+    """``np.concatenate`` without the copy of a single part (one snapshot: the common case)."""
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
 def _stack_slots(parts: list[tuple[np.ndarray, np.ndarray]], pad_id: int) -> tuple[np.ndarray, np.ndarray]:
+    if len(parts) == 1:
+        return parts[0]
     width = max(p[0].shape[1] for p in parts)
 
     def pad(a, fill):
@@ -327,6 +346,7 @@ def build_feature_tables(graph: BipartiteGraph, cutoffs=None, *, fit_snapshot: i
                                        graph if snapshot_graphs is None else snapshot_graphs[fit_snapshot])
         im, n_im = assign_item_macros(item_macro, n_items=ni, category=category, R=R_fit, k=item_k, seed=seed)
         um, n_um = assign_user_macros(R_fit, im, n_im, k=user_k, seed=seed)
+        del R_fit
     dense = max(n_im, n_um) <= max_slots
     parts: dict[str, list] = {k: [] for k in ("u1", "u2", "i1", "i2", "ur", "urt", "ir", "irt", "ud", "id", "ua", "ia")}
     for k, c in enumerate(cutoffs):
@@ -336,6 +356,7 @@ def build_feature_tables(graph: BipartiteGraph, cutoffs=None, *, fit_snapshot: i
         parts["u2"].append(_slots(mc.user2, n_um, max_slots, dense))
         parts["i1"].append(_slots(mc.item1, n_um, max_slots, dense))
         parts["i2"].append(_slots(mc.item2, n_im, max_slots, dense))
+        del mc  # near-dense second-order counts (~1.2 GB at 10M events): free before the recent lists
         ur, urt, _ = recent_lists(u, i, t, nu, recent, pad=ni)
         ir, irt, _ = recent_lists(i, u, t, ni, recent, pad=nu)
         parts["ur"].append(ur), parts["urt"].append(urt), parts["ir"].append(ir), parts["irt"].append(irt)
@@ -343,15 +364,16 @@ def build_feature_tables(graph: BipartiteGraph, cutoffs=None, *, fit_snapshot: i
         parts["id"].append(np.bincount(i, minlength=ni))
         parts["ua"].append(R)
         parts["ia"].append(R.T.tocsr())
+        del u, i, t, R
     u1, u2 = _stack_slots(parts["u1"], n_im), _stack_slots(parts["u2"], n_um)
     i1, i2 = _stack_slots(parts["i1"], n_um), _stack_slots(parts["i2"], n_im)
     return FeatureTables(
         cutoffs=cutoffs, n_users=nu, n_items=ni, item_macro=im, n_item_macros=n_im, user_macro=um,
         n_user_macros=n_um, dense_slots=dense, u1_ids=u1[0], u1_cnt=u1[1], u2_ids=u2[0], u2_cnt=u2[1],
         i1_ids=i1[0], i1_cnt=i1[1], i2_ids=i2[0], i2_cnt=i2[1],
-        u_rec=np.concatenate(parts["ur"]), u_rec_time=np.concatenate(parts["urt"]),
-        i_rec=np.concatenate(parts["ir"]), i_rec_time=np.concatenate(parts["irt"]),
-        user_deg=np.concatenate(parts["ud"]), item_deg=np.concatenate(parts["id"]),
-        u_adj=sp.vstack(parts["ua"]).tocsr(), i_adj=sp.vstack(parts["ia"]).tocsr(),
+        u_rec=_cat(parts["ur"]), u_rec_time=_cat(parts["urt"]), i_rec=_cat(parts["ir"]), i_rec_time=_cat(parts["irt"]),
+        user_deg=_cat(parts["ud"]), item_deg=_cat(parts["id"]),
+        u_adj=sp.vstack(parts["ua"]).tocsr() if len(cutoffs) > 1 else parts["ua"][0],
+        i_adj=sp.vstack(parts["ia"]).tocsr() if len(cutoffs) > 1 else parts["ia"][0],
         info={"n_item_macros": n_im, "n_user_macros": n_um, "edges": int(graph.n_edges),
               "snapshots": int(len(cutoffs))})
