@@ -388,6 +388,8 @@ def main():
               + (f"in {row['input_seconds']:.0f} s" if written else "(kept from an earlier run)"), flush=True)
         for eng in a.engines:
             if (eng == "macro-old" and n > a.old_macro_max) or (eng == "memory" and n > a.memory_max):
+                row["engines"][eng] = _skipped(eng, n, a, results)
+                print(f"  {eng}: {row['engines'][eng]['skipped']}", flush=True)
                 continue
             out = scratch / f"out-{eng}-{n}"
             shutil.rmtree(out, ignore_errors=True)
@@ -403,11 +405,26 @@ def main():
             h = row["engines"].get(eng, {}).get("hashes")
             if ref and h:
                 row["engines"][eng]["identical_to_memory"] = h == ref
+        if not ref and row["engines"].get("ooc", {}).get("hashes") and row["engines"].get("ray", {}).get("hashes"):
+            row["engines"]["ray"]["identical_to_ooc"] = row["engines"]["ray"]["hashes"] == row["engines"]["ooc"]["hashes"]
         if not a.keep_input:
             shutil.rmtree(inp, ignore_errors=True)
         results.append(row)
         write_result(a.name, _payload(a, results))
     _report(results)
+
+
+def _skipped(eng: str, n: int, a, results: list) -> dict:
+    """The record of an engine not run at this size (above its cap), with the RAM it would need at the
+    bytes per event measured at the largest size it did run."""
+    cap = a.memory_max if eng == "memory" else a.old_macro_max
+    done = [r for r in results if "peak_rss_tree" in r["engines"].get(eng, {})]
+    need = ""
+    if done:
+        per_event = done[-1]["engines"][eng]["peak_rss_tree"] / done[-1]["edges"]
+        need = (f"; at the {per_event:.0f} bytes/event measured at {done[-1]['edges']:.0e} events it would need "
+                f"~{per_event * n / 2**30:.1f} GiB")
+    return {"skipped": f"not run: above --{'memory-max' if eng == 'memory' else 'old-macro-max'} {cap:.0e}{need}"}
 
 
 def _payload(a, results) -> dict:
@@ -433,12 +450,15 @@ def _report(results) -> None:
     for r in results:
         for eng, res in r["engines"].items():
             if "seconds" not in res:
-                rows.append([f"{r['edges']:,}", eng, "error", res.get("error"), "", "", ""])
+                rows.append([f"{r['edges']:,}", eng, "skipped" if "skipped" in res else "error",
+                             res.get("skipped", res.get("error")), "", "", ""])
                 continue
             disk = res.get("disk_bytes")
+            same = res.get("identical_to_memory", res.get("identical_to_ooc"))
             rows.append([f"{r['edges']:,}", eng, f"{res['seconds']:.1f}", fmt_bytes(res.get("peak_rss_tree")),
                          f"{res.get('peak_rss_tree', 0) / r['edges']:.1f}",
-                         "-" if disk is None else f"{disk / r['edges']:.1f}", str(res.get("identical_to_memory", "-"))])
+                         "-" if disk is None else f"{disk / r['edges']:.1f}",
+                         "-" if same is None else ("memory: " if "identical_to_memory" in res else "ooc: ") + str(same)])
     print_table("graph build past RAM", ["edges", "engine", "seconds", "peak RSS (tree)", "RSS B/edge",
                                           "disk B/edge", "identical"], rows)
     rows = [[f"{r['edges']:,}", name, f"{st['seconds']:.1f}", fmt_bytes(st["peak_rss_self"]), fmt_bytes(st["peak_extra"])]
