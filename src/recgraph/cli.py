@@ -10,14 +10,13 @@ from typing import List, Optional
 
 import typer
 from rich import box
-from rich.console import Console
 from rich.table import Table
 
+from .cli_output import console, fail as _fail
 from .config import parse_model_args
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="recgraph: graph learning for recommendation — from interaction logs to served recommendations.")
-console = Console()
 
 DataDirOpt = typer.Option(None, "--data-dir", help="dataset root (default: $RECGRAPH_DATA, then ../shared/datasets next "
                                                     "to a checkout, then a user cache dir)")
@@ -35,11 +34,6 @@ def _no_verify(flag: bool) -> None:
         from .data.datasets.verify import VERIFY_ENV
 
         os.environ[VERIFY_ENV] = "0"
-
-
-def _fail(msg: str) -> None:
-    console.print(f"[bold red]error:[/] {msg}", soft_wrap=True)
-    raise typer.Exit(2)
 
 
 def _parse_model_args(pairs: List[str]) -> dict:

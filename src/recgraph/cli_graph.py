@@ -9,11 +9,11 @@ from typing import Optional
 
 import numpy as np
 import typer
-from rich.console import Console
+
+from .cli_output import console, fail
 
 graph_app = typer.Typer(add_completion=False, no_args_is_help=True,
                         help="Build and inspect on-disk (memory-mapped) user–item graphs.")
-console = Console()
 
 
 @graph_app.command("build")
@@ -38,8 +38,7 @@ def build(input_path: Path = typer.Argument(..., metavar="INPUT",
     from .graph.external import BuildOptions, build_graph, parse_bytes
 
     if engine not in ("local", "ray"):
-        console.print(f"[bold red]error:[/] --engine must be local or ray, got {engine!r}", soft_wrap=True)
-        raise typer.Exit(2)
+        fail(f"--engine must be local or ray, got {engine!r}")
     try:
         opt = BuildOptions(user_col=user_col, item_col=item_col, timestamp_col=timestamp_col,
                            behavior_col=behavior_col, n_users=n_users, n_items=n_items, dedupe=dedupe, order=order,
@@ -52,8 +51,7 @@ def build(input_path: Path = typer.Argument(..., metavar="INPUT",
         else:
             g = build_graph(input_path, out, opt, log=console.print)
     except (FileNotFoundError, ValueError, TypeError) as exc:
-        console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
-        raise typer.Exit(2)
+        fail(str(exc))
     console.print(f"{g!r} written to {out} in {time.perf_counter() - t0:.1f} s "
                   f"({g.bytes_per_edge:.1f} bytes/edge on disk)")
 
@@ -70,8 +68,7 @@ def _open_or_exit(path: Path):
     try:
         return open_graph(path)
     except ArtifactError as exc:
-        console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
-        raise typer.Exit(2)
+        fail(str(exc))
 
 
 @graph_app.command("slice")
@@ -89,8 +86,7 @@ def slice_(path: Path = typer.Argument(..., metavar="GRAPH", help="graph folder 
         t0 = time.perf_counter()
         s = time_slice_to_disk(g, out, start, end, memory_budget=parse_bytes(memory_budget))
     except ValueError as exc:
-        console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
-        raise typer.Exit(2)
+        fail(str(exc))
     console.print(f"{s!r} ({s.n_edges} of {g.n_edges} edges) written to {out} in {time.perf_counter() - t0:.1f} s")
 
 
@@ -113,8 +109,7 @@ def subsample(path: Path = typer.Argument(..., metavar="GRAPH", help="graph fold
         s, summary = subsample_to_disk(g, out, keep_rate=keep_rate, beta=beta, seed=seed, degree_floor=degree_floor,
                                        memory_budget=parse_bytes(memory_budget))
     except ValueError as exc:
-        console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
-        raise typer.Exit(2)
+        fail(str(exc))
     console.print(f"{s!r} written to {out} in {time.perf_counter() - t0:.1f} s")
     console.print_json(json.dumps(summary))
 
@@ -168,8 +163,7 @@ def macro(path: Path = typer.Argument(..., metavar="GRAPH", help="graph folder b
     from .graph.streaming import build_macro_graph_from_graph
 
     if engine not in ("local", "ray"):
-        console.print(f"[bold red]error:[/] --engine must be local or ray, got {engine!r}", soft_wrap=True)
-        raise typer.Exit(2)
+        fail(f"--engine must be local or ray, got {engine!r}")
     g = _open_or_exit(path)
     try:
         cat = None if categories is None else _read_categories(categories, g.n_items)
@@ -183,7 +177,6 @@ def macro(path: Path = typer.Argument(..., metavar="GRAPH", help="graph folder b
         else:
             m = build_macro_graph_from_graph(g, out_dir=out, **kw)
     except (FileNotFoundError, ValueError) as exc:
-        console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
-        raise typer.Exit(2)
+        fail(str(exc))
     console.print(f"macro tables of {g.n_edges:,} edges ({m.info['n_item_macros']} item / {m.info['n_user_macros']} "
                   f"user macros) written to {out} in {time.perf_counter() - t0:.1f} s ({m.nbytes() / 2**20:.1f} MiB)")

@@ -273,9 +273,14 @@ def _slots(m: sp.csr_matrix, n_cols: int, max_slots: int, dense: bool, *,
     return ids, cnt
 
 
-def _cat(parts: list[np.ndarray]) -> np.ndarray:
-    """``np.concatenate`` without the copy of a single part (one snapshot: the common case)."""
-    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+def _cat(parts: list, join=np.concatenate):
+    """``join(parts)`` (per-snapshot arrays or CSR matrices) without the copy of a single part (one snapshot: the
+    common case)."""
+    return parts[0] if len(parts) == 1 else join(parts)
+
+
+def _vstack_csr(parts: list[sp.csr_matrix]) -> sp.csr_matrix:
+    return sp.vstack(parts).tocsr()
 
 
 def _stack_slots(parts: list[tuple[np.ndarray, np.ndarray]], pad_id: int) -> tuple[np.ndarray, np.ndarray]:
@@ -373,7 +378,6 @@ def build_feature_tables(graph: BipartiteGraph, cutoffs=None, *, fit_snapshot: i
         i1_ids=i1[0], i1_cnt=i1[1], i2_ids=i2[0], i2_cnt=i2[1],
         u_rec=_cat(parts["ur"]), u_rec_time=_cat(parts["urt"]), i_rec=_cat(parts["ir"]), i_rec_time=_cat(parts["irt"]),
         user_deg=_cat(parts["ud"]), item_deg=_cat(parts["id"]),
-        u_adj=sp.vstack(parts["ua"]).tocsr() if len(cutoffs) > 1 else parts["ua"][0],
-        i_adj=sp.vstack(parts["ia"]).tocsr() if len(cutoffs) > 1 else parts["ia"][0],
+        u_adj=_cat(parts["ua"], _vstack_csr), i_adj=_cat(parts["ia"], _vstack_csr),
         info={"n_item_macros": n_im, "n_user_macros": n_um, "edges": int(graph.n_edges),
               "snapshots": int(len(cutoffs))})
