@@ -8,6 +8,9 @@ times per Gowalla epoch. Variants, side by side on the same batches:
 * ``fused propagation + Adam``: one autograd node for the layer mean (addmm into reused buffers).
 * ``fused propagation + fused Adam``: the Trainer's default now.
 
+The variants run interleaved (step i of each before step i + 1 of any), so machine noise is shared;
+the median and the quartiles of the step time are reported.
+
     python benchmarks/bench_train_step.py --steps 30 --threads 2
 """
 
@@ -62,7 +65,7 @@ def main() -> None:
         out = out / (self.n_layers + 1)
         return out[: self.n_users], out[self.n_users:]
 
-    rows, out = [], []
+    variants = []
     for name, cls, propagation, fused in [("MF-BPR", MFBPR, None, False), ("MF-BPR", MFBPR, None, True),
                                           ("LightGCN", LightGCN, "layerwise", False),
                                           ("LightGCN", LightGCN, "fused", False),
@@ -74,24 +77,36 @@ def main() -> None:
             model.propagate = layerwise.__get__(model)
         opt = torch.optim.Adam(model.parameters(), lr=1e-3, fused=fused)
         batches = list(model.train_batches(0, np.random.default_rng(0)))[: args.warmup + args.steps]
-        times = []
-        for i, batch in enumerate(batches):
+        label = ("" if propagation is None else f"{propagation} propagation + ") + ("fused Adam" if fused else "Adam")
+        variants.append({"model": name, "variant": label, "net": model, "opt": opt, "batches": batches, "times": []})
+
+    # Round robin: step i of every variant runs before step i + 1 of any, so a slow stretch of a
+    # shared machine (steal time, another process) lands on all variants alike instead of on one.
+    for i in range(args.warmup + args.steps):
+        for v in variants:
+            if i >= len(v["batches"]):
+                continue
             t0 = time.perf_counter()
-            loss = model.loss(batch)
-            opt.zero_grad(set_to_none=True)
+            loss = v["net"].loss(v["batches"][i])
+            v["opt"].zero_grad(set_to_none=True)
             loss.backward()
-            opt.step()
+            v["opt"].step()
             if i >= args.warmup:
-                times.append(time.perf_counter() - t0)
-        ms = 1e3 * float(np.median(times))
-        variant = ("" if propagation is None else f"{propagation} propagation + ") + ("fused Adam" if fused else "Adam")
-        row = {"model": name, "variant": variant, "median_step_ms": ms,
-               "epoch_seconds_estimate": ms / 1e3 * len(model.sampler), "steps_timed": len(times)}
+                v["times"].append(time.perf_counter() - t0)
+
+    rows, out = [], []
+    for v in variants:
+        ms = 1e3 * np.asarray(v["times"])
+        med, q25, q75 = (float(x) for x in np.percentile(ms, [50, 25, 75]))
+        row = {"model": v["model"], "variant": v["variant"], "median_step_ms": med, "p25_step_ms": q25,
+               "p75_step_ms": q75, "epoch_seconds_estimate": med / 1e3 * len(v["net"].sampler),
+               "steps_timed": len(ms)}
         out.append(row)
-        rows.append([name, variant, f"{ms:.1f}", f"{row['epoch_seconds_estimate']:.1f}"])
+        rows.append([v["model"], v["variant"], f"{med:.1f}", f"{q25:.1f}–{q75:.1f}",
+                     f"{row['epoch_seconds_estimate']:.1f}"])
     print_table(f"training step on Gowalla (batch 2048, {args.threads} threads)",
-                ["model", "variant", "step ms (median)", "epoch s (396 steps)"], rows)
-    write_result(args.name, {"rows": out, "threads": args.threads, "hyperparameters": hyperparameters(args),
+                ["model", "variant", "step ms (median)", "p25–p75", "epoch s (396 steps)"], rows)
+    write_result(args.name, {"rows": out, "threads": args.threads, "schedule": "variants interleaved step by step", "hyperparameters": hyperparameters(args),
                              "seeds": {"torch": 0, "batches": 0}, "machine": machine_info()})
 
 
