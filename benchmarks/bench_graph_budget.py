@@ -2,6 +2,7 @@
 
     python benchmarks/bench_graph_budget.py --graph GRAPH_DIR --stage ppr --budgets none 2GB 2GB:map
     python benchmarks/bench_graph_budget.py --graph GRAPH_DIR --stage propagation --budgets 2GB
+    python benchmarks/bench_graph_budget.py --graph GRAPH_DIR --stage macro --budgets none
 
 ``GRAPH_DIR``: a graph folder written by ``recgraph graph build`` / ``build_graph`` (e.g. the 1B graph
 of ``bench_scale.py``). Sources as ``bench_scale.py`` draws them (seed 0: half users, half items);
@@ -12,8 +13,12 @@ reports its time, its peak RSS (``VmHWM``, exact) and the peaks of the anonymous
 part of its RSS (``RssAnon`` / ``RssFile``, sampled every 20 ms), and a sha256 of the rows: every
 budget must give the same rows. ``--stage propagation``: 2 hops of 16-d float32 random features (seed 0,
 written to ``.npy`` in row chunks and passed memory-mapped, as ``bench_scale.py``), ``propagate(...,
-memory_budget=..., out_dir=...)``; the sha256 is over the hop files. Writes
-benchmarks/results/<--name>.json.
+memory_budget=..., out_dir=...)``; the sha256 is over the hop files. ``--stage macro``: MacGNN's four
+macro slot tables (``u1 u2 i1 i2``: 500 Zipf categories drawn as ``bench_scale.py`` draws them, user
+k-means k = 20, top-64 slots, int32 ids, no recent lists: the graph may have no timestamps) streamed to
+disk, ragged (``build_macro_graph_from_graph(recent=0, out_dir=...)``); it keeps ``R·C`` and ``Rᵀ·U``
+in RAM by design and reads the edges in chunks of 16M, so its only budget is ``none``; reports the
+time of each step, the bytes on disk per table and per edge. Writes benchmarks/results/<--name>.json.
 """
 
 from __future__ import annotations
@@ -50,7 +55,7 @@ def worker(a) -> None:
     spec = a.budget.partition(":")[0]
     budget = None if spec == "none" else parse_bytes(spec)
     g = open_graph(a.graph)
-    run = _ppr if a.stage == "ppr" else _propagation
+    run = {"ppr": _ppr, "propagation": _propagation, "macro": _macro}[a.stage]
     prep = run(g, a, budget, None)  # inputs (not measured)
     peaks = {"RssAnon": 0, "RssFile": 0}
     stop = threading.Event()
@@ -124,10 +129,44 @@ def _propagation(g, a, budget, prep):
             "output_bytes": int(f.nbytes)}
 
 
+def _macro(g, a, budget, prep):
+    """prep None: draw the item categories; else build the slot tables to disk and measure them."""
+    from recgraph.graph.streaming import build_macro_graph_from_graph
+
+    if prep is None:
+        if budget is not None:
+            raise SystemExit("--stage macro has no memory budget (chunks of 16M edges): use --budgets none")
+        return np.random.default_rng(1).zipf(1.5, g.n_items) % 500  # the bench_macro_build categories
+    out, steps, t0 = Path(a.workdir) / "macro", [], time.perf_counter()
+    progress = Path(a.workdir).parent / "macro.log"  # follow a long run: tail -f SCRATCH/macro.log
+    progress.parent.mkdir(parents=True, exist_ok=True)
+
+    def log(msg: str) -> None:
+        st = _status()
+        steps.append({"step": msg, "seconds": time.perf_counter() - t0, "rss": st["VmRSS"], "peak_rss": st["VmHWM"]})
+        with open(progress, "a") as fh:
+            fh.write(json.dumps(steps[-1]) + "\n")
+
+    m = build_macro_graph_from_graph(g, category=prep, user_k=20, recent=0, max_slots=64, id_dtype=np.int32,
+                                     out_dir=out, log=log)
+    files = {p.name: p.stat().st_size for p in sorted(out.iterdir())}
+    disk = sum(files.values())
+    slots = {t: int(m.slot_ptr[t][-1]) if t in m.slot_ptr else int(np.prod(getattr(m, f"{t}_ids").shape))
+             for t in ("u1", "u2", "i1", "i2")}
+    h = hashlib.sha256()
+    for t in ("u1", "u2", "i1", "i2"):  # the offsets and the counts' total fingerprint the tables cheaply
+        if t in m.slot_ptr:
+            h.update(np.ascontiguousarray(m.slot_ptr[t]).tobytes())
+    return {"macro_info": m.info, "steps": steps, "files_bytes": files, "disk_bytes": disk,
+            "disk_bytes_per_edge": disk / g.n_edges, "slots_stored": slots,
+            "slots_if_padded": {t: (g.n_users if t[0] == "u" else g.n_items) * 64 for t in slots},
+            "rows_sha256": h.hexdigest()}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--graph", required=True)
-    ap.add_argument("--stage", choices=["ppr", "propagation"], default="ppr")
+    ap.add_argument("--stage", choices=["ppr", "propagation", "macro"], default="ppr")
     ap.add_argument("--sources", type=int, default=10_000)
     ap.add_argument("--budgets", nargs="+", default=["none", "2GB"])
     ap.add_argument("--scratch", default="/tmp/recgraph-bench-ppr")
@@ -153,10 +192,11 @@ def main() -> None:
         print(json.dumps(res), flush=True)
         rows.append([b, f"{res.get('seconds', float('nan')):.1f}", fmt_bytes(res.get("peak_rss")),
                      fmt_bytes(res.get("peak_rss_anon_sampled")), fmt_bytes(res.get("peak_rss_file_sampled")),
-                     res.get("pushes", res.get("feature_slices", "-"))])
+                     res.get("pushes", res.get("feature_slices", fmt_bytes(res.get("disk_bytes"))))])
     hashes = {r.get("rows_sha256") for r in results if "rows_sha256" in r}
     print_table(f"{a.stage} over {a.graph}", ["budget", "seconds", "peak RSS", "peak anon", "peak file-backed",
-                                              "pushes" if a.stage == "ppr" else "feature slices"], rows)
+                                              {"ppr": "pushes", "propagation": "feature slices",
+                                               "macro": "tables on disk"}[a.stage]], rows)
     print(f"identical output across budgets: {len(hashes) == 1}")
     write_result(a.name or f"{a.stage}_budget", {
                           "command": "python " + " ".join(sys.argv), "stage": a.stage, "graph": a.graph,

@@ -127,8 +127,8 @@ def test_streamed_macro_graph_equals_feature_tables(events, tmp_path, max_slots)
 
 @pytest.mark.parametrize("max_slots", [64, 2])
 def test_macro_graph_streamed_to_disk_equals_in_memory(events, tmp_path, max_slots):
-    """out_dir: every table streamed to .npy in row chunks equals the in-memory one (int32 ids), the
-    not-dense slot tables keeping max_slots columns whose extra ones are padding."""
+    """out_dir: every table streamed to .npy in row chunks equals the in-memory one (int32 ids); not
+    dense, the slot tables are ragged on disk (each row's non-empty slots only) and read back padded."""
     from recgraph.graph.streaming import build_macro_graph_from_graph
 
     user, item, ts, n, m = events
@@ -138,27 +138,57 @@ def test_macro_graph_streamed_to_disk_equals_in_memory(events, tmp_path, max_slo
     kw = dict(category=cat, user_k=5, recent=6, max_slots=max_slots, max_edges=500, id_dtype=np.int32)
     ref = build_macro_graph_from_graph(g, **kw)
     got = build_macro_graph_from_graph(g, out_dir=tmp_path / "macro", **kw)
-    assert got.nbytes() >= ref.nbytes()
+    ragged = max_slots == 2
+    assert got.info["slot_layout"] == ("ragged" if ragged else "dense") and sorted(got.slot_ptr) == (
+        ["i1", "i2", "u1", "u2"] if ragged else [])
     for k in ("u1", "u2", "i1", "i2"):
-        for part in ("ids", "cnt"):
-            a, b = getattr(got, f"{k}_{part}"), getattr(ref, f"{k}_{part}")
-            assert isinstance(a, np.memmap) and a.dtype == b.dtype and a.shape[0] == b.shape[0]
-            w = b.shape[1]
-            np.testing.assert_array_equal(a[:, :w], b, err_msg=k)
-            if part == "cnt":
-                assert (a[:, w:] == 0).all()
-        if max_slots == 64:  # dense: every column, no padding
-            assert getattr(got, f"{k}_ids").shape == getattr(ref, f"{k}_ids").shape
-        else:
-            assert getattr(got, f"{k}_ids").shape[1] == max_slots
+        ids, cnt = got.slots(k)
+        a_ids, b_ids, b_cnt = getattr(got, f"{k}_ids"), getattr(ref, f"{k}_ids"), getattr(ref, f"{k}_cnt")
+        assert isinstance(a_ids, np.memmap) and ids.dtype == b_ids.dtype and ids.shape[0] == b_ids.shape[0]
+        w = b_ids.shape[1]
+        np.testing.assert_array_equal(ids[:, :w], b_ids, err_msg=k)
+        np.testing.assert_array_equal(cnt[:, :w], b_cnt, err_msg=k)
+        assert (cnt[:, w:] == 0).all()
+        if ragged:  # flat on disk: exactly the non-empty slots, rows in order
+            ptr = got.slot_ptr[k]
+            assert a_ids.ndim == 1 and ptr[-1] == a_ids.shape[0] == (b_cnt > 0).sum()
+            np.testing.assert_array_equal(np.diff(ptr), (b_cnt > 0).sum(1))
+            assert ids.shape[1] == max_slots
+            rows = np.array([3, 0, n - 1 if k[0] == "u" else m - 1, 3])
+            sub_ids, sub_cnt = got.slots(k, rows)  # a batch of rows, in any order
+            np.testing.assert_array_equal(sub_ids, ids[rows])
+            np.testing.assert_array_equal(sub_cnt, cnt[rows])
+        else:  # dense: every column, no padding
+            assert a_ids.shape == b_ids.shape
     for k in ("u_rec", "u_rec_time", "i_rec", "i_rec_time"):
         a, b = getattr(got, k), getattr(ref, k)
         assert isinstance(a, np.memmap) and a.dtype == b.dtype
         np.testing.assert_array_equal(a, b, err_msg=k)
+    slot_files = ("ids", "cnt", "ptr") if ragged else ("ids", "cnt")
     assert sorted(p.name for p in (tmp_path / "macro").iterdir()) == sorted(["macro.json", *(
-        f"{k}.npy" for k in ("u1_ids", "u1_cnt", "u2_ids", "u2_cnt", "i1_ids", "i1_cnt", "i2_ids", "i2_cnt", "u_rec",
-                             "u_rec_time", "i_rec", "i_rec_time", "item_macro", "user_macro"))])
+        f"{t}_{f}.npy" for t in ("u1", "u2", "i1", "i2") for f in slot_files), *(
+        f"{k}.npy" for k in ("u_rec", "u_rec_time", "i_rec", "i_rec_time", "item_macro", "user_macro"))])
     np.testing.assert_array_equal(np.load(tmp_path / "macro" / "user_macro.npy"), ref.user_macro)
+
+
+def test_macro_slot_tables_need_no_timestamps(events, tmp_path):
+    """recent=0: the four slot tables of a deduplicated, item-ordered graph (no timestamps), ragged on
+    disk, equal the in-memory tables of the same graph; no recent-list files."""
+    from recgraph.graph.streaming import build_macro_graph_from_graph
+
+    user, item, ts, n, m = events
+    save_graph(BipartiteGraph.from_edges(user, item, n, m), tmp_path / "g")  # deduped, no time
+    g = open_graph(tmp_path / "g")
+    cat = np.random.default_rng(2).integers(0, 9, m)
+    kw = dict(category=cat, user_k=5, recent=0, max_slots=3, max_edges=300, id_dtype=np.int32)
+    ref = build_macro_graph_from_graph(g, **kw)
+    got = build_macro_graph_from_graph(g, out_dir=tmp_path / "m", **kw)
+    assert ref.u_rec is None and got.i_rec_time is None
+    for k in ("u1", "u2", "i1", "i2"):
+        w = getattr(ref, f"{k}_ids").shape[1]
+        for a, b in zip(got.slots(k), (getattr(ref, f"{k}_ids"), getattr(ref, f"{k}_cnt"))):
+            np.testing.assert_array_equal(a[:, :w], b, err_msg=k)
+    assert not any("rec" in p.name for p in (tmp_path / "m").iterdir())
 
 
 def _mmap(events, tmp_path, **kw):

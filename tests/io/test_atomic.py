@@ -67,3 +67,27 @@ def test_atomic_dir_replaces_whole_folder_or_nothing(tmp_path):
         atomic_write_dir(final, half)
     assert sorted(p.name for p in final.iterdir()) == ["a"]
     assert [p.name for p in tmp_path.iterdir()] == ["d"]
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.float32, np.int64])
+def test_growable_npy_writer_records_the_written_length(tmp_path, dtype):
+    """length=None: the header is rewritten with the number of items written; numpy reads the file
+    (plain and memory-mapped) and a mismatch is impossible; an error inside the block leaves no file."""
+    from recgraph.io.atomic import atomic_npy_writer
+
+    parts = [np.arange(5), np.arange(0), np.arange(123_457) * 3]
+    with atomic_npy_writer(tmp_path / "g.npy", dtype, None) as w:
+        for p in parts:
+            w.write(p)
+    want = np.concatenate(parts).astype(dtype)
+    for got in (np.load(tmp_path / "g.npy"), np.load(tmp_path / "g.npy", mmap_mode="r")):
+        assert got.dtype == dtype and got.shape == want.shape
+        np.testing.assert_array_equal(got, want)
+    with atomic_npy_writer(tmp_path / "empty.npy", dtype, None):
+        pass
+    assert np.load(tmp_path / "empty.npy").shape == (0,)
+    with pytest.raises(RuntimeError, match="stop"):
+        with atomic_npy_writer(tmp_path / "bad.npy", dtype, None) as w:
+            w.write(np.arange(3))
+            raise RuntimeError("stop")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.npy", "g.npy"]

@@ -44,8 +44,8 @@ import numpy as np
 from ..graph.bipartite import BipartiteGraph
 from ..graph.external import BuildOptions, build_graph, open_graph, run_step
 from ..graph.ppr import PPRNeighbourhoods, bipartite_ppr
-from ..graph.streaming import (MACRO_FILES, MACRO_TABLES, MacroSlots, joint_csr_to_disk, macro_products, macro_table,
-                               macro_table_rows, save_macro_meta)
+from ..graph.streaming import (SLOT_TABLES, MacroSlots, joint_csr_to_disk, macro_files, macro_products, macro_slots_of,
+                               macro_table, macro_table_rows, macro_tables, save_macro_meta)
 from ..io import atomic_npy_writer, atomic_save_npz, atomic_write_dir, load_npz
 
 __all__ = ["build_graph_ray", "build_macro_ray", "graph_ppr_ray", "ray_mapper", "ray_session"]
@@ -167,17 +167,41 @@ def _load_csr(folder: Path):
     return sp.csr_matrix(tuple(arrs), shape=(n, m), copy=False)
 
 
-def _macro_part(graph_dir: str, work_dir: str, table: str, r0: int, r1: int, kw: dict) -> None:
-    """One task: rows ``[r0, r1)`` of one macro table, committed as ``WORK/TABLE/r{r0}`` (two ``.npy``)."""
+def _macro_part(graph_dir: str, work_dir: str, table: str, r0: int, r1: int, ragged: bool, kw: dict) -> None:
+    """One task: rows ``[r0, r1)`` of one macro table, committed as ``WORK/TABLE/r{r0}`` (its ``.npy`` files)."""
     g, work = open_graph(graph_dir), Path(work_dir)
     target = work / table / f"r{r0:012d}"
     if target.is_dir():  # a retry of a task that had committed
         return
     user1 = _load_csr(work / "user1") if table in ("u1", "i2") else None
     item1 = _load_csr(work / "item1") if table in ("i1", "u2") else None
-    a, b = MACRO_FILES[table]
+    files = macro_files(table, ragged)
     atomic_write_dir(target, lambda tmp: macro_table(g, table, user1, item1, rows=(r0, r1),
-                                                     out=(tmp / f"{a}.npy", tmp / f"{b}.npy"), **kw))
+                                                     out=tuple(tmp / f"{f}.npy" for f in files), **kw))
+
+
+def _join_parts(parts: list[Path], out_dir: Path, table: str, ragged: bool, n_rows: int, width: int,
+                id_dtype) -> list[np.ndarray]:
+    """The row-range parts of one table written as the local build writes it; returns it memory-mapped."""
+    files = macro_files(table, ragged)
+    if ragged:  # flat ids / counts (growable, as spmm_slots writes them), offsets shifted part by part
+        for f, dt in zip(files[:2], (id_dtype, np.float32)):
+            with atomic_npy_writer(out_dir / f"{f}.npy", dt, None) as wr:
+                for part in parts:
+                    wr.write(np.load(part / f"{f}.npy", allow_pickle=False))
+        with atomic_npy_writer(out_dir / f"{files[2]}.npy", np.int64, n_rows + 1) as wr:
+            start = 0
+            wr.write(np.zeros(1, np.int64))
+            for part in parts:
+                ptr = np.load(part / f"{files[2]}.npy", allow_pickle=False)
+                wr.write(ptr[1:] + start)
+                start += int(ptr[-1])
+    else:
+        for f, dt in zip(files, (id_dtype, np.int64 if table.endswith("rec") else np.float32)):
+            with atomic_npy_writer(out_dir / f"{f}.npy", dt, (n_rows, width)) as wr:
+                for part in parts:
+                    wr.write(np.load(part / f"{f}.npy", allow_pickle=False))
+    return [np.load(out_dir / f"{f}.npy", mmap_mode="r") for f in files]
 
 
 def build_macro_ray(graph_dir: str | os.PathLike, out_dir: str | os.PathLike, *, category: np.ndarray | None = None,
@@ -186,9 +210,10 @@ def build_macro_ray(graph_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
                     address: str | None = None, num_cpus: int = 2, max_retries: int = 3,
                     log: Callable[[str], None] = lambda s: None) -> MacroSlots:
     """:func:`recgraph.graph.streaming.build_macro_graph_from_graph` with ``out_dir``, its tables computed
-    as Ray tasks of ``rows_per_task`` rows (``graph_dir``: an on-disk time-ordered graph; ``out_dir`` on a
-    file system every node mounts). Returns the tables memory-mapped from ``out_dir``; each task holds
-    the product it reads (``R·C`` or ``Rᵀ·U``) plus one chunk."""
+    as Ray tasks of ``rows_per_task`` rows (``graph_dir``: an on-disk graph, time-ordered unless
+    ``recent=0``; ``out_dir`` on a file system every node mounts). Returns the tables memory-mapped from
+    ``out_dir``, the same files as the local build; each task holds the product it reads (``R·C`` or
+    ``Rᵀ·U``) plus one chunk."""
     import ray
 
     graph_dir, out_dir = Path(graph_dir).resolve(), Path(out_dir).resolve()
@@ -196,6 +221,7 @@ def build_macro_ray(graph_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
     im, n_im, um, n_um, user1, item1 = macro_products(g, category=category, item_method=item_method, item_k=item_k,
                                                       user_k=user_k, seed=seed, log=log)
     dense = max(n_im, n_um) <= max_slots
+    ragged = not dense
     work = out_dir / ".work"
     shutil.rmtree(work, ignore_errors=True)
     for name, m in (("user1", user1), ("item1", item1)):
@@ -203,25 +229,18 @@ def build_macro_ray(graph_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
         _save_csr(m, work / name)
     del user1, item1
     kw = dict(max_slots=max_slots, dense=dense, recent=recent, id_dtype=id_dtype)
-    jobs = [(t, r0, min(macro_table_rows(g, t), r0 + int(rows_per_task))) for t in MACRO_TABLES
+    jobs = [(t, r0, min(macro_table_rows(g, t), r0 + int(rows_per_task))) for t in macro_tables(recent)
             for r0 in range(0, macro_table_rows(g, t), max(1, int(rows_per_task)))]
     log(f"macro tables: {len(jobs)} tasks")
     with ray_session(address, num_cpus):
         task = ray.remote(max_retries=max_retries, retry_exceptions=False)(_macro_part)
-        ray.get([task.remote(str(graph_dir), str(work), t, r0, r1, kw) for t, r0, r1 in jobs])
-    width = {"u1": n_im, "u2": n_um, "i1": n_um, "i2": n_im}
-    tables = {}
-    for t in MACRO_TABLES:
-        n = macro_table_rows(g, t)
-        w = recent if t.endswith("rec") else (width[t] if dense else max_slots)
-        parts = [work / t / f"r{r0:012d}" for tt, r0, _ in jobs if tt == t]
-        for f, dt in zip(MACRO_FILES[t], (id_dtype, np.int64 if t.endswith("rec") else np.float32)):
-            with atomic_npy_writer(out_dir / f"{f}.npy", dt, (n, w)) as wr:
-                for part in parts:
-                    wr.write(np.load(part / f"{f}.npy", allow_pickle=False))
-        tables[t] = [np.load(out_dir / f"{f}.npy", mmap_mode="r") for f in MACRO_FILES[t]]
+        ray.get([task.remote(str(graph_dir), str(work), t, r0, r1, ragged, kw) for t, r0, r1 in jobs])
+    width = {"u1": n_im, "u2": n_um, "i1": n_um, "i2": n_im, "u_rec": recent, "i_rec": recent}
+    tables = {t: _join_parts([work / t / f"r{r0:012d}" for tt, r0, _ in jobs if tt == t], out_dir, t,
+                             ragged and t in SLOT_TABLES, macro_table_rows(g, t), width[t], id_dtype)
+              for t in macro_tables(recent)}
     shutil.rmtree(work, ignore_errors=True)
-    info = {"n_item_macros": n_im, "n_user_macros": n_um, "edges": g.n_edges, "dense_slots": dense}
+    info = {"n_item_macros": n_im, "n_user_macros": n_um, "edges": g.n_edges, "dense_slots": dense,
+            "slot_layout": "ragged" if ragged else "dense", "max_slots": int(max_slots)}
     save_macro_meta(out_dir, im, um, info, max_slots=max_slots, recent=recent, id_dtype=id_dtype)
-    return MacroSlots(im, n_im, um, n_um, dense, *tables["u1"], *tables["u2"], *tables["i1"], *tables["i2"],
-                      *tables["u_rec"], *tables["i_rec"], g.user_degree, g.item_degree, dict(info, tasks=len(jobs)))
+    return macro_slots_of(tables, im, n_im, um, n_um, dense, g, dict(info, tasks=len(jobs)), ragged)

@@ -16,7 +16,7 @@ temporaries in :func:`recgraph.graph.macro.macro_counts`.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -31,8 +31,9 @@ from .macro import MacroCounts, assign_item_macros, kmeans_assign, one_hot
 from .ppr import PPRNeighbourhoods, bipartite_ppr
 
 __all__ = ["read_slice", "row_chunks", "spmm_rows", "spmm_slots", "macro_counts_from_graph", "recent_from_graph",
-           "MacroSlots", "MACRO_TABLES", "MACRO_FILES", "MACRO_FORMAT", "save_macro_meta", "macro_products",
-           "macro_table", "macro_table_rows",
+           "MacroSlots", "MACRO_TABLES", "MACRO_FILES", "MACRO_FORMAT", "SLOT_TABLES", "save_macro_meta",
+           "macro_products", "macro_table", "macro_table_rows", "macro_tables", "macro_files", "macro_slots_of",
+           "padded_slots",
            "build_macro_graph_from_graph", "joint_csr_to_disk", "graph_ppr"]
 
 DEFAULT_MAX_EDGES = 1 << 24  # 16M edges per chunk: ~128 MB of ids and weights
@@ -229,7 +230,7 @@ def _spmm_slots(indptr, nbr, w, has_w, b_indptr, b_indices, b_data, acc, mark, t
                 out_cnt):  # pragma: no cover - compiled
     """Rows of ``A·B`` (as :func:`_spmm_rows`) written as slots: ``dense``: ``out_cnt[r, c]`` for every
     column; else the ``width`` largest counts, most first (ties by lower column), padded with ``pad``
-    and 0. Returns the largest number of non-zeros in a row. ``acc / mark / touched`` are ``[T, n_cols]``
+    and 0. Returns every row's number of non-zeros ``[n_rows]``. ``acc / mark / touched`` are ``[T, n_cols]``
     work rows, one per thread: thread ``j`` takes rows ``j, j + T, ...`` (interleaved, so heavy rows
     spread over the threads); a row is summed by one thread in edge order, so the result does not
     depend on ``T``."""
@@ -263,20 +264,24 @@ def _spmm_slots(indptr, nbr, w, has_w, b_indptr, b_indices, b_data, acc, mark, t
                     out_cnt[r, k] = 0.0
             for k in range(nt):
                 mark_j[touched_j[k]] = 0
-    return nts.max()
+    return nts[:n_rows]
 
 
 def spmm_slots(indptr: np.ndarray, indices: np.ndarray, B: sp.csr_matrix, max_slots: int, dense: bool, *,
                weights: np.ndarray | None = None, weight_index: np.ndarray | None = None,
                id_dtype=np.int64, max_edges: int = DEFAULT_MAX_EDGES,
-               out: tuple[Path, Path] | None = None) -> tuple[np.ndarray, np.ndarray]:
+               out: tuple[Path, ...] | None = None) -> tuple[np.ndarray, ...]:
     """Rows of ``A·B`` as the slot tables of :func:`recgraph.graph.macro.build_feature_tables`
     (``_slots``): ``(ids [n_rows, W] id_dtype, counts [n_rows, W] float32)``; ``dense``: ``W = n_cols``
     and every column; else ``W = min(max_slots, max(1, largest row))``, top counts first, pad id
     ``n_cols``. Never materialises ``A·B``: memory is the output plus one chunk.
-    ``out=(ids_path, counts_path)``: the tables are streamed to ``.npy`` files in row chunks and returned
-    memory-mapped (RAM: one chunk); not dense, ``W = max_slots`` then (the largest row is not known
-    before the last chunk; the extra columns are padding)."""
+
+    ``out``: the tables are streamed to ``.npy`` files in row chunks and returned memory-mapped (RAM: one
+    chunk). ``out=(ids_path, counts_path)`` with ``dense``: the ``[n_rows, n_cols]`` tables.
+    ``out=(ids_path, counts_path, ptr_path)``, not dense: **ragged** — only each row's non-empty slots
+    (at most ``max_slots``, top counts first), returned as ``(ids [nnz], counts [nnz], ptr [n_rows + 1]
+    int64)``: row ``r`` is ``ids[ptr[r]:ptr[r + 1]]`` (:func:`padded_slots` pads rows back to
+    ``max_slots``). A user with 12 categories costs 12 slots on disk, not 64."""
     B = sp.csr_matrix(B)
     n_cols = B.shape[1]
     b_ptr, b_ind, b_val = B.indptr.astype(np.int64), B.indices.astype(np.int32), B.data.astype(np.float64)
@@ -286,7 +291,7 @@ def spmm_slots(indptr: np.ndarray, indices: np.ndarray, B: sp.csr_matrix, max_sl
     ptr = read_slice(indptr, 0, n_rows + 1).astype(np.int64, copy=False)
     width = n_cols if dense else int(max_slots)
 
-    def fill(r0, r1, ids, cnt) -> int:
+    def fill(r0, r1, ids, cnt) -> np.ndarray:
         a, b = int(ptr[r0]), int(ptr[r1])
         nb = read_slice(indices, a, b)
         if weights is None:
@@ -298,10 +303,27 @@ def spmm_slots(indptr: np.ndarray, indices: np.ndarray, B: sp.csr_matrix, max_sl
         return _spmm_slots(ptr[r0:r1 + 1] - a, nb, w, has_w, b_ptr, b_ind, b_val, acc, mark, touched, dense, n_cols,
                            ids, cnt)
 
+    chunks = row_chunks(ptr, max_edges, max(1, max_edges // max(1, width)))
+    if out is not None and len(out) == 3:
+        if dense:
+            raise ValueError("ragged slot tables (three output paths) are for max_slots < the number of macros")
+        with atomic_npy_writer(out[0], id_dtype, None) as wi, atomic_npy_writer(out[1], np.float32, None) as wc, \
+                atomic_npy_writer(out[2], np.int64, n_rows + 1) as wp:
+            wp.write(np.zeros(1, np.int64))
+            start = 0
+            for r0, r1 in chunks:
+                ids, cnt = np.empty((r1 - r0, width), id_dtype), np.empty((r1 - r0, width), np.float32)
+                k = np.minimum(fill(r0, r1, ids, cnt), width)
+                keep = np.arange(width) < k[:, None]  # each row's slots are its first k columns
+                wi.write(ids[keep])
+                wc.write(cnt[keep])
+                wp.write(start + np.cumsum(k))
+                start += int(k.sum())
+        return tuple(np.load(f, mmap_mode="r") for f in out)
     if out is not None:
         with atomic_npy_writer(out[0], id_dtype, (n_rows, width)) as wi, \
                 atomic_npy_writer(out[1], np.float32, (n_rows, width)) as wc:
-            for r0, r1 in row_chunks(ptr, max_edges, max(1, max_edges // max(1, width))):
+            for r0, r1 in chunks:
                 ids, cnt = np.empty((r1 - r0, width), id_dtype), np.empty((r1 - r0, width), np.float32)
                 fill(r0, r1, ids, cnt)
                 wi.write(ids)
@@ -311,18 +333,41 @@ def spmm_slots(indptr: np.ndarray, indices: np.ndarray, B: sp.csr_matrix, max_sl
     cnt = np.empty((n_rows, width), np.float32)
     most = 0
     for r0, r1 in row_chunks(ptr, max_edges):
-        most = max(most, fill(r0, r1, ids[r0:r1], cnt[r0:r1]))
+        most = max(most, int(fill(r0, r1, ids[r0:r1], cnt[r0:r1]).max(initial=0)))
     if not dense and min(max_slots, max(1, most)) < width:
         keep = min(max_slots, max(1, most))
         ids, cnt = np.ascontiguousarray(ids[:, :keep]), np.ascontiguousarray(cnt[:, :keep])
     return ids, cnt
 
 
+def padded_slots(ids: np.ndarray, cnt: np.ndarray, ptr: np.ndarray, width: int, pad: int,
+                 rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of a ragged slot table (:func:`spmm_slots` with three output paths) as the fixed-width
+    ``(ids [B, width], counts [B, width] float32)`` a model reads, padded with ``pad`` and 0; ``rows``
+    (``[B]`` ids, default all rows). Reads only those rows' slots (a gather per row range)."""
+    ptr = np.asarray(ptr)
+    rows = np.arange(ptr.shape[0] - 1) if rows is None else np.asarray(rows, np.int64)
+    lo, hi = ptr[rows], ptr[rows + 1]
+    k = (hi - lo).astype(np.int64)
+    col = np.arange(width)
+    keep = col < k[:, None]
+    src = (lo[:, None] + col)[keep]
+    out_ids = np.full((rows.shape[0], width), pad, np.asarray(ids).dtype)
+    out_cnt = np.zeros((rows.shape[0], width), np.float32)
+    out_ids[keep] = np.asarray(ids[src]) if src.size else out_ids[keep]
+    out_cnt[keep] = np.asarray(cnt[src]) if src.size else out_cnt[keep]
+    return out_ids, out_cnt
+
+
 @dataclass(frozen=True, eq=False)
 class MacroSlots:
     """One snapshot's macro features over all edges, in :class:`~recgraph.graph.macro.FeatureTables`' layout
     (``u1/u2/i1/i2`` slot ids and counts, recent lists with times, degrees, macro assignments); the
-    adjacency that FeatureTables copies into ``u_adj`` / ``i_adj`` is the graph itself here."""
+    adjacency that FeatureTables copies into ``u_adj`` / ``i_adj`` is the graph itself here.
+
+    A table named in ``slot_ptr`` is ragged (on disk, not dense): its ``*_ids`` / ``*_cnt`` are flat
+    ``[nnz]`` and row ``r`` is ``[ptr[r], ptr[r + 1])``; :meth:`slots` reads any table as fixed-width
+    rows. ``u_rec`` … are ``None`` when built with ``recent=0``."""
 
     item_macro: np.ndarray  # [n_items] int64
     n_item_macros: int
@@ -337,18 +382,28 @@ class MacroSlots:
     i1_cnt: np.ndarray
     i2_ids: np.ndarray
     i2_cnt: np.ndarray
-    u_rec: np.ndarray  # [n_users, recent] item ids, most recent first (pad n_items)
-    u_rec_time: np.ndarray
-    i_rec: np.ndarray  # [n_items, recent] user ids (pad n_users)
-    i_rec_time: np.ndarray
+    u_rec: np.ndarray | None  # [n_users, recent] item ids, most recent first (pad n_items)
+    u_rec_time: np.ndarray | None
+    i_rec: np.ndarray | None  # [n_items, recent] user ids (pad n_users)
+    i_rec_time: np.ndarray | None
     user_deg: np.ndarray
     item_deg: np.ndarray
     info: dict
+    slot_ptr: dict = field(default_factory=dict)  # ragged tables: name -> [n_rows + 1] int64 row offsets
+
+    def slots(self, table: str, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """``(ids [B, W], counts [B, W])`` of slot table ``table`` (u1, u2, i1, i2) for ``rows`` (default
+        all); a ragged table is padded to ``W = max_slots`` with the pad id (the number of macros)."""
+        ids, cnt = getattr(self, f"{table}_ids"), getattr(self, f"{table}_cnt")
+        if table not in self.slot_ptr:
+            return (ids, cnt) if rows is None else (ids[rows], cnt[rows])
+        pad = self.n_item_macros if table in ("u1", "i2") else self.n_user_macros
+        return padded_slots(ids, cnt, self.slot_ptr[table], int(self.info["max_slots"]), pad, rows)
 
     def nbytes(self) -> int:
-        return int(sum(getattr(self, k).nbytes for k in ("u1_ids", "u1_cnt", "u2_ids", "u2_cnt", "i1_ids", "i1_cnt",
-                                                          "i2_ids", "i2_cnt", "u_rec", "u_rec_time", "i_rec",
-                                                          "i_rec_time")))
+        arrays = [getattr(self, k) for k in ("u1_ids", "u1_cnt", "u2_ids", "u2_cnt", "i1_ids", "i1_cnt", "i2_ids",
+                                             "i2_cnt", "u_rec", "u_rec_time", "i_rec", "i_rec_time")]
+        return int(sum(a.nbytes for a in [*arrays, *self.slot_ptr.values()] if a is not None))
 
 
 def build_macro_graph_from_graph(graph: BipartiteGraph, *, category: np.ndarray | None = None,
@@ -363,36 +418,45 @@ def build_macro_graph_from_graph(graph: BipartiteGraph, *, category: np.ndarray 
     count matrices beyond ``R·C`` and ``Rᵀ·U``, which are at most ``E`` and ``M·n_user_macros``
     entries), recent lists. ``id_dtype``: slot and recent-list id dtype (int64 as FeatureTables;
     int32 halves them). ``item_method="kmeans-rows"`` needs ``R`` in RAM; "category" does not.
+    ``recent=0``: no recent lists (the slot tables need no timestamps: any graph, e.g. a deduplicated one).
     ``out_dir``: the slot tables and recent lists are streamed to ``.npy`` files there and returned
-    memory-mapped (RAM: ``R·C``, ``Rᵀ·U`` and one chunk; slot width ``max_slots`` when not dense)."""
+    memory-mapped (RAM: ``R·C``, ``Rᵀ·U`` and one chunk); not dense, the slot tables are **ragged**
+    there (each row's non-empty slots only, ``*_ptr.npy`` row offsets; :meth:`MacroSlots.slots`)."""
     if out_dir is not None:
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
-
-    def to(*names):
-        return None if out_dir is None else tuple(out_dir / f"{n}.npy" for n in names)
 
     im, n_im, um, n_um, user1, item1 = macro_products(graph, category=category, item_method=item_method,
                                                       item_k=item_k, user_k=user_k, seed=seed, max_edges=max_edges,
                                                       log=log)
     dense = max(n_im, n_um) <= max_slots
+    ragged = out_dir is not None and not dense
     kw = dict(max_slots=max_slots, dense=dense, recent=recent, id_dtype=id_dtype, max_edges=max_edges)
     t = {}
-    for name in MACRO_TABLES:
-        t[name] = macro_table(graph, name, user1, item1, out=to(*MACRO_FILES[name]), **kw)
+    for name in macro_tables(recent):
+        out = None if out_dir is None else tuple(out_dir / f"{f}.npy" for f in macro_files(name, ragged))
+        t[name] = macro_table(graph, name, user1, item1, out=out, **kw)
         if name == "u2":
             item1 = None  # last use: free it before the next table
         if name == "i2":
             user1 = None
         log(f"{name} done")
-    info = {"n_item_macros": n_im, "n_user_macros": n_um, "edges": graph.n_edges, "dense_slots": dense}
+    info = {"n_item_macros": n_im, "n_user_macros": n_um, "edges": graph.n_edges, "dense_slots": dense,
+            "slot_layout": "dense" if dense else ("ragged" if ragged else "padded"), "max_slots": int(max_slots)}
     if out_dir is not None:
         save_macro_meta(out_dir, im, um, info, max_slots=max_slots, recent=recent, id_dtype=id_dtype)
-    return MacroSlots(im, n_im, um, n_um, dense, *t["u1"], *t["u2"], *t["i1"], *t["i2"], *t["u_rec"][:2],
-                      *t["i_rec"][:2], graph.user_degree, graph.item_degree, info)
+    return macro_slots_of(t, im, n_im, um, n_um, dense, graph, info, ragged)
 
 
-MACRO_FORMAT = "recgraph.macro-tables/1"
+def macro_slots_of(t: dict, im, n_im, um, n_um, dense, graph: BipartiteGraph, info: dict, ragged: bool) -> MacroSlots:
+    """:class:`MacroSlots` from ``{table: arrays}`` as :func:`macro_table` returns them."""
+    rec = [a for k in ("u_rec", "i_rec") for a in (t[k][:2] if k in t else (None, None))]
+    return MacroSlots(im, n_im, um, n_um, dense, *t["u1"][:2], *t["u2"][:2], *t["i1"][:2], *t["i2"][:2], *rec,
+                      graph.user_degree, graph.item_degree, info,
+                      slot_ptr={k: t[k][2] for k in SLOT_TABLES} if ragged else {})
+
+
+MACRO_FORMAT = "recgraph.macro-tables/2"  # 2: ragged slot tables (``*_ptr.npy``) when not dense
 
 
 def save_macro_meta(out_dir: Path, item_macro: np.ndarray, user_macro: np.ndarray, info: dict, *, max_slots: int,
@@ -401,14 +465,26 @@ def save_macro_meta(out_dir: Path, item_macro: np.ndarray, user_macro: np.ndarra
     for name, a in (("item_macro", item_macro), ("user_macro", user_macro)):
         with atomic_npy_writer(Path(out_dir) / f"{name}.npy", np.int64, a.shape[0]) as w:
             w.write(a)
-    atomic_write_json(Path(out_dir) / "macro.json", {"format": MACRO_FORMAT, **info, "max_slots": int(max_slots),
-                                                     "recent": int(recent), "id_dtype": str(np.dtype(id_dtype)),
-                                                     "tables": {t: list(MACRO_FILES[t]) for t in MACRO_TABLES}})
+    ragged = info.get("slot_layout") == "ragged"
+    atomic_write_json(Path(out_dir) / "macro.json", {
+        "format": MACRO_FORMAT, **info, "max_slots": int(max_slots), "recent": int(recent),
+        "id_dtype": str(np.dtype(id_dtype)), "tables": {t: list(macro_files(t, ragged)) for t in macro_tables(recent)}})
 
 
-MACRO_TABLES = ("u1", "i1", "u2", "i2", "u_rec", "i_rec")  # in the order they are computed
+SLOT_TABLES = ("u1", "i1", "u2", "i2")
+MACRO_TABLES = (*SLOT_TABLES, "u_rec", "i_rec")  # in the order they are computed
 MACRO_FILES = {"u1": ("u1_ids", "u1_cnt"), "i1": ("i1_ids", "i1_cnt"), "u2": ("u2_ids", "u2_cnt"),
                "i2": ("i2_ids", "i2_cnt"), "u_rec": ("u_rec", "u_rec_time"), "i_rec": ("i_rec", "i_rec_time")}
+
+
+def macro_tables(recent: int) -> tuple[str, ...]:
+    """The tables a build computes: the slot tables, and the recent lists unless ``recent == 0``."""
+    return MACRO_TABLES if recent > 0 else SLOT_TABLES
+
+
+def macro_files(table: str, ragged: bool) -> tuple[str, ...]:
+    """A table's file names (without ``.npy``); a ragged slot table adds its row offsets ``{table}_ptr``."""
+    return MACRO_FILES[table] + ((f"{table}_ptr",) if ragged and table in SLOT_TABLES else ())
 
 
 def macro_products(graph: BipartiteGraph, *, category: np.ndarray | None = None, item_method: str = "auto",
@@ -441,10 +517,11 @@ def macro_table_rows(graph: BipartiteGraph, table: str) -> int:
 
 def macro_table(graph: BipartiteGraph, table: str, user1: sp.csr_matrix, item1: sp.csr_matrix, *, max_slots: int,
                 dense: bool, recent: int, id_dtype=np.int64, max_edges: int = DEFAULT_MAX_EDGES,
-                out: tuple[Path, Path] | None = None, rows: tuple[int, int] | None = None):
+                out: tuple[Path, ...] | None = None, rows: tuple[int, int] | None = None):
     """One macro table (``table`` in :data:`MACRO_TABLES`), all rows or ``rows=(r0, r1)``: the slot tables
     ``u1 = user1``, ``i1 = item1``, ``u2 = R·item1``, ``i2 = Rᵀ·user1`` as ``(ids, counts)``, the recent
-    lists as ``(ids, times, counts)``; ``out``: streamed to those two ``.npy`` files."""
+    lists as ``(ids, times, counts)``; ``out``: streamed to those ``.npy`` files (three for a ragged slot
+    table: ids, counts, row offsets — :func:`spmm_slots`)."""
     r0, r1 = (0, macro_table_rows(graph, table)) if rows is None else (int(rows[0]), int(rows[1]))
     w = graph.u_count
     wi = None if w is None else graph.i_edge

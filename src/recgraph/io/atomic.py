@@ -157,27 +157,50 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def _fixed_npy_header(dtype: np.dtype, shape: tuple[int, ...]) -> bytes:
+    """A version 1.0 ``.npy`` header of exactly ``_GROWABLE_HEADER`` bytes (spaces pad the dict), so a
+    growable file's header can be rewritten in place once its length is known."""
+    d = repr({"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": shape})
+    body = d.encode("latin1")
+    room = _GROWABLE_HEADER - 10 - 1 - len(body)
+    if room < 0:
+        raise ValueError(f"npy header for shape {shape} does not fit {_GROWABLE_HEADER} bytes")
+    return b"\x93NUMPY\x01\x00" + (_GROWABLE_HEADER - 10).to_bytes(2, "little") + body + b" " * room + b"\n"
+
+
+_GROWABLE_HEADER = 128  # a multiple of 64, as numpy aligns its own headers
+
+
 class AtomicNpyWriter:
     """Stream a ``.npy`` of known ``dtype`` and ``length`` (1-D) or ``shape`` (C order: chunks of whole
     rows) chunk by chunk, committed atomically.
 
     For arrays larger than memory (the out-of-core graph build): the header is written first, each
     :meth:`write` appends a chunk, and closing checks that exactly the declared number of items
-    arrived, then fsyncs and renames. An exception inside the ``with`` block leaves no file behind."""
+    arrived, then fsyncs and renames. ``length=None``: a 1-D array whose length is not known in
+    advance (ragged tables); the header is rewritten with the final length on close. An exception
+    inside the ``with`` block leaves no file behind."""
 
-    def __init__(self, path: str | os.PathLike, dtype, length: int | tuple[int, ...]):
-        shape = tuple(int(d) for d in length) if isinstance(length, (tuple, list)) else (int(length),)
+    def __init__(self, path: str | os.PathLike, dtype, length: int | tuple[int, ...] | None):
+        self.growable = length is None
+        shape = (0,) if self.growable else (
+            tuple(int(d) for d in length) if isinstance(length, (tuple, list)) else (int(length),))
         self.path, self.dtype, self.shape, self.written = Path(path), np.dtype(dtype), shape, 0
         self.length = int(np.prod(shape, dtype=np.int64))  # items, all dimensions together
         fd, self._tmp = _tmp_beside(self.path)
         self._fh = os.fdopen(fd, "wb")
-        np.lib.format.write_array_header_1_0(
-            self._fh, {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False,
-                       "shape": self.shape})
+        if self.growable:
+            self._fh.write(_fixed_npy_header(self.dtype, (0,)))
+        else:
+            np.lib.format.write_array_header_1_0(
+                self._fh, {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False,
+                           "shape": self.shape})
 
     def write(self, chunk: np.ndarray) -> None:
         chunk = np.ascontiguousarray(chunk, dtype=self.dtype).reshape(-1)
-        if self.written + chunk.shape[0] > self.length:
+        if self.growable:
+            self.length += chunk.shape[0]
+        elif self.written + chunk.shape[0] > self.length:
             raise ValueError(f"{self.path}: more than the declared {self.length} items written")
         chunk.tofile(self._fh)
         self.written += chunk.shape[0]
@@ -190,6 +213,9 @@ class AtomicNpyWriter:
             if exc_type is None and self.written != self.length:
                 raise ValueError(f"{self.path}: {self.written} items written, {self.length} declared")
             if exc_type is None:
+                if self.growable:
+                    self._fh.seek(0)
+                    self._fh.write(_fixed_npy_header(self.dtype, (self.written,)))
                 self._fh.flush()
                 os.fsync(self._fh.fileno())
             self._fh.close()
@@ -199,7 +225,7 @@ class AtomicNpyWriter:
             Path(self._tmp).unlink(missing_ok=True)
 
 
-def atomic_npy_writer(path: str | os.PathLike, dtype, length: int | tuple[int, ...]) -> AtomicNpyWriter:
-    """``with atomic_npy_writer(path, np.int32, n) as w: w.write(chunk) ...`` (``n`` or a shape ``(n, d)``;
-    see :class:`AtomicNpyWriter`)."""
+def atomic_npy_writer(path: str | os.PathLike, dtype, length: int | tuple[int, ...] | None) -> AtomicNpyWriter:
+    """``with atomic_npy_writer(path, np.int32, n) as w: w.write(chunk) ...`` (``n``, a shape ``(n, d)``, or
+    ``None``: 1-D of the length written; see :class:`AtomicNpyWriter`)."""
     return AtomicNpyWriter(path, dtype, length)
