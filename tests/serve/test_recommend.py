@@ -229,3 +229,24 @@ def test_recent_items_follow_the_saved_times(bpr_run):
         order = sorted(rows, key=lambda r: (-time_[r], -r))  # newest first; equal times: later row first
         want = item[order][:7]
         np.testing.assert_array_equal(run.recent[u][:len(want)], want)
+
+
+def test_cli_recommend_prints_a_table_and_json_equal_to_the_engine(bpr_engine, bpr_run):
+    """`recgraph recommend RUN --user U [--json]`: the engine's top-k, as a table and as JSON; an unknown
+    user is a one-line error that says what to do."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from recgraph.cli import app
+
+    want = bpr_engine.recommend(user="1", k=5)
+    r = CliRunner().invoke(app, ["recommend", str(bpr_run[0]), "--user", "1", "-k", "5", "--json"])
+    assert r.exit_code == 0, r.output
+    body = json.loads(r.output)
+    assert [row["item"] for row in body["items"]] == bpr_engine.run.items.to_raw(want.items)
+    assert body["timings_ms"]["total"] > 0
+    r = CliRunner().invoke(app, ["recommend", str(bpr_run[0]), "--user", "1", "-k", "5"])
+    assert r.exit_code == 0 and str(body["items"][0]["item"]) in r.output
+    r = CliRunner().invoke(app, ["recommend", str(bpr_run[0]), "--user", "no-such-user"])
+    assert r.exit_code != 0 and "--history" in r.output

@@ -655,7 +655,6 @@ def filter_edges_to_disk(graph: BipartiteGraph, out: str | os.PathLike, keep, *,
     ptr = read_slice(graph.u_indptr, 0, graph.n_users + 1).astype(np.int64)
     has_t, has_b = graph.u_timestamp is not None, graph.u_behavior is not None
     extra = extra or {}
-    writers = {name: None for name in extra}
     extra_parts: dict[str, list[Path]] = {name: [] for name in extra}
     n_kept = 0
     for k, (r0, r1) in enumerate(row_chunks(ptr, max_edges)):
