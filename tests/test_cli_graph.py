@@ -79,6 +79,7 @@ def test_graph_macro_tables_to_disk(tmp_path):
                                  out_dir=tmp_path / "ref")
     names = sorted(p.name for p in (tmp_path / "ref").iterdir())
     assert names == sorted(p.name for p in (tmp_path / "m").iterdir()) and "u2_cnt.npy" in names
+    assert "u1_ptr.npy" in names  # 13 item macros > 8 slots: ragged tables
     for n in names:
         assert (tmp_path / "m" / n).read_bytes() == (tmp_path / "ref" / n).read_bytes(), n
     pa.csv.write_csv(pa.table({"item": np.array([0, 99]), "category": np.array([1, 2])}), tmp_path / "bad.csv")
@@ -89,3 +90,16 @@ def test_graph_macro_tables_to_disk(tmp_path):
     r = CliRunner().invoke(app, ["graph", "macro", g, "--out", str(tmp_path / "x"), "--categories",
                                  str(tmp_path / "short.npy")])
     assert r.exit_code == 2 and "expected 45 integer category ids" in r.output.replace(chr(10), "")
+    # --recent 0: the slot tables of a graph without timestamps (deduplicated, item order)
+    g2 = str(tmp_path / "g2")
+    assert CliRunner().invoke(app, ["graph", "build", str(tmp_path / "e.parquet"), "--out", g2]).exit_code == 0
+    r = CliRunner().invoke(app, ["graph", "macro", g2, "--out", str(tmp_path / "m2"), "--categories",
+                                 str(tmp_path / "cat.csv"), "--recent", "0", "--max-slots", "8"])
+    assert r.exit_code == 0, r.output
+    files = sorted(p.name for p in (tmp_path / "m2").iterdir())
+    assert "i2_ptr.npy" in files and not any("rec" in f for f in files)
+    r = CliRunner().invoke(app, ["graph", "macro", g2, "--out", str(tmp_path / "m3"), "--recent", "-1"])
+    assert r.exit_code == 2 and "--recent" in r.output
+    r = CliRunner().invoke(app, ["graph", "macro", g2, "--out", str(tmp_path / "m4"), "--categories",
+                                 str(tmp_path / "cat.csv")])  # recent lists need a time-ordered graph: said first
+    assert r.exit_code == 2 and "--order time" in r.output and not (tmp_path / "m4" / "u1_ids.npy").exists()

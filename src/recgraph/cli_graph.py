@@ -147,19 +147,23 @@ def _read_categories(path: Path, n_items: int) -> np.ndarray:
 
 
 @graph_app.command("macro")
-def macro(path: Path = typer.Argument(..., metavar="GRAPH", help="graph folder built with --order time"),
+def macro(path: Path = typer.Argument(..., metavar="GRAPH", help="graph folder (built with --order time unless "
+                                                                  "--recent 0)"),
           out: Path = typer.Option(..., "--out", help="folder for the macro tables (.npy + macro.json)"),
           categories: Optional[Path] = typer.Option(None, help="item categories (.npy, or .csv item,category) as item "
                                                                "macros; default: k-means on the item rows (R in RAM)"),
           user_k: int = typer.Option(20, help="user macros (k-means on R·C rows)"),
-          recent: int = typer.Option(20, help="recent-list length"),
-          max_slots: int = typer.Option(64, help="macro slots per node"),
+          recent: int = typer.Option(20, min=0, help="recent-list length; 0: the slot tables only (no timestamps "
+                                                     "needed)"),
+          max_slots: int = typer.Option(64, min=1, help="macro slots per node (fewer macros than this: dense tables; "
+                                                        "else each row's top slots, stored ragged)"),
           id32: bool = typer.Option(True, help="int32 slot / recent ids (int64 with --no-id32)"),
           engine: str = typer.Option("local", help="local (this process) | ray (tables as Ray tasks)"),
           ray_address: Optional[str] = typer.Option(None, help="Ray cluster address; default: a local Ray"),
           num_cpus: int = typer.Option(2, help="CPUs of the local Ray started for --engine ray")):
     """MacGNN's macro-graph feature tables (slot counts u1 u2 i1 i2, recent lists) of a memory-mapped graph,
-    streamed to disk in row chunks; --engine ray computes the tables as Ray tasks (the same files)."""
+    streamed to disk in row chunks (slot tables ragged: each row's non-empty slots and row offsets);
+    --engine ray computes the tables as Ray tasks (the same files)."""
     from .graph.streaming import build_macro_graph_from_graph
 
     if engine not in ("local", "ray"):

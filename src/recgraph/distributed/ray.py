@@ -44,8 +44,8 @@ import numpy as np
 from ..graph.bipartite import BipartiteGraph
 from ..graph.external import BuildOptions, build_graph, open_graph, run_step
 from ..graph.ppr import PPRNeighbourhoods, bipartite_ppr
-from ..graph.streaming import (SLOT_TABLES, MacroSlots, joint_csr_to_disk, macro_files, macro_products, macro_slots_of,
-                               macro_table, macro_table_rows, macro_tables, save_macro_meta)
+from ..graph.streaming import (SLOT_TABLES, MacroSlots, check_recent, joint_csr_to_disk, macro_files, macro_products,
+                               macro_slots_of, macro_table, macro_table_rows, macro_tables, save_macro_meta)
 from ..io import atomic_npy_writer, atomic_save_npz, atomic_write_dir, load_npz
 
 __all__ = ["build_graph_ray", "build_macro_ray", "graph_ppr_ray", "ray_mapper", "ray_session"]
@@ -218,6 +218,7 @@ def build_macro_ray(graph_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
 
     graph_dir, out_dir = Path(graph_dir).resolve(), Path(out_dir).resolve()
     g = open_graph(graph_dir)
+    check_recent(g, recent)
     im, n_im, um, n_um, user1, item1 = macro_products(g, category=category, item_method=item_method, item_k=item_k,
                                                       user_k=user_k, seed=seed, log=log)
     dense = max(n_im, n_um) <= max_slots

@@ -32,7 +32,7 @@ from .ppr import PPRNeighbourhoods, bipartite_ppr
 
 __all__ = ["read_slice", "row_chunks", "spmm_rows", "spmm_slots", "macro_counts_from_graph", "recent_from_graph",
            "MacroSlots", "MACRO_TABLES", "MACRO_FILES", "MACRO_FORMAT", "SLOT_TABLES", "save_macro_meta",
-           "macro_products", "macro_table", "macro_table_rows", "macro_tables", "macro_files", "macro_slots_of",
+           "macro_products", "macro_table", "macro_table_rows", "macro_tables", "macro_files", "macro_slots_of", "check_recent",
            "padded_slots",
            "build_macro_graph_from_graph", "joint_csr_to_disk", "graph_ppr"]
 
@@ -422,6 +422,7 @@ def build_macro_graph_from_graph(graph: BipartiteGraph, *, category: np.ndarray 
     ``out_dir``: the slot tables and recent lists are streamed to ``.npy`` files there and returned
     memory-mapped (RAM: ``R·C``, ``Rᵀ·U`` and one chunk); not dense, the slot tables are **ragged**
     there (each row's non-empty slots only, ``*_ptr.npy`` row offsets; :meth:`MacroSlots.slots`)."""
+    check_recent(graph, recent)
     if out_dir is not None:
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -446,6 +447,15 @@ def build_macro_graph_from_graph(graph: BipartiteGraph, *, category: np.ndarray 
     if out_dir is not None:
         save_macro_meta(out_dir, im, um, info, max_slots=max_slots, recent=recent, id_dtype=id_dtype)
     return macro_slots_of(t, im, n_im, um, n_um, dense, graph, info, ragged)
+
+
+def check_recent(graph: BipartiteGraph, recent: int) -> None:
+    """Refuse recent lists of a graph without time order before hours of slot tables, not after."""
+    if recent < 0:
+        raise ValueError(f"recent must be >= 0, got {recent}")
+    if recent > 0 and graph.order != "time":
+        raise ValueError("recent lists need a graph built with order='time' (recgraph graph build --order time); "
+                         "recent=0 (--recent 0) builds the slot tables only")
 
 
 def macro_slots_of(t: dict, im, n_im, um, n_um, dense, graph: BipartiteGraph, info: dict, ragged: bool) -> MacroSlots:
