@@ -93,6 +93,15 @@ def _spmm_rows(indptr, nbr, w, has_w, b_indptr, b_indices, b_data, acc, mark, to
         out_ptr[r + 1] = pos
 
 
+def _csr_arrays(B: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``B``'s arrays as the kernels read them, copied only where the dtype differs: float32 values stay
+    float32 (the kernels sum in float64 either way, so results are identical) — a 1B-edge ``R·C`` would
+    otherwise be copied to 12 bytes per entry."""
+    val_dt = np.float32 if B.data.dtype == np.float32 else np.float64
+    return B.indptr.astype(np.int64, copy=False), B.indices.astype(np.int32, copy=False), B.data.astype(val_dt,
+                                                                                                        copy=False)
+
+
 def spmm_rows(indptr: np.ndarray, indices: np.ndarray, B: sp.csr_matrix, *, weights: np.ndarray | None = None,
               weight_index: np.ndarray | None = None, max_edges: int = DEFAULT_MAX_EDGES) -> sp.csr_matrix:
     """``A·B`` for the CSR ``A = (indptr, indices, weights or 1)`` read in row chunks (``[n_rows, B.shape[1]]``
@@ -102,7 +111,7 @@ def spmm_rows(indptr: np.ndarray, indices: np.ndarray, B: sp.csr_matrix, *, weig
     with chunks cut so a buffer holds at most ``max_edges`` entries."""
     B = sp.csr_matrix(B)
     n_cols = B.shape[1]
-    b_ptr, b_ind, b_val = B.indptr.astype(np.int64), B.indices.astype(np.int32), B.data.astype(np.float64)
+    b_ptr, b_ind, b_val = _csr_arrays(B)
     b_len = np.diff(b_ptr)
     acc = np.zeros(n_cols, np.float64)
     mark = np.zeros(n_cols, np.uint8)
@@ -296,7 +305,7 @@ def spmm_slots(indptr: np.ndarray, indices: np.ndarray, B: sp.csr_matrix, max_sl
     ``max_slots``). A user with 12 categories costs 12 slots on disk, not 64."""
     B = sp.csr_matrix(B)
     n_cols = B.shape[1]
-    b_ptr, b_ind, b_val = B.indptr.astype(np.int64), B.indices.astype(np.int32), B.data.astype(np.float64)
+    b_ptr, b_ind, b_val = _csr_arrays(B)
     nt = numba.get_num_threads()  # one work row per thread (the kernel runs rows in parallel)
     acc, mark, touched = np.zeros((nt, n_cols)), np.zeros((nt, n_cols), np.uint8), np.empty((nt, n_cols), np.int64)
     n_rows = np.asarray(indptr).shape[0] - 1
