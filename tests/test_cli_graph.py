@@ -82,6 +82,15 @@ def test_graph_macro_tables_to_disk(tmp_path):
     assert "u1_ptr.npy" in names  # 13 item macros > 8 slots: ragged tables
     for n in names:
         assert (tmp_path / "m" / n).read_bytes() == (tmp_path / "ref" / n).read_bytes(), n
+    r = CliRunner().invoke(app, ["graph", "macro", g, "--out", str(tmp_path / "mb"), "--categories",
+                                 str(tmp_path / "cat.csv"), "--user-k", "6", "--recent", "5", "--max-slots", "8",
+                                 "--memory-budget", "1MB"])  # products on disk: the same files
+    assert r.exit_code == 0, r.output
+    assert names == sorted(p.name for p in (tmp_path / "mb").iterdir())
+    for n in names:
+        assert (tmp_path / "mb" / n).read_bytes() == (tmp_path / "ref" / n).read_bytes(), n
+    r = CliRunner().invoke(app, ["graph", "macro", g, "--out", str(tmp_path / "x"), "--memory-budget", "lots"])
+    assert r.exit_code == 2 and "not understood" in r.output
     pa.csv.write_csv(pa.table({"item": np.array([0, 99]), "category": np.array([1, 2])}), tmp_path / "bad.csv")
     r = CliRunner().invoke(app, ["graph", "macro", g, "--out", str(tmp_path / "x"), "--categories",
                                  str(tmp_path / "bad.csv")])

@@ -160,14 +160,20 @@ def macro(path: Path = typer.Argument(..., metavar="GRAPH", help="graph folder (
           id32: bool = typer.Option(True, help="int32 slot / recent ids (int64 with --no-id32)"),
           engine: str = typer.Option("local", help="local (this process) | ray (tables as Ray tasks)"),
           ray_address: Optional[str] = typer.Option(None, help="Ray cluster address; default: a local Ray"),
-          num_cpus: int = typer.Option(2, help="CPUs of the local Ray started for --engine ray")):
+          num_cpus: int = typer.Option(2, help="CPUs of the local Ray started for --engine ray"),
+          memory_budget: Optional[str] = typer.Option(None, help="RAM the local build may hold beyond ~40 bytes per "
+                                                                 "node, e.g. 2GB (the count products go to disk); "
+                                                                 "default: products in RAM")):
     """MacGNN's macro-graph feature tables (slot counts u1 u2 i1 i2, recent lists) of a memory-mapped graph,
     streamed to disk in row chunks (slot tables ragged: each row's non-empty slots and row offsets);
     --engine ray computes the tables as Ray tasks (the same files)."""
+    from .graph.external import parse_bytes
     from .graph.streaming import build_macro_graph_from_graph
 
     if engine not in ("local", "ray"):
         fail(f"--engine must be local or ray, got {engine!r}")
+    if memory_budget is not None and engine == "ray":
+        fail("--memory-budget is for --engine local (each Ray task holds the product it reads plus one chunk)")
     g = _open_or_exit(path)
     try:
         cat = None if categories is None else _read_categories(categories, g.n_items)
@@ -179,7 +185,8 @@ def macro(path: Path = typer.Argument(..., metavar="GRAPH", help="graph folder (
 
             m = build_macro_ray(path, out, address=ray_address, num_cpus=num_cpus, **kw)
         else:
-            m = build_macro_graph_from_graph(g, out_dir=out, **kw)
+            budget = None if memory_budget is None else parse_bytes(memory_budget)
+            m = build_macro_graph_from_graph(g, out_dir=out, memory_budget=budget, **kw)
     except (FileNotFoundError, ValueError) as exc:
         fail(str(exc))
     console.print(f"macro tables of {g.n_edges:,} edges ({m.info['n_item_macros']} item / {m.info['n_user_macros']} "

@@ -309,3 +309,38 @@ def test_ppr_pread_rows_equal_mapped_rows_and_errors(tmp_path):
     os.truncate(tmp_path / "j.npy", mm.offset + mm.nbytes // 2)  # replaced / truncated while mapped
     with pytest.raises(OSError, match="could not be read"):
         ppr_topk(indptr, mm, src, eps=1e-5, read_rows="pread", check_indices=False)
+
+
+@pytest.mark.parametrize("max_slots,recent", [(2, 6), (64, 0)])  # ragged with recent lists; dense slots only
+def test_macro_build_within_a_memory_budget_writes_the_same_files(events, tmp_path, max_slots, recent):
+    """memory_budget: R·C and Rᵀ·U go to disk and are gathered chunk by chunk; every file equals the
+    unbudgeted build's byte for byte, and the spilled products are gone afterwards."""
+    from recgraph.graph.streaming import build_macro_graph_from_graph
+
+    user, item, ts, n, m = events
+    save_graph(BipartiteGraph.from_edges(user, item, n, m, timestamp=ts, dedupe=False, order="time"), tmp_path / "g")
+    g = open_graph(tmp_path / "g")
+    cat = np.random.default_rng(1).integers(0, 9, m)
+    kw = dict(category=cat, user_k=5, recent=recent, max_slots=max_slots, id_dtype=np.int32)
+    build_macro_graph_from_graph(g, out_dir=tmp_path / "ref", **kw)
+    logs = []
+    got = build_macro_graph_from_graph(g, out_dir=tmp_path / "got", memory_budget=2**20, log=logs.append, **kw)
+    assert any("memory budget 1,048,576 B" in s for s in logs)
+    names = sorted(p.name for p in (tmp_path / "ref").iterdir())
+    assert names == sorted(p.name for p in (tmp_path / "got").iterdir())  # no .products left behind
+    for name in names:
+        assert (tmp_path / "ref" / name).read_bytes() == (tmp_path / "got" / name).read_bytes(), name
+    assert got.info["slot_layout"] == ("dense" if max_slots == 64 else "ragged")
+
+
+def test_macro_budget_is_checked(events, tmp_path):
+    from recgraph.graph.streaming import build_macro_graph_from_graph, macro_budget_plan
+
+    g = _mmap(events, tmp_path)
+    with pytest.raises(ValueError, match="needs out_dir"):
+        build_macro_graph_from_graph(g, recent=0, memory_budget=2**30)
+    with pytest.raises(ValueError, match="at least 1 MiB"):
+        build_macro_graph_from_graph(g, recent=0, memory_budget=1000, out_dir=tmp_path / "m")
+    plan = macro_budget_plan(2 * 2**30)
+    assert plan["max_edges"] == 2**24 and plan["max_gather"] == 2**26 and plan["kmeans_bytes"] == 2**29
+    assert macro_budget_plan(None)["max_gather"] is None

@@ -16,6 +16,7 @@ temporaries in :func:`recgraph.graph.macro.macro_counts`.
 from __future__ import annotations
 
 import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -26,13 +27,14 @@ import scipy.sparse as sp
 
 from ..io import atomic_npy_writer, atomic_write_json
 from .bipartite import BipartiteGraph
+from .disk_csr import DiskCSR, DiskCSRWriter
 from .external import read_slice
 from .macro import MacroCounts, assign_item_macros, kmeans_assign, one_hot
 from .ppr import PPRNeighbourhoods, bipartite_ppr
 
 __all__ = ["read_slice", "row_chunks", "spmm_rows", "spmm_slots", "macro_counts_from_graph", "recent_from_graph",
            "MacroSlots", "MACRO_TABLES", "MACRO_FILES", "MACRO_FORMAT", "SLOT_TABLES", "save_macro_meta",
-           "macro_products", "macro_table", "macro_table_rows", "macro_tables", "macro_files", "macro_slots_of", "check_recent",
+           "macro_products", "macro_budget_plan", "macro_table", "macro_table_rows", "macro_tables", "macro_files", "macro_slots_of", "check_recent",
            "padded_slots",
            "build_macro_graph_from_graph", "joint_csr_to_disk", "graph_ppr"]
 
@@ -102,24 +104,9 @@ def _csr_arrays(B: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
                                                                                                         copy=False)
 
 
-def spmm_rows(indptr: np.ndarray, indices: np.ndarray, B: sp.csr_matrix, *, weights: np.ndarray | None = None,
-              weight_index: np.ndarray | None = None, max_edges: int = DEFAULT_MAX_EDGES) -> sp.csr_matrix:
-    """``A·B`` for the CSR ``A = (indptr, indices, weights or 1)`` read in row chunks (``[n_rows, B.shape[1]]``
-    float32, sorted indices). ``weight_index``: weights are ``weights[weight_index[p]]`` (item-side edges
-    reading user-side counts through ``i_edge``). ``B`` must fit in RAM (here: ``≤ n_macros`` columns).
-    One pass per chunk: output buffers are sized by the row bound ``min(n_cols, Σ_p nnz(B[indices[p]]))``,
-    with chunks cut so a buffer holds at most ``max_edges`` entries."""
-    B = sp.csr_matrix(B)
-    n_cols = B.shape[1]
-    b_ptr, b_ind, b_val = _csr_arrays(B)
-    b_len = np.diff(b_ptr)
-    acc = np.zeros(n_cols, np.float64)
-    mark = np.zeros(n_cols, np.uint8)
-    touched = np.empty(n_cols, np.int64)
-    n_rows = np.asarray(indptr).shape[0] - 1
-    ptr_all = read_slice(indptr, 0, n_rows + 1).astype(np.int64, copy=False)
-    parts_ptr, parts_ind, parts_val = [np.zeros(1, np.int64)], [], []
-    nnz = 0
+def _product_chunks(ptr_all, indices, weights, weight_index, b_ptr, n_cols, max_edges):
+    """:func:`spmm_rows`' row chunks of ``A``: ``(r0, r1, neighbours, weights, has_weights, output bound
+    offsets, local indptr)``."""
     for r0, r1 in row_chunks(ptr_all, max_edges):
         a, b = int(ptr_all[r0]), int(ptr_all[r1])
         nb_all = read_slice(indices, a, b)
@@ -129,23 +116,58 @@ def spmm_rows(indptr: np.ndarray, indices: np.ndarray, B: sp.csr_matrix, *, weig
             w_all, has_w = read_slice(weights, a, b).astype(np.float64), True
         else:
             w_all, has_w = np.asarray(weights)[read_slice(weight_index, a, b)].astype(np.float64), True
-        work = np.concatenate([[0], np.cumsum(b_len[nb_all])])  # per-edge prefix of B row lengths
+        work = np.concatenate([[0], np.cumsum(b_ptr[nb_all + 1] - b_ptr[nb_all])])  # per-edge prefix of B row lengths
         lp_all = ptr_all[r0:r1 + 1] - a
         bound = np.minimum(n_cols, work[lp_all[1:]] - work[lp_all[:-1]])
-        bptr = np.concatenate([[0], np.cumsum(bound)])
-        for s0, s1 in row_chunks(bptr, max_edges):  # sub-chunks whose output bound fits the buffer
-            e0, e1 = int(lp_all[s0]), int(lp_all[s1])
-            cap = int(bptr[s1] - bptr[s0])
-            ind = np.empty(cap, np.int32)
-            val = np.empty(cap, np.float32)
-            optr = np.empty(s1 - s0 + 1, np.int64)
-            _spmm_rows(lp_all[s0:s1 + 1] - e0, nb_all[e0:e1], w_all[e0:e1] if has_w else w_all, has_w, b_ptr, b_ind,
-                       b_val, acc, mark, touched, optr, ind, val)
-            k = int(optr[-1])
-            parts_ptr.append(optr[1:] + nnz)
-            parts_ind.append(ind[:k].copy() if k < cap else ind)
-            parts_val.append(val[:k].copy() if k < cap else val)
-            nnz += k
+        yield r0, r1, nb_all, w_all, has_w, np.concatenate([[0], np.cumsum(bound)]), lp_all
+
+
+def spmm_rows(indptr: np.ndarray, indices: np.ndarray, B: sp.csr_matrix, *, weights: np.ndarray | None = None,
+              weight_index: np.ndarray | None = None, max_edges: int = DEFAULT_MAX_EDGES,
+              out: str | os.PathLike | None = None) -> sp.csr_matrix | DiskCSR:
+    """``A·B`` for the CSR ``A = (indptr, indices, weights or 1)`` read in row chunks (``[n_rows, B.shape[1]]``
+    float32, sorted indices). ``weight_index``: weights are ``weights[weight_index[p]]`` (item-side edges
+    reading user-side counts through ``i_edge``). ``B`` must fit in RAM (here: ``≤ n_macros`` columns).
+    One pass per chunk: output buffers are sized by the row bound ``min(n_cols, Σ_p nnz(B[indices[p]]))``,
+    with chunks cut so a buffer holds at most ``max_edges`` entries. ``out``: a folder the product is
+    streamed to chunk by chunk, returned as a :class:`DiskCSR` (RAM: one chunk, not the product)."""
+    B = sp.csr_matrix(B)
+    n_cols = B.shape[1]
+    b_ptr, b_ind, b_val = _csr_arrays(B)
+    acc = np.zeros(n_cols, np.float64)
+    mark = np.zeros(n_cols, np.uint8)
+    touched = np.empty(n_cols, np.int64)
+    n_rows = np.asarray(indptr).shape[0] - 1
+    ptr_all = read_slice(indptr, 0, n_rows + 1).astype(np.int64, copy=False)
+    parts_ptr, parts_ind, parts_val = [np.zeros(1, np.int64)], [], []
+    nnz = 0
+    writer = None if out is None else DiskCSRWriter(out, n_rows, n_cols)
+    try:
+        chunks = _product_chunks(ptr_all, indices, weights, weight_index, b_ptr, n_cols, max_edges)
+        for r0, r1, nb_all, w_all, has_w, bptr, lp_all in chunks:
+            for s0, s1 in row_chunks(bptr, max_edges):  # sub-chunks whose output bound fits the buffer
+                e0, e1 = int(lp_all[s0]), int(lp_all[s1])
+                cap = int(bptr[s1] - bptr[s0])
+                ind = np.empty(cap, np.int32)
+                val = np.empty(cap, np.float32)
+                optr = np.empty(s1 - s0 + 1, np.int64)
+                _spmm_rows(lp_all[s0:s1 + 1] - e0, nb_all[e0:e1], w_all[e0:e1] if has_w else w_all, has_w, b_ptr,
+                           b_ind, b_val, acc, mark, touched, optr, ind, val)
+                k = int(optr[-1])
+                if writer is not None:
+                    writer.write(optr, ind[:k], val[:k])
+                    continue
+                parts_ptr.append(optr[1:] + nnz)
+                parts_ind.append(ind[:k].copy() if k < cap else ind)
+                parts_val.append(val[:k].copy() if k < cap else val)
+                nnz += k
+    except BaseException as exc:
+        if writer is not None:
+            writer.__exit__(type(exc), exc, exc.__traceback__)
+        raise
+    if writer is not None:
+        writer.__exit__(None, None, None)
+        return DiskCSR.open(out)
     out_ptr = np.concatenate(parts_ptr)
     idx_dt = np.int32 if nnz < np.iinfo(np.int32).max else np.int64
     m = sp.csr_matrix((concat_consuming(parts_val, np.float32), concat_consuming(parts_ind, np.int32),
@@ -288,9 +310,9 @@ def _spmm_slots(indptr, nbr, w, has_w, b_indptr, b_indices, b_data, acc, mark, t
     return nts[:n_rows]
 
 
-def spmm_slots(indptr: np.ndarray, indices: np.ndarray, B: sp.csr_matrix, max_slots: int, dense: bool, *,
+def spmm_slots(indptr: np.ndarray, indices: np.ndarray, B: sp.csr_matrix | DiskCSR, max_slots: int, dense: bool, *,
                weights: np.ndarray | None = None, weight_index: np.ndarray | None = None,
-               id_dtype=np.int64, max_edges: int = DEFAULT_MAX_EDGES,
+               id_dtype=np.int64, max_edges: int = DEFAULT_MAX_EDGES, max_gather: int | None = None,
                out: tuple[Path, ...] | None = None) -> tuple[np.ndarray, ...]:
     """Rows of ``A·B`` as the slot tables of :func:`recgraph.graph.macro.build_feature_tables`
     (``_slots``): ``(ids [n_rows, W] id_dtype, counts [n_rows, W] float32)``; ``dense``: ``W = n_cols``
@@ -302,10 +324,19 @@ def spmm_slots(indptr: np.ndarray, indices: np.ndarray, B: sp.csr_matrix, max_sl
     ``out=(ids_path, counts_path, ptr_path)``, not dense: **ragged** — only each row's non-empty slots
     (at most ``max_slots``, top counts first), returned as ``(ids [nnz], counts [nnz], ptr [n_rows + 1]
     int64)``: row ``r`` is ``ids[ptr[r]:ptr[r + 1]]`` (:func:`padded_slots` pads rows back to
-    ``max_slots``). A user with 12 categories costs 12 slots on disk, not 64."""
-    B = sp.csr_matrix(B)
+    ``max_slots``). A user with 12 categories costs 12 slots on disk, not 64.
+
+    ``B`` a :class:`DiskCSR`: each chunk gathers the rows of ``B`` its edges reach (:meth:`DiskCSR.gather`)
+    and runs on that compact copy — the same sums in the same order, so the same tables; a chunk whose
+    rows would exceed ``max_gather`` entries is halved (RAM: ``B``'s row offsets + one chunk + its rows)."""
+    disk = isinstance(B, DiskCSR)
     n_cols = B.shape[1]
-    b_ptr, b_ind, b_val = _csr_arrays(B)
+    if disk:
+        b_ptr_all = B.row_offsets()
+        b_ptr = b_ind = b_val = None
+    else:
+        B = sp.csr_matrix(B)
+        b_ptr, b_ind, b_val = _csr_arrays(B)
     nt = numba.get_num_threads()  # one work row per thread (the kernel runs rows in parallel)
     acc, mark, touched = np.zeros((nt, n_cols)), np.zeros((nt, n_cols), np.uint8), np.empty((nt, n_cols), np.int64)
     n_rows = np.asarray(indptr).shape[0] - 1
@@ -321,8 +352,18 @@ def spmm_slots(indptr: np.ndarray, indices: np.ndarray, B: sp.csr_matrix, max_sl
             w, has_w = read_slice(weights, a, b).astype(np.float64), True
         else:
             w, has_w = np.asarray(weights)[read_slice(weight_index, a, b)].astype(np.float64), True
-        return _spmm_slots(ptr[r0:r1 + 1] - a, nb, w, has_w, b_ptr, b_ind, b_val, acc, mark, touched, dense, n_cols,
-                           ids, cnt)
+        if not disk:
+            return _spmm_slots(ptr[r0:r1 + 1] - a, nb, w, has_w, b_ptr, b_ind, b_val, acc, mark, touched, dense,
+                               n_cols, ids, cnt)
+        need = np.unique(nb)
+        if max_gather is not None and r1 - r0 > 1 and int((b_ptr_all[need + 1] - b_ptr_all[need]).sum()) > max_gather:
+            m = (r0 + r1) // 2  # too many rows of B for the budget: two halves
+            return np.concatenate([fill(r0, m, ids[:m - r0], cnt[:m - r0]), fill(m, r1, ids[m - r0:], cnt[m - r0:])])
+        g_ptr, g_ind, g_val = B.gather(need, b_ptr_all)
+        local = np.searchsorted(need, nb).astype(nb.dtype, copy=False)  # neighbour -> row of the gathered copy
+        del nb
+        return _spmm_slots(ptr[r0:r1 + 1] - a, local, w, has_w, g_ptr, g_ind, g_val, acc, mark, touched, dense,
+                           n_cols, ids, cnt)
 
     chunks = row_chunks(ptr, max_edges, max(1, max_edges // max(1, width)))
     if out is not None and len(out) == 3:
@@ -431,7 +472,7 @@ def build_macro_graph_from_graph(graph: BipartiteGraph, *, category: np.ndarray 
                                  item_method: str = "auto", item_k: int = 50, user_k: int = 20, recent: int = 20,
                                  max_slots: int = 64, seed: int = 0, id_dtype=np.int64,
                                  max_edges: int = DEFAULT_MAX_EDGES,
-                                 out_dir: str | os.PathLike | None = None,
+                                 out_dir: str | os.PathLike | None = None, memory_budget: int | None = None,
                                  log: Callable[[str], None] = lambda s: None) -> MacroSlots:
     """The single-snapshot :func:`recgraph.graph.macro.build_feature_tables` over a time-ordered graph
     (``dedupe=False``: counts are events), streaming the edges in chunks: macro assignment, the four slot
@@ -442,32 +483,71 @@ def build_macro_graph_from_graph(graph: BipartiteGraph, *, category: np.ndarray 
     ``recent=0``: no recent lists (the slot tables need no timestamps: any graph, e.g. a deduplicated one).
     ``out_dir``: the slot tables and recent lists are streamed to ``.npy`` files there and returned
     memory-mapped (RAM: ``R·C``, ``Rᵀ·U`` and one chunk); not dense, the slot tables are **ragged**
-    there (each row's non-empty slots only, ``*_ptr.npy`` row offsets; :meth:`MacroSlots.slots`)."""
+    there (each row's non-empty slots only, ``*_ptr.npy`` row offsets; :meth:`MacroSlots.slots`).
+
+    ``memory_budget`` (bytes; needs ``out_dir``): ``R·C`` and ``Rᵀ·U`` go to disk too (under
+    ``out_dir/.products``, deleted at the end) and every step works in pieces sized from the budget —
+    edge chunks, the rows of a product a chunk gathers, k-means blocks (:func:`macro_budget_plan`). RAM is
+    then the budget plus per-node arrays (macro ids, row offsets: ~40 bytes per node), whatever the
+    number of edges; the tables are identical to the unbudgeted build's."""
     check_recent(graph, recent)
     if out_dir is not None:
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
-
+    plan = macro_budget_plan(memory_budget, max_edges)
+    spill = None
+    if memory_budget is not None:
+        if out_dir is None:
+            raise ValueError("memory_budget needs out_dir: the tables themselves would otherwise be held in RAM")
+        spill = out_dir / ".products"
+        shutil.rmtree(spill, ignore_errors=True)
+        log(f"memory budget {int(memory_budget):,} B: chunks of {plan['max_edges']:,} edges, gathers of "
+            f"{plan['max_gather']:,} product entries, k-means blocks of {plan['kmeans_bytes']:,} B")
     im, n_im, um, n_um, user1, item1 = macro_products(graph, category=category, item_method=item_method,
-                                                      item_k=item_k, user_k=user_k, seed=seed, max_edges=max_edges,
-                                                      log=log)
+                                                      item_k=item_k, user_k=user_k, seed=seed,
+                                                      max_edges=plan["max_edges"], spill=spill,
+                                                      kmeans_bytes=plan["kmeans_bytes"], log=log)
     dense = max(n_im, n_um) <= max_slots
     ragged = out_dir is not None and not dense
-    kw = dict(max_slots=max_slots, dense=dense, recent=recent, id_dtype=id_dtype, max_edges=max_edges)
+    kw = dict(max_slots=max_slots, dense=dense, recent=recent, id_dtype=id_dtype, max_edges=plan["max_edges"],
+              max_gather=plan["max_gather"])
     t = {}
     for name in macro_tables(recent):
         out = None if out_dir is None else tuple(out_dir / f"{f}.npy" for f in macro_files(name, ragged))
         t[name] = macro_table(graph, name, user1, item1, out=out, **kw)
         if name == "u2":
-            item1 = None  # last use: free it before the next table
+            item1 = _drop(item1)  # last use: free it before the next table
         if name == "i2":
-            user1 = None
+            user1 = _drop(user1)
         log(f"{name} done")
+    if spill is not None:
+        shutil.rmtree(spill, ignore_errors=True)
     info = {"n_item_macros": n_im, "n_user_macros": n_um, "edges": graph.n_edges, "dense_slots": dense,
             "slot_layout": "dense" if dense else ("ragged" if ragged else "padded"), "max_slots": int(max_slots)}
     if out_dir is not None:
         save_macro_meta(out_dir, im, um, info, max_slots=max_slots, recent=recent, id_dtype=id_dtype)
     return macro_slots_of(t, im, n_im, um, n_um, dense, graph, info, ragged)
+
+
+def _drop(product) -> None:
+    """Forget a product after its last use (a :class:`DiskCSR`'s files are deleted)."""
+    if isinstance(product, DiskCSR):
+        product.remove()
+
+
+def macro_budget_plan(memory_budget: int | None, max_edges: int = DEFAULT_MAX_EDGES) -> dict:
+    """How :func:`build_macro_graph_from_graph` splits ``memory_budget`` bytes: a quarter for an edge chunk
+    (~32 bytes per edge in flight: ids, weights, gathered-row ids, slot rows), a quarter for the product
+    rows a chunk gathers (8 bytes per entry), a quarter for a k-means block; ``None``: the defaults
+    (16M-edge chunks, no gather limit, k-means blocks of 65,536 rows)."""
+    if memory_budget is None:
+        return {"max_edges": int(max_edges), "max_gather": None, "kmeans_bytes": None}
+    budget = int(memory_budget)
+    if budget < 2**20:
+        raise ValueError(f"memory_budget={budget:,} bytes is too small for the macro build: give at least 1 MiB")
+    return {"max_edges": int(min(max_edges, max(1 << 12, budget // 4 // 32))),
+            "max_gather": int(max(1 << 12, budget // 4 // 8)),
+            "kmeans_bytes": budget // 4}
 
 
 def check_recent(graph: BipartiteGraph, recent: int) -> None:
@@ -520,10 +600,14 @@ def macro_files(table: str, ragged: bool) -> tuple[str, ...]:
 
 def macro_products(graph: BipartiteGraph, *, category: np.ndarray | None = None, item_method: str = "auto",
                    item_k: int = 50, user_k: int = 20, seed: int = 0, max_edges: int = DEFAULT_MAX_EDGES,
+                   spill: str | os.PathLike | None = None, kmeans_bytes: int | None = None,
                    log: Callable[[str], None] = lambda s: None):
     """The part of the macro build every table needs: item macros, ``user1 = R·C`` (CSR ``[N, n_im]``),
     user macros (k-means on ``user1``'s rows; users without events get macro ``user_k``) and
-    ``item1 = Rᵀ·U`` (CSR ``[M, user_k + 1]``). Returns ``(im, n_im, um, n_um, user1, item1)``."""
+    ``item1 = Rᵀ·U`` (CSR ``[M, user_k + 1]``). Returns ``(im, n_im, um, n_um, user1, item1)``.
+    ``spill``: a folder the two products are streamed to (``spill/user1``, ``spill/item1``), returned as
+    :class:`DiskCSR` — RAM one chunk instead of ~8 bytes per stored count (4 GB at 1B events);
+    ``kmeans_bytes``: the size of a k-means block (3 dense float32 copies of its rows), default 65,536 rows."""
     R = None
     if item_method == "kmeans-rows" or (item_method == "auto" and category is None):
         R = graph.to_scipy("count")
@@ -531,13 +615,17 @@ def macro_products(graph: BipartiteGraph, *, category: np.ndarray | None = None,
     del R
     w = graph.u_count
     wi = None if w is None else graph.i_edge
-    user1 = spmm_rows(graph.u_indptr, graph.u_indices, one_hot(im, n_im), weights=w, max_edges=max_edges)  # R·C
+    to = (lambda name: None) if spill is None else (lambda name: Path(spill) / name)  # noqa: E731
+    user1 = spmm_rows(graph.u_indptr, graph.u_indices, one_hot(im, n_im), weights=w, max_edges=max_edges,
+                      out=to("user1"))  # R·C
     log("R·C done")
-    raw = kmeans_assign(user1, user_k, seed=seed)
-    um, n_um = np.where(raw >= 0, raw, user_k).astype(np.int64), int(user_k) + 1
+    chunk = 65536 if kmeans_bytes is None else max(1024, int(kmeans_bytes) // (12 * max(1, n_im)))
+    raw = kmeans_assign(user1, user_k, seed=seed, chunk=chunk)
+    raw[raw < 0] = user_k  # users without events: their own macro (in place: 8 bytes per user, not 24)
+    um, n_um = raw, int(user_k) + 1
     log("user k-means done")
     item1 = spmm_rows(graph.i_indptr, graph.i_indices, one_hot(um, n_um), weights=w, weight_index=wi,
-                      max_edges=max_edges)  # Rᵀ·U
+                      max_edges=max_edges, out=to("item1"))  # Rᵀ·U
     log("Rᵀ·U done")
     return im, n_im, um, n_um, user1, item1
 
@@ -548,7 +636,8 @@ def macro_table_rows(graph: BipartiteGraph, table: str) -> int:
 
 def macro_table(graph: BipartiteGraph, table: str, user1: sp.csr_matrix, item1: sp.csr_matrix, *, max_slots: int,
                 dense: bool, recent: int, id_dtype=np.int64, max_edges: int = DEFAULT_MAX_EDGES,
-                out: tuple[Path, ...] | None = None, rows: tuple[int, int] | None = None):
+                max_gather: int | None = None, out: tuple[Path, ...] | None = None,
+                rows: tuple[int, int] | None = None):
     """One macro table (``table`` in :data:`MACRO_TABLES`), all rows or ``rows=(r0, r1)``: the slot tables
     ``u1 = user1``, ``i1 = item1``, ``u2 = R·item1``, ``i2 = Rᵀ·user1`` as ``(ids, counts)``, the recent
     lists as ``(ids, times, counts)``; ``out``: streamed to those ``.npy`` files (three for a ragged slot
@@ -557,6 +646,8 @@ def macro_table(graph: BipartiteGraph, table: str, user1: sp.csr_matrix, item1: 
     w = graph.u_count
     wi = None if w is None else graph.i_edge
     kw = dict(id_dtype=id_dtype, max_edges=max_edges, out=out)
+    if table in SLOT_TABLES:
+        kw["max_gather"] = max_gather
     if table in ("u1", "i1"):  # the product's own rows as slots: A = identity rows r0..r1
         eye = np.arange(r1 + 1, dtype=np.int64)
         return spmm_slots(eye[r0:r1 + 1], eye, user1 if table == "u1" else item1, max_slots, dense, **kw)
