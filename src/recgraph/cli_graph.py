@@ -161,9 +161,9 @@ def macro(path: Path = typer.Argument(..., metavar="GRAPH", help="graph folder (
           engine: str = typer.Option("local", help="local (this process) | ray (tables as Ray tasks)"),
           ray_address: Optional[str] = typer.Option(None, help="Ray cluster address; default: a local Ray"),
           num_cpus: int = typer.Option(2, help="CPUs of the local Ray started for --engine ray"),
-          memory_budget: Optional[str] = typer.Option(None, help="RAM the local build may hold beyond ~40 bytes per "
-                                                                 "node, e.g. 2GB (the count products go to disk); "
-                                                                 "default: products in RAM")):
+          memory_budget: Optional[str] = typer.Option(None, help="RAM the build may hold beyond ~40 bytes per node, "
+                                                                 "e.g. 2GB (the count products go to disk; Ray: "
+                                                                 "split over the tasks); default: products in RAM")):
     """MacGNN's macro-graph feature tables (slot counts u1 u2 i1 i2, recent lists) of a memory-mapped graph,
     streamed to disk in row chunks (slot tables ragged: each row's non-empty slots and row offsets);
     --engine ray computes the tables as Ray tasks (the same files)."""
@@ -172,20 +172,18 @@ def macro(path: Path = typer.Argument(..., metavar="GRAPH", help="graph folder (
 
     if engine not in ("local", "ray"):
         fail(f"--engine must be local or ray, got {engine!r}")
-    if memory_budget is not None and engine == "ray":
-        fail("--memory-budget is for --engine local (each Ray task holds the product it reads plus one chunk)")
     g = _open_or_exit(path)
     try:
         cat = None if categories is None else _read_categories(categories, g.n_items)
+        budget = None if memory_budget is None else parse_bytes(memory_budget)
         kw = dict(category=cat, user_k=user_k, recent=recent, max_slots=max_slots,
                   id_dtype=np.int32 if id32 else np.int64, log=console.print)
         t0 = time.perf_counter()
         if engine == "ray":
             from .distributed.ray import build_macro_ray
 
-            m = build_macro_ray(path, out, address=ray_address, num_cpus=num_cpus, **kw)
+            m = build_macro_ray(path, out, address=ray_address, num_cpus=num_cpus, memory_budget=budget, **kw)
         else:
-            budget = None if memory_budget is None else parse_bytes(memory_budget)
             m = build_macro_graph_from_graph(g, out_dir=out, memory_budget=budget, **kw)
     except (FileNotFoundError, ValueError) as exc:
         fail(str(exc))

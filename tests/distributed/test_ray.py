@@ -124,3 +124,6 @@ def test_macro_tables_as_ray_tasks_equal_local_files(tmp_path):
     _same_folder(tmp_path / "local", tmp_path / "ray")
     np.testing.assert_array_equal(got.user_macro, ref.user_macro)
     np.testing.assert_array_equal(got.item_macro, ref.item_macro)
+    # with a memory budget (1 MiB per task; the products read from disk chunk by chunk): the same files
+    build_macro_ray(tmp_path / "g", tmp_path / "ray_budget", rows_per_task=400, num_cpus=2, memory_budget=2**21, **kw)
+    _same_folder(tmp_path / "local", tmp_path / "ray_budget")

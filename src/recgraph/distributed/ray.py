@@ -44,8 +44,10 @@ import numpy as np
 from ..graph.bipartite import BipartiteGraph
 from ..graph.external import BuildOptions, build_graph, open_graph, run_step
 from ..graph.ppr import PPRNeighbourhoods, bipartite_ppr
-from ..graph.streaming import (SLOT_TABLES, MacroSlots, check_recent, joint_csr_to_disk, macro_files, macro_products,
-                               macro_slots_of, macro_table, macro_table_rows, macro_tables, save_macro_meta)
+from ..graph.disk_csr import DiskCSR
+from ..graph.streaming import (SLOT_TABLES, MacroSlots, check_recent, joint_csr_to_disk, macro_budget_plan,
+                               macro_files, macro_products, macro_slots_of, macro_table, macro_table_rows, macro_tables,
+                               save_macro_meta)
 from ..io import atomic_npy_writer, atomic_save_npz, atomic_write_dir, load_npz
 
 __all__ = ["build_graph_ray", "build_macro_ray", "graph_ppr_ray", "ray_mapper", "ray_session"]
@@ -152,29 +154,14 @@ def graph_ppr_ray(graph_dir: str | os.PathLike, user_sources, item_sources, *, w
 # ---------------------------------------------------------------------------------------------- macro features
 
 
-def _save_csr(m, folder: Path) -> None:
-    for k in ("indptr", "indices", "data"):
-        with atomic_npy_writer(folder / f"{k}.npy", getattr(m, k).dtype, getattr(m, k).shape[0]) as w:
-            w.write(getattr(m, k))
-    (folder / "shape").write_text(f"{m.shape[0]} {m.shape[1]}")
-
-
-def _load_csr(folder: Path):
-    import scipy.sparse as sp
-
-    arrs = [np.load(folder / f"{k}.npy", mmap_mode="r", allow_pickle=False) for k in ("data", "indices", "indptr")]
-    n, m = map(int, (folder / "shape").read_text().split())
-    return sp.csr_matrix(tuple(arrs), shape=(n, m), copy=False)
-
-
 def _macro_part(graph_dir: str, work_dir: str, table: str, r0: int, r1: int, ragged: bool, kw: dict) -> None:
     """One task: rows ``[r0, r1)`` of one macro table, committed as ``WORK/TABLE/r{r0}`` (its ``.npy`` files)."""
     g, work = open_graph(graph_dir), Path(work_dir)
     target = work / table / f"r{r0:012d}"
     if target.is_dir():  # a retry of a task that had committed
         return
-    user1 = _load_csr(work / "user1") if table in ("u1", "i2") else None
-    item1 = _load_csr(work / "item1") if table in ("i1", "u2") else None
+    user1 = DiskCSR.open(work / "user1") if table in ("u1", "i2") else None  # rows gathered per chunk
+    item1 = DiskCSR.open(work / "item1") if table in ("i1", "u2") else None
     files = macro_files(table, ragged)
     atomic_write_dir(target, lambda tmp: macro_table(g, table, user1, item1, rows=(r0, r1),
                                                      out=tuple(tmp / f"{f}.npy" for f in files), **kw))
@@ -208,28 +195,30 @@ def build_macro_ray(graph_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
                     item_method: str = "auto", item_k: int = 50, user_k: int = 20, recent: int = 20,
                     max_slots: int = 64, seed: int = 0, id_dtype=np.int32, rows_per_task: int = 1 << 18,
                     address: str | None = None, num_cpus: int = 2, max_retries: int = 3,
-                    log: Callable[[str], None] = lambda s: None) -> MacroSlots:
+                    memory_budget: int | None = None, log: Callable[[str], None] = lambda s: None) -> MacroSlots:
     """:func:`recgraph.graph.streaming.build_macro_graph_from_graph` with ``out_dir``, its tables computed
     as Ray tasks of ``rows_per_task`` rows (``graph_dir``: an on-disk graph, time-ordered unless
     ``recent=0``; ``out_dir`` on a file system every node mounts). Returns the tables memory-mapped from
-    ``out_dir``, the same files as the local build; each task holds the product it reads (``R·C`` or
-    ``Rᵀ·U``) plus one chunk."""
+    ``out_dir``, the same files as the local build. The driver streams ``R·C`` and ``Rᵀ·U`` to
+    ``out_dir/.work`` (:class:`~recgraph.graph.disk_csr.DiskCSR`); a task gathers the product rows each of
+    its chunks reads. ``memory_budget``: the driver's (as the local build's) and, divided by ``num_cpus``,
+    each task's — chunk sizes and gathers as :func:`~recgraph.graph.streaming.macro_budget_plan`."""
     import ray
 
     graph_dir, out_dir = Path(graph_dir).resolve(), Path(out_dir).resolve()
     g = open_graph(graph_dir)
     check_recent(g, recent)
-    im, n_im, um, n_um, user1, item1 = macro_products(g, category=category, item_method=item_method, item_k=item_k,
-                                                      user_k=user_k, seed=seed, log=log)
-    dense = max(n_im, n_um) <= max_slots
-    ragged = not dense
     work = out_dir / ".work"
     shutil.rmtree(work, ignore_errors=True)
-    for name, m in (("user1", user1), ("item1", item1)):
-        (work / name).mkdir(parents=True)
-        _save_csr(m, work / name)
-    del user1, item1
-    kw = dict(max_slots=max_slots, dense=dense, recent=recent, id_dtype=id_dtype)
+    plan = macro_budget_plan(memory_budget)
+    im, n_im, um, n_um, _, _ = macro_products(g, category=category, item_method=item_method, item_k=item_k,
+                                              user_k=user_k, seed=seed, max_edges=plan["max_edges"], spill=work,
+                                              kmeans_bytes=plan["kmeans_bytes"], log=log)  # work/user1, work/item1
+    dense = max(n_im, n_um) <= max_slots
+    ragged = not dense
+    task_plan = macro_budget_plan(None if memory_budget is None else max(2**20, memory_budget // max(1, num_cpus)))
+    kw = dict(max_slots=max_slots, dense=dense, recent=recent, id_dtype=id_dtype, max_edges=task_plan["max_edges"],
+              max_gather=task_plan["max_gather"])
     jobs = [(t, r0, min(macro_table_rows(g, t), r0 + int(rows_per_task))) for t in macro_tables(recent)
             for r0 in range(0, macro_table_rows(g, t), max(1, int(rows_per_task)))]
     log(f"macro tables: {len(jobs)} tasks")
