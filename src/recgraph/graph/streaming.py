@@ -328,11 +328,13 @@ def spmm_slots(indptr: np.ndarray, indices: np.ndarray, B: sp.csr_matrix | DiskC
 
     ``B`` a :class:`DiskCSR`: each chunk gathers the rows of ``B`` its edges reach (:meth:`DiskCSR.gather`)
     and runs on that compact copy — the same sums in the same order, so the same tables; a chunk whose
-    rows would exceed ``max_gather`` entries is halved (RAM: ``B``'s row offsets + one chunk + its rows)."""
+    rows would exceed ``max_gather`` entries is halved (RAM: 12 bytes per row of ``B`` — its offsets and a
+    row map — + one chunk + its rows)."""
     disk = isinstance(B, DiskCSR)
     n_cols = B.shape[1]
     if disk:
         b_ptr_all = B.row_offsets()
+        pos = np.full(B.shape[0], -1, np.int32 if B.shape[0] < np.iinfo(np.int32).max else np.int64)
         b_ptr = b_ind = b_val = None
     else:
         B = sp.csr_matrix(B)
@@ -355,12 +357,16 @@ def spmm_slots(indptr: np.ndarray, indices: np.ndarray, B: sp.csr_matrix | DiskC
         if not disk:
             return _spmm_slots(ptr[r0:r1 + 1] - a, nb, w, has_w, b_ptr, b_ind, b_val, acc, mark, touched, dense,
                                n_cols, ids, cnt)
-        need = np.unique(nb)
+        pos[nb] = 0  # the rows of B this chunk reads, sorted, without a sort: O(edges + rows of B)
+        need = np.flatnonzero(pos == 0)
         if max_gather is not None and r1 - r0 > 1 and int((b_ptr_all[need + 1] - b_ptr_all[need]).sum()) > max_gather:
+            pos[need] = -1
             m = (r0 + r1) // 2  # too many rows of B for the budget: two halves
             return np.concatenate([fill(r0, m, ids[:m - r0], cnt[:m - r0]), fill(m, r1, ids[m - r0:], cnt[m - r0:])])
         g_ptr, g_ind, g_val = B.gather(need, b_ptr_all)
-        local = np.searchsorted(need, nb).astype(nb.dtype, copy=False)  # neighbour -> row of the gathered copy
+        pos[need] = np.arange(need.shape[0], dtype=pos.dtype)
+        local = pos[nb].astype(nb.dtype, copy=False)  # neighbour -> row of the gathered copy
+        pos[need] = -1
         del nb
         return _spmm_slots(ptr[r0:r1 + 1] - a, local, w, has_w, g_ptr, g_ind, g_val, acc, mark, touched, dense,
                            n_cols, ids, cnt)
