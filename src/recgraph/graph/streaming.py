@@ -10,7 +10,9 @@ of the whole file. Results equal the in-memory functions of :mod:`recgraph.graph
 Memory of :func:`macro_counts_from_graph`: the four count matrices it returns (CSR, 8 bytes per
 stored entry) plus one chunk (``max_edges`` × (index + weight) bytes) and ``O(n_cols)`` work
 arrays — versus ``R`` (16 bytes/edge with its COO temporaries 24+), ``Rᵀ`` and scipy's product
-temporaries in :func:`recgraph.graph.macro.macro_counts`.
+temporaries in :func:`recgraph.graph.macro.macro_counts`. With a ``memory_budget``,
+:func:`build_macro_graph_from_graph` keeps even those products on disk (:class:`~recgraph.graph.disk_csr.DiskCSR`)
+and each chunk gathers the rows it reads.
 """
 
 from __future__ import annotations
@@ -34,8 +36,8 @@ from .ppr import PPRNeighbourhoods, bipartite_ppr
 
 __all__ = ["read_slice", "row_chunks", "spmm_rows", "spmm_slots", "macro_counts_from_graph", "recent_from_graph",
            "MacroSlots", "MACRO_TABLES", "MACRO_FILES", "MACRO_FORMAT", "SLOT_TABLES", "save_macro_meta",
-           "macro_products", "macro_budget_plan", "macro_table", "macro_table_rows", "macro_tables", "macro_files", "macro_slots_of", "check_recent",
-           "padded_slots",
+           "macro_products", "macro_budget_plan", "macro_table", "macro_table_rows", "macro_tables", "macro_files",
+           "macro_slots_of", "check_recent", "padded_slots",
            "build_macro_graph_from_graph", "joint_csr_to_disk", "graph_ppr"]
 
 DEFAULT_MAX_EDGES = 1 << 24  # 16M edges per chunk: ~128 MB of ids and weights
