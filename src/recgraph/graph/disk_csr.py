@@ -33,19 +33,19 @@ GAP_ENTRIES = 1 << 12  # rows closer than 4,096 entries are read as one span (th
 
 
 @numba.njit(cache=True, nogil=True)
-def _gather_spans(fd_i, base_i, fd_v, base_v, starts, ends, out_i, out_v, buf_i, buf_v, gap):  # pragma: no cover
-    """Copy entries ``[starts[k], ends[k])`` of two on-disk arrays (element 0 at byte ``base_*`` of file
-    ``fd_*``) one after another into ``out_i`` / ``out_v``, reading runs of close rows with one ``pread``
+def _gather_spans(fd_i, base_i, fd_v, base_v, starts, lens, out_i, out_v, buf_i, buf_v, gap):  # pragma: no cover
+    """Copy entries ``[starts[k], starts[k] + lens[k])`` of two on-disk arrays (element 0 at byte ``base_*`` of
+    file ``fd_*``) one after another into ``out_i`` / ``out_v``, reading runs of close rows with one ``pread``
     each into ``buf_*``. ``starts`` ascending, every row ≤ ``buf_*.shape[0]``. Returns False on a short read."""
     cap = buf_i.shape[0]
     n = starts.shape[0]
     pos = 0
     k = 0
     while k < n:
-        s, e = starts[k], ends[k]
+        s, e = starts[k], starts[k] + lens[k]
         j = k + 1
-        while j < n and starts[j] - e <= gap and ends[j] - s <= cap:
-            e = max(e, ends[j])
+        while j < n and starts[j] - e <= gap and starts[j] + lens[j] - s <= cap:
+            e = max(e, starts[j] + lens[j])
             j += 1
         if e > s:
             nb_i = (e - s) * buf_i.itemsize
@@ -55,7 +55,7 @@ def _gather_spans(fd_i, base_i, fd_v, base_v, starts, ends, out_i, out_v, buf_i,
             if pread_into(fd_v, buf_v, nb_v, base_v + s * buf_v.itemsize) != nb_v:
                 return False
             for t in range(k, j):
-                for q in range(starts[t], ends[t]):
+                for q in range(starts[t], starts[t] + lens[t]):
                     out_i[pos] = buf_i[q - s]
                     out_v[pos] = buf_v[q - s]
                     pos += 1
@@ -114,8 +114,13 @@ class DiskCSR:
             starts = ends = np.zeros(0, np.int64)
         else:
             starts, ends = indptr[rows], indptr[rows + 1]
-        lens = ends - starts
-        ptr = np.zeros(rows.shape[0] + 1, np.int64)
+        return self.read_rows(starts, ends - starts)
+
+    def read_rows(self, starts: np.ndarray, lens: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The entries ``[starts[k], starts[k] + lens[k])`` (``starts`` ascending: rows in order) as a compact
+        CSR ``(indptr [len(starts) + 1] int64, indices, data)`` — :meth:`gather` once the offsets are known."""
+        starts, lens = np.asarray(starts, np.int64), np.asarray(lens, np.int64)
+        ptr = np.zeros(starts.shape[0] + 1, np.int64)
         np.cumsum(lens, out=ptr[1:])
         out_i = np.empty(int(ptr[-1]), self.indices.dtype)
         out_v = np.empty(int(ptr[-1]), self.data.dtype)
@@ -128,7 +133,7 @@ class DiskCSR:
         buf_i, buf_v = np.empty(cap, self.indices.dtype), np.empty(cap, self.data.dtype)
         fd_i, fd_v = os.open(reg_i[0], os.O_RDONLY), os.open(reg_v[0], os.O_RDONLY)
         try:
-            ok = _gather_spans(fd_i, reg_i[1], fd_v, reg_v[1], starts, ends, out_i, out_v, buf_i, buf_v,
+            ok = _gather_spans(fd_i, reg_i[1], fd_v, reg_v[1], starts, lens, out_i, out_v, buf_i, buf_v,
                                GAP_ENTRIES)
         finally:
             os.close(fd_i)

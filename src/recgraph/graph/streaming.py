@@ -361,11 +361,17 @@ def spmm_slots(indptr: np.ndarray, indices: np.ndarray, B: sp.csr_matrix | DiskC
                                n_cols, ids, cnt)
         pos[nb] = 0  # the rows of B this chunk reads, sorted, without a sort: O(edges + rows of B)
         need = np.flatnonzero(pos == 0)
-        if max_gather is not None and r1 - r0 > 1 and int((b_ptr_all[need + 1] - b_ptr_all[need]).sum()) > max_gather:
+        starts = b_ptr_all[need]
+        lens = b_ptr_all[need + 1]
+        lens -= starts
+        # a gathered row costs its entries (8 bytes each) and ~40 bytes of offsets while it is gathered
+        if max_gather is not None and r1 - r0 > 1 and int(lens.sum()) + 5 * need.shape[0] > max_gather:
             pos[need] = -1
+            del starts, lens, need, nb, w  # the halves read their own edges
             m = (r0 + r1) // 2  # too many rows of B for the budget: two halves
             return np.concatenate([fill(r0, m, ids[:m - r0], cnt[:m - r0]), fill(m, r1, ids[m - r0:], cnt[m - r0:])])
-        g_ptr, g_ind, g_val = B.gather(need, b_ptr_all)
+        g_ptr, g_ind, g_val = B.read_rows(starts, lens)
+        del starts, lens
         pos[need] = np.arange(need.shape[0], dtype=pos.dtype)
         local = pos[nb].astype(nb.dtype, copy=False)  # neighbour -> row of the gathered copy
         pos[need] = -1
