@@ -18,7 +18,8 @@ macro slot tables (``u1 u2 i1 i2``: 500 Zipf categories drawn as ``bench_scale.p
 k-means k = 20, top-64 slots, int32 ids, no recent lists: the graph may have no timestamps) streamed to
 disk, ragged (``build_macro_graph_from_graph(recent=0, out_dir=..., memory_budget=...)``; ``none``: ``R·C``
 and ``Rᵀ·U`` in RAM, chunks of 16M edges; a budget: the products on disk too, gathered chunk by chunk);
-reports the time of each step (``build_seconds``: the tables; ``seconds`` adds hashing them), the bytes
+reports the time of each step (``build_seconds`` / ``build_peak_rss``: the tables; ``seconds`` / ``peak_rss``
+add hashing them), the bytes
 on disk per table and per edge, a sha256 of the row offsets
 (``rows_sha256``, comparable with older results) and of every table file (``files_sha256``).
 Writes benchmarks/results/<--name>.json.
@@ -152,6 +153,7 @@ def _macro(g, a, budget, prep):
                                      out_dir=out, memory_budget=budget, log=log)
     build_seconds = time.perf_counter() - t0
     log("tables done")
+    build_peak = _status()["VmHWM"]  # before the hashing below reads the tables back
     files = {p.name: p.stat().st_size for p in sorted(out.iterdir())}
     disk = sum(files.values())
     slots = {t: int(m.slot_ptr[t][-1]) if t in m.slot_ptr else int(np.prod(getattr(m, f"{t}_ids").shape))
@@ -168,7 +170,8 @@ def _macro(g, a, budget, prep):
     return {"macro_info": m.info, "steps": steps, "files_bytes": files, "disk_bytes": disk,
             "disk_bytes_per_edge": disk / g.n_edges, "slots_stored": slots,
             "slots_if_padded": {t: (g.n_users if t[0] == "u" else g.n_items) * 64 for t in slots},
-            "rows_sha256": h.hexdigest(), "files_sha256": whole.hexdigest(), "build_seconds": build_seconds}
+            "rows_sha256": h.hexdigest(), "files_sha256": whole.hexdigest(), "build_seconds": build_seconds,
+            "build_peak_rss": build_peak}
 
 
 def main() -> None:
