@@ -348,6 +348,21 @@ def spmm_slots(indptr: np.ndarray, indices: np.ndarray, B: sp.csr_matrix | DiskC
     width = n_cols if dense else int(max_slots)
 
     def fill(r0, r1, ids, cnt) -> np.ndarray:
+        """Rows ``[r0, r1)`` into ``ids`` / ``cnt``; returns their non-zero counts. A range whose product rows
+        exceed ``max_gather`` is done in halves (a work list, not recursion: a closure that calls itself is a
+        reference cycle, and its arrays — 1.4 GB at 1B — would outlive the call until the garbage collector)."""
+        done, todo = [], [(r0, r1)]
+        while todo:
+            s0, s1 = todo.pop()
+            nts = fill_range(s0, s1, ids[s0 - r0:s1 - r0], cnt[s0 - r0:s1 - r0])
+            if nts is None:
+                m = (s0 + s1) // 2  # too many rows of B for the budget: two halves, the first one next
+                todo += [(m, s1), (s0, m)]
+            else:
+                done.append(nts)
+        return done[0] if len(done) == 1 else np.concatenate(done)
+
+    def fill_range(r0, r1, ids, cnt) -> np.ndarray | None:
         a, b = int(ptr[r0]), int(ptr[r1])
         nb = read_slice(indices, a, b)
         if weights is None:
@@ -367,9 +382,7 @@ def spmm_slots(indptr: np.ndarray, indices: np.ndarray, B: sp.csr_matrix | DiskC
         # a gathered row costs its entries (8 bytes each) and ~40 bytes of offsets while it is gathered
         if max_gather is not None and r1 - r0 > 1 and int(lens.sum()) + 5 * need.shape[0] > max_gather:
             pos[need] = -1
-            del starts, lens, need, nb, w  # the halves read their own edges
-            m = (r0 + r1) // 2  # too many rows of B for the budget: two halves
-            return np.concatenate([fill(r0, m, ids[:m - r0], cnt[:m - r0]), fill(m, r1, ids[m - r0:], cnt[m - r0:])])
+            return None
         g_ptr, g_ind, g_val = B.read_rows(starts, lens)
         del starts, lens
         pos[need] = np.arange(need.shape[0], dtype=pos.dtype)
