@@ -106,18 +106,23 @@ def _csr_arrays(B: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
                                                                                                         copy=False)
 
 
+def _edges(indices, weights, weight_index, a: int, b: int) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Edges ``[a, b)`` of ``A``: ``(neighbours, float64 weights or a dummy, has_weights)``; ``weight_index``:
+    the weights are ``weights[weight_index[p]]``."""
+    nb = read_slice(indices, a, b)
+    if weights is None:
+        return nb, np.zeros(1), False
+    if weight_index is None:
+        return nb, read_slice(weights, a, b).astype(np.float64), True
+    return nb, np.asarray(weights)[read_slice(weight_index, a, b)].astype(np.float64), True
+
+
 def _product_chunks(ptr_all, indices, weights, weight_index, b_ptr, n_cols, max_edges):
     """:func:`spmm_rows`' row chunks of ``A``: ``(r0, r1, neighbours, weights, has_weights, output bound
     offsets, local indptr)``."""
     for r0, r1 in row_chunks(ptr_all, max_edges):
         a, b = int(ptr_all[r0]), int(ptr_all[r1])
-        nb_all = read_slice(indices, a, b)
-        if weights is None:
-            w_all, has_w = np.zeros(1), False
-        elif weight_index is None:
-            w_all, has_w = read_slice(weights, a, b).astype(np.float64), True
-        else:
-            w_all, has_w = np.asarray(weights)[read_slice(weight_index, a, b)].astype(np.float64), True
+        nb_all, w_all, has_w = _edges(indices, weights, weight_index, a, b)
         work = np.concatenate([[0], np.cumsum(b_ptr[nb_all + 1] - b_ptr[nb_all])])  # per-edge prefix of B row lengths
         lp_all = ptr_all[r0:r1 + 1] - a
         bound = np.minimum(n_cols, work[lp_all[1:]] - work[lp_all[:-1]])
@@ -364,13 +369,7 @@ def spmm_slots(indptr: np.ndarray, indices: np.ndarray, B: sp.csr_matrix | DiskC
 
     def fill_range(r0, r1, ids, cnt) -> np.ndarray | None:
         a, b = int(ptr[r0]), int(ptr[r1])
-        nb = read_slice(indices, a, b)
-        if weights is None:
-            w, has_w = np.zeros(1), False
-        elif weight_index is None:
-            w, has_w = read_slice(weights, a, b).astype(np.float64), True
-        else:
-            w, has_w = np.asarray(weights)[read_slice(weight_index, a, b)].astype(np.float64), True
+        nb, w, has_w = _edges(indices, weights, weight_index, a, b)
         if not disk:
             return _spmm_slots(ptr[r0:r1 + 1] - a, nb, w, has_w, b_ptr, b_ind, b_val, acc, mark, touched, dense,
                                n_cols, ids, cnt)
