@@ -161,7 +161,7 @@ def macro(path: Path = typer.Argument(..., metavar="GRAPH", help="graph folder (
           engine: str = typer.Option("local", help="local (this process) | ray (tables as Ray tasks)"),
           ray_address: Optional[str] = typer.Option(None, help="Ray cluster address; default: a local Ray"),
           num_cpus: int = typer.Option(2, help="CPUs of the local Ray started for --engine ray"),
-          memory_budget: Optional[str] = typer.Option(None, help="RAM the build may hold beyond ~40 bytes per node, "
+          memory_budget: Optional[str] = typer.Option(None, help="RAM the build may hold beyond ~25 bytes per node, "
                                                                  "e.g. 2GB (the count products go to disk; Ray: "
                                                                  "split over the tasks); default: products in RAM")):
     """MacGNN's macro-graph feature tables (slot counts u1 u2 i1 i2, recent lists) of a memory-mapped graph,
